@@ -1,0 +1,205 @@
+"""Image classification data sets, held as uint8 NCHW arrays and normalised per channel on use.
+
+Sources: scikit-learn's bundled digits (no download), the CIFAR-10 python batches from a folder,
+or any `.npz` file with `x_train`, `y_train` (and optionally `x_test`, `y_test`).
+"""
+
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nasbox.errors import NasboxError
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass
+class ImageData:
+    """Train/test images (uint8, NCHW) with labels and the per-channel statistics to normalise."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    mean: tuple[float, ...] = field(default=())
+    std: tuple[float, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.mean:
+            scaled = self.x_train.astype(np.float64) / 255.0
+            self.mean = tuple(scaled.mean(axis=(0, 2, 3)).tolist())
+            self.std = tuple(np.maximum(scaled.std(axis=(0, 2, 3)), 1e-8).tolist())
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.x_train.shape[2]), int(self.x_train.shape[3])
+
+    @property
+    def num_classes(self) -> int:
+        labels = [self.y_train] + ([self.y_test] if self.y_test is not None else [])
+        return int(max(int(y.max()) for y in labels)) + 1
+
+    def normalize(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 NCHW images -> float32 tensor with zero mean and unit variance per channel."""
+        x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+        return x.sub_(mean).div_(std)
+
+    def batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A seeded random minibatch of normalised training images and their labels."""
+        if size < 2:
+            raise NasboxError(f"batch size must be at least 2, got {size}")
+        rng = np.random.default_rng(seed)
+        size = min(size, len(self.x_train))
+        index = np.sort(rng.choice(len(self.x_train), size=size, replace=False))
+        return self.normalize(self.x_train[index]), torch.from_numpy(self.y_train[index]).long()
+
+
+def load_data(spec: str = "digits", data_dir: str | Path | None = None) -> ImageData:
+    """Load a data set by its CLI name: `digits`, `cifar10` (with `data_dir`) or `npz:FILE`."""
+    if spec == "digits":
+        return load_digits()
+    if spec == "cifar10":
+        if data_dir is None:
+            raise NasboxError(
+                "--data cifar10 needs --data-dir DIR, the folder with the CIFAR-10 python batches"
+            )
+        return load_cifar10(data_dir)
+    if spec.startswith("npz:"):
+        return load_npz(spec[len("npz:") :])
+    raise NasboxError(
+        f"unknown data set {spec!r}; use digits, cifar10 (with --data-dir) or npz:FILE"
+    )
+
+
+def load_digits(test_fraction: float = 0.2) -> ImageData:
+    """scikit-learn's 8x8 digits (values 0..16) scaled to uint8; the last 20% is the test split."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    labels = digits.target.astype(np.int64)
+    cut = int(len(images) * (1 - test_fraction))
+    return ImageData("digits", images[:cut], labels[:cut], images[cut:], labels[cut:])
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays only, so a data file cannot run code."""
+
+    _allowed = {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._allowed:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise NasboxError(f"{path}: file not found (expected a CIFAR-10 python batch)")
+    try:
+        with path.open("rb") as handle:
+            batch = _ArraysOnlyUnpickler(handle, encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as err:
+        raise NasboxError(f"{path}: not a CIFAR-10 python batch ({err})") from None
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise NasboxError(
+            f"{path}: expected {len(labels)} rows of 3072 pixels, found shape {data.shape}"
+        )
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_cifar10(data_dir: str | Path) -> ImageData:
+    """The standard `cifar-10-batches-py` folder: data_batch_1..5 and test_batch."""
+    folder = Path(data_dir)
+    if (folder / "cifar-10-batches-py").is_dir():
+        folder = folder / "cifar-10-batches-py"
+    if not folder.is_dir():
+        raise NasboxError(f"{folder}: folder not found (expected the CIFAR-10 python batches)")
+    train = [_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    x_test, y_test = _read_cifar_batch(folder / "test_batch")
+    return ImageData(
+        "cifar10",
+        np.concatenate([x for x, _ in train]),
+        np.concatenate([y for _, y in train]),
+        x_test,
+        y_test,
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
+    )
+
+
+def _to_nchw(images: np.ndarray, path: Path, key: str) -> np.ndarray:
+    if images.dtype != np.uint8:
+        raise NasboxError(f"{path}: {key} must be uint8 images, found dtype {images.dtype}")
+    if images.ndim == 3:
+        return images[:, None]
+    if images.ndim != 4:
+        raise NasboxError(
+            f"{path}: {key} must have shape (N, C, H, W) or (N, H, W, C), found {images.shape}"
+        )
+    if images.shape[1] in (1, 3) and images.shape[3] not in (1, 3):
+        return images
+    if images.shape[3] in (1, 3):
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    raise NasboxError(
+        f"{path}: {key} has shape {images.shape}; cannot tell the channel axis (1 or 3 channels)"
+    )
+
+
+def _labels(values: np.ndarray, count: int, path: Path, key: str) -> np.ndarray:
+    if values.ndim != 1 or len(values) != count:
+        raise NasboxError(f"{path}: {key} must hold {count} labels, found shape {values.shape}")
+    if not np.issubdtype(values.dtype, np.integer) or (len(values) and values.min() < 0):
+        raise NasboxError(f"{path}: {key} must be non-negative integer class labels")
+    return values.astype(np.int64)
+
+
+def load_npz(file: str | Path) -> ImageData:
+    """Arrays `x_train`, `y_train` and optionally `x_test`, `y_test` (uint8, NCHW or NHWC)."""
+    path = Path(file)
+    if not path.is_file():
+        raise NasboxError(f"{path}: file not found")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise NasboxError(f"{path}: not a readable .npz file ({err})") from None
+    missing = [key for key in ("x_train", "y_train") if key not in arrays]
+    if missing:
+        raise NasboxError(
+            f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(arrays) or 'none'}"
+        )
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise NasboxError(f"{path}: give both x_test and y_test, or neither")
+    x_train = _to_nchw(arrays["x_train"], path, "x_train")
+    y_train = _labels(arrays["y_train"], len(x_train), path, "y_train")
+    if len(x_train) < 2:
+        raise NasboxError(f"{path}: x_train needs at least 2 images, found {len(x_train)}")
+    x_test = y_test = None
+    if "x_test" in arrays:
+        x_test = _to_nchw(arrays["x_test"], path, "x_test")
+        y_test = _labels(arrays["y_test"], len(x_test), path, "y_test")
+        if x_test.shape[1:] != x_train.shape[1:]:
+            raise NasboxError(
+                f"{path}: x_test images are {x_test.shape[1:]} but x_train images are "
+                f"{x_train.shape[1:]}"
+            )
+    return ImageData(path.stem, x_train, y_train, x_test, y_test)

@@ -1,0 +1,69 @@
+"""What an estimator is: a function from architecture to a number where higher is better."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from nasbox.data import ImageData
+from nasbox.errors import NasboxError
+from nasbox.spaces import SearchSpace
+
+
+@dataclass
+class EstimatorContext:
+    """Everything an estimator may need: the space, data, seed and how to size the networks."""
+
+    space: SearchSpace
+    data: ImageData | None = None
+    seed: int = 0
+    batch_size: int = 128
+    device: str = "cpu"
+    channels_last: bool = True
+    build_options: dict = field(default_factory=dict)
+
+    def require_data(self, estimator: str) -> ImageData:
+        if self.data is None:
+            raise NasboxError(f"estimator {estimator!r} needs data; pass --data")
+        return self.data
+
+    def build(self, arch: Hashable) -> nn.Module:
+        """A network for `arch`, initialised from `seed` so scores repeat exactly."""
+        num_classes = self.data.num_classes if self.data is not None else 10
+        in_channels = self.data.in_channels if self.data is not None else 3
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            network = self.space.build(
+                arch, num_classes=num_classes, in_channels=in_channels, **self.build_options
+            )
+        return network.to(self.device, memory_format=self.memory_format)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """channels-last lets oneDNN pick its fastest CPU convolutions (about 1.5x here)."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+class Estimator(ABC):
+    """Scores architectures; higher is better. `-inf` means "unusable", never an exception."""
+
+    name: str
+
+    def __init__(self, context: EstimatorContext) -> None:
+        self.context = context
+
+    @abstractmethod
+    def __call__(self, arch: Hashable) -> float:
+        """The score of `arch`."""
+
+
+class MinibatchEstimator(Estimator):
+    """A training-free score computed on one fixed, seeded minibatch of training images."""
+
+    def __init__(self, context: EstimatorContext) -> None:
+        super().__init__(context)
+        data = context.require_data(self.name)
+        images, _ = data.batch(context.batch_size, seed=context.seed)
+        self.images = images.to(context.device, memory_format=context.memory_format)

@@ -1,0 +1,66 @@
+"""Cost of a network: parameters and multiply-adds, both in millions."""
+
+from collections.abc import Hashable
+
+import torch
+from torch import nn
+
+from nasbox.estimators.base import Estimator, EstimatorContext
+
+
+def count_parameters(network: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in network.parameters())
+
+
+def count_multiply_adds(network: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of convolutions and linear layers for one input of shape (C, H, W)."""
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        kernel = module.kernel_size[0] * module.kernel_size[1]
+        total += output.numel() * (module.in_channels // module.groups) * kernel
+
+    def linear_hook(module: nn.Linear, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        total += output.numel() * module.in_features
+
+    handles = []
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear_hook))
+    was_training = network.training
+    try:
+        network.eval()
+        with torch.no_grad():
+            network(torch.zeros(1, *input_shape))
+    finally:
+        network.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+class Parameters(Estimator):
+    """Trainable parameters in millions (a strong size-based baseline)."""
+
+    name = "params"
+
+    def __call__(self, arch: Hashable) -> float:
+        return count_parameters(self.context.build(arch)) / 1e6
+
+
+class MultiplyAdds(Estimator):
+    """Multiply-adds for one input in millions, at the data's image size (32x32 without data)."""
+
+    name = "flops"
+
+    def __init__(self, context: EstimatorContext) -> None:
+        super().__init__(context)
+        data = context.data
+        self.input_shape = (data.in_channels, *data.image_size) if data else (3, 32, 32)
+
+    def __call__(self, arch: Hashable) -> float:
+        return count_multiply_adds(self.context.build(arch).cpu(), self.input_shape) / 1e6

@@ -1,0 +1,92 @@
+"""NASWOT (Mellor et al., 2021): log|K_H| of the Hamming kernel of ReLU activation codes.
+
+For each ReLU, c is the binary code (input > 0) of every sample; K_H adds c c^T + (1-c)(1-c)^T,
+i.e. the number of units on which two samples agree. Expanded, that is D - r_i - r_j + 2 c_i.c_j
+(r the row sums of c, the diagonal of c c^T): one matrix product per ReLU instead of two. ReLUs
+that read the same tensor (several ops on one cell node) give the same codes, so each distinct
+input is multiplied out once and counted as often as it is read. The score equals the per-ReLU
+definition, computed in one no-grad forward pass.
+"""
+
+import math
+import weakref
+from collections.abc import Hashable
+
+import torch
+from torch import nn
+
+from nasbox.estimators.base import MinibatchEstimator
+
+
+def _flat_view(tensor: torch.Tensor) -> torch.Tensor:
+    """Samples as rows without copying; the order of units within a row does not matter."""
+    if tensor.dim() == 4 and not tensor.is_contiguous():
+        tensor = tensor.permute(0, 2, 3, 1)
+    return tensor.reshape(tensor.shape[0], -1)
+
+
+def _overlap(codes: torch.Tensor) -> torch.Tensor:
+    """c c^T for a boolean matrix, in float64.
+
+    An int8 product (`torch._int_mm`) reads the booleans in place and is about 5x faster on CPU
+    than converting to float; shapes or builds it does not support take the float path.
+    """
+    try:
+        as_bytes = codes.view(torch.int8)
+        return torch._int_mm(as_bytes, as_bytes.T).double()
+    except (AttributeError, RuntimeError):
+        as_floats = codes.float()
+        return (as_floats @ as_floats.T).double()
+
+
+class HammingKernel:
+    """Accumulates K_H over the ReLUs of a network during one forward pass."""
+
+    def __init__(self, batch_size: int, device: str | torch.device) -> None:
+        self.kernel = torch.zeros(batch_size, batch_size, dtype=torch.float64, device=device)
+        self._seen: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
+
+    def add(self, activations: torch.Tensor) -> None:
+        key = id(activations)
+        seen = self._seen.get(key)
+        if seen is not None and seen[0]() is activations:
+            self.kernel += seen[1]
+            return
+        codes = _flat_view(activations > 0)
+        overlap = _overlap(codes)
+        ones = overlap.diagonal().clone()
+        agreement = overlap.mul_(2).sub_(ones[:, None]).sub_(ones[None, :]).add_(codes.shape[1])
+        self._seen[key] = (weakref.ref(activations), agreement)
+        self.kernel += agreement
+
+    def log_determinant(self) -> float:
+        sign, logdet = torch.linalg.slogdet(self.kernel)
+        value = float(logdet)
+        return value if float(sign) > 0 and math.isfinite(value) else -math.inf
+
+
+def naswot_score(network: nn.Module, images: torch.Tensor) -> float:
+    """log|K_H| of `network` (in training mode, as at initialisation) on `images`."""
+    kernel = HammingKernel(images.shape[0], images.device)
+    handles = [
+        module.register_forward_pre_hook(lambda _module, inputs: kernel.add(inputs[0]))
+        for module in network.modules()
+        if isinstance(module, nn.ReLU)
+    ]
+    try:
+        network.train()
+        with torch.no_grad():
+            network(images)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return kernel.log_determinant()
+
+
+class NASWOT(MinibatchEstimator):
+    """Score at initialisation from how well ReLU codes separate a minibatch (higher is better)."""
+
+    name = "naswot"
+
+    def __call__(self, arch: Hashable) -> float:
+        return naswot_score(self.context.build(arch), self.images)

@@ -1,0 +1,15 @@
+"""Search spaces: what an architecture is. Look one up by name with `get_space`."""
+
+from nasbox.registry import Registry
+from nasbox.spaces.base import SearchSpace
+from nasbox.spaces.nb201 import NB201Cell, NB201Space
+
+SPACES: Registry[SearchSpace] = Registry("search space")
+SPACES.register("nb201")(NB201Space)
+
+
+def get_space(name: str) -> SearchSpace:
+    return SPACES.create(name)
+
+
+__all__ = ["SPACES", "NB201Cell", "NB201Space", "SearchSpace", "get_space"]

@@ -1,0 +1,80 @@
+"""What a search space is: architectures that can be sampled, mutated, printed and built."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Iterator, Sequence
+
+import numpy as np
+from torch import nn
+
+from nasbox.errors import NasboxError
+
+
+class SearchSpace(ABC):
+    """A family of architectures.
+
+    Architectures are immutable, hashable values. Strategies only need `sample`, `mutate` and
+    the decision-sequence view (`decision_sizes`, `to_decisions`, `from_decisions`); estimators
+    need `build`; files and the CLI use `parse` and `format`.
+    """
+
+    name: str
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator) -> Hashable:
+        """Draw one architecture uniformly at random."""
+
+    @abstractmethod
+    def mutate(self, arch: Hashable, rng: np.random.Generator) -> Hashable:
+        """Return a neighbour of `arch` that differs in exactly one decision."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Hashable:
+        """Read an architecture from its string form; raise `NasboxError` naming the bad part."""
+
+    @abstractmethod
+    def format(self, arch: Hashable) -> str:
+        """The canonical string form of `arch` (the inverse of `parse`)."""
+
+    @abstractmethod
+    def build(
+        self, arch: Hashable, *, num_classes: int, in_channels: int = 3, **options
+    ) -> nn.Module:
+        """A freshly initialised network that uses `arch`."""
+
+    @abstractmethod
+    def decision_sizes(self) -> list[int]:
+        """Number of options of each decision, in the order a controller emits them."""
+
+    @abstractmethod
+    def to_decisions(self, arch: Hashable) -> list[int]:
+        """The decision sequence that produces `arch`."""
+
+    @abstractmethod
+    def from_decisions(self, decisions: Sequence[int]) -> Hashable:
+        """The architecture a decision sequence describes."""
+
+    def __len__(self) -> int:
+        return int(np.prod([float(n) for n in self.decision_sizes()]))
+
+    def __iter__(self) -> Iterator[Hashable]:
+        """Every architecture, for spaces small enough to enumerate."""
+        sizes = self.decision_sizes()
+        for flat in range(len(self)):
+            decisions = []
+            for size in reversed(sizes):
+                flat, choice = divmod(flat, size)
+                decisions.append(choice)
+            yield self.from_decisions(decisions[::-1])
+
+    def parse_many(self, lines: Sequence[str], source: str = "input") -> list[Hashable]:
+        """Parse one architecture per non-blank line; the error names the line."""
+        archs = []
+        for number, line in enumerate(lines, start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            try:
+                archs.append(self.parse(text))
+            except NasboxError as err:
+                raise NasboxError(f"{source}, line {number}: {err}") from None
+        return archs

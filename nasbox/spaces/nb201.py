@@ -1,0 +1,225 @@
+"""NAS-Bench-201: a 4-node cell with 6 edges, each one of 5 operations (15,625 cells).
+
+The network builder reproduces the benchmark's `TinyNetwork` exactly (its parameter counts match the
+published table for every cell), so scores computed here are comparable with the literature.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasbox.errors import NasboxError
+from nasbox.spaces.base import SearchSpace
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NUM_NODES = 4
+# Edge k connects node EDGES[k][0] (source) to node EDGES[k][1] (target), in string order.
+EDGES = tuple((source, target) for target in range(1, NUM_NODES) for source in range(target))
+_EDGE_PATTERN = re.compile(r"^(?P<op>[A-Za-z0-9_]+)~(?P<source>\d+)$")
+
+
+@dataclass(frozen=True)
+class NB201Cell:
+    """One cell: the operation on each of the 6 edges, in the benchmark's string order."""
+
+    ops: tuple[str, ...]
+
+    def __str__(self) -> str:
+        nodes = []
+        for target in range(1, NUM_NODES):
+            edges = [f"{self.ops[k]}~{s}" for k, (s, t) in enumerate(EDGES) if t == target]
+            nodes.append("|" + "|".join(edges) + "|")
+        return "+".join(nodes)
+
+
+def parse_cell(text: str) -> NB201Cell:
+    """Parse the benchmark's cell string, e.g. `|nor_conv_3x3~0|+|...~0|...~1|+|...|`."""
+    text = text.strip()
+    groups = text.split("+")
+    if len(groups) != NUM_NODES - 1:
+        raise NasboxError(
+            f"malformed nb201 cell {text!r}: expected {NUM_NODES - 1} node groups joined by '+', "
+            f"found {len(groups)}"
+        )
+    ops = []
+    for target, group in enumerate(groups, start=1):
+        if not (group.startswith("|") and group.endswith("|")) or len(group) < 2:
+            raise NasboxError(
+                f"malformed nb201 cell: node {target} part {group!r} must look like '|op~0|...|'"
+            )
+        edges = group[1:-1].split("|")
+        if len(edges) != target:
+            raise NasboxError(
+                f"malformed nb201 cell: node {target} part {group!r} must have {target} "
+                f"edge(s), found {len(edges)}"
+            )
+        for expected_source, edge in enumerate(edges):
+            match = _EDGE_PATTERN.match(edge)
+            if match is None:
+                raise NasboxError(
+                    f"malformed nb201 cell: edge {edge!r} of node {target} must look like 'op~N'"
+                )
+            if match["op"] not in OPS:
+                raise NasboxError(
+                    f"unknown operation {match['op']!r} in nb201 cell (edge {edge!r}); "
+                    f"choose one of: {', '.join(OPS)}"
+                )
+            if int(match["source"]) != expected_source:
+                raise NasboxError(
+                    f"malformed nb201 cell: edge {edge!r} of node {target} must come from node "
+                    f"{expected_source}"
+                )
+            ops.append(match["op"])
+    return NB201Cell(tuple(ops))
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+class Zero(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def make_op(name: str, channels: int) -> nn.Module:
+    """A cell operation; inside nb201 cells every op keeps channels and resolution."""
+    if name == "none":
+        return Zero()
+    if name == "skip_connect":
+        return nn.Identity()
+    if name == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1, 1, 0)
+    if name == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3, 1, 1)
+    if name == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise NasboxError(f"unknown nb201 operation {name!r}; choose one of: {', '.join(OPS)}")
+
+
+class Cell(nn.Module):
+    """Node j is the sum of the ops on its incoming edges; the cell outputs the last node."""
+
+    def __init__(self, cell: NB201Cell, channels: int) -> None:
+        super().__init__()
+        self.edges = EDGES
+        self.ops = nn.ModuleList(make_op(op, channels) for op in cell.ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for target in range(1, NUM_NODES):
+            incoming = [
+                self.ops[k](nodes[source])
+                for k, (source, edge_target) in enumerate(self.edges)
+                if edge_target == target
+            ]
+            nodes.append(sum(incoming[1:], incoming[0]))
+        return nodes[-1]
+
+
+class ResidualReduction(nn.Module):
+    """The benchmark's stride-2 ResNet basic block between stages (doubles the channels).
+
+    The shortcut's pooling rounds up, so odd input sizes line up with the strided convolution.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, 1)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, 1)
+        self.shortcut = nn.Sequential(
+            nn.AvgPool2d(kernel_size=2, stride=2, padding=0, ceil_mode=True),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    """Stem, three stages of N cells joined by residual reductions, BN-ReLU, pooling, linear."""
+
+    def __init__(
+        self,
+        cell: NB201Cell,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        num_classes: int = 10,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+        )
+        layers: list[nn.Module] = []
+        width = channels
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResidualReduction(width, width * 2))
+                width *= 2
+            layers.extend(Cell(cell, width) for _ in range(cells_per_stage))
+        self.cells = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.head(self.cells(self.stem(x)))
+        return self.classifier(self.pool(features).flatten(1))
+
+
+class NB201Space(SearchSpace):
+    """The NAS-Bench-201 cell space; architectures are `NB201Cell` values."""
+
+    name = "nb201"
+    ops = OPS
+
+    def sample(self, rng: np.random.Generator) -> NB201Cell:
+        return NB201Cell(tuple(OPS[i] for i in rng.integers(len(OPS), size=len(EDGES))))
+
+    def mutate(self, arch: NB201Cell, rng: np.random.Generator) -> NB201Cell:
+        edge = int(rng.integers(len(EDGES)))
+        choices = [op for op in OPS if op != arch.ops[edge]]
+        ops = list(arch.ops)
+        ops[edge] = choices[int(rng.integers(len(choices)))]
+        return NB201Cell(tuple(ops))
+
+    def parse(self, text: str) -> NB201Cell:
+        return parse_cell(text)
+
+    def format(self, arch: NB201Cell) -> str:
+        return str(arch)
+
+    def build(
+        self,
+        arch: NB201Cell,
+        *,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        channels: int = 16,
+        cells_per_stage: int = 5,
+    ) -> NB201Network:
+        return NB201Network(arch, channels, cells_per_stage, num_classes, in_channels)
+
+    def decision_sizes(self) -> list[int]:
+        return [len(OPS)] * len(EDGES)
+
+    def to_decisions(self, arch: NB201Cell) -> list[int]:
+        return [OPS.index(op) for op in arch.ops]
+
+    def from_decisions(self, decisions: Sequence[int]) -> NB201Cell:
+        if len(decisions) != len(EDGES) or not all(0 <= d < len(OPS) for d in decisions):
+            raise NasboxError(
+                f"an nb201 cell needs {len(EDGES)} decisions in 0..{len(OPS) - 1}, "
+                f"got {list(decisions)}"
+            )
+        return NB201Cell(tuple(OPS[d] for d in decisions))

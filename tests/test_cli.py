@@ -1,0 +1,67 @@
+import csv
+import json
+
+import pytest
+
+from nasbox.cli import main
+
+CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+]
+
+
+def test_search_prints_best_last_and_saves_everything(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", "--samples", "6", "--seed", "3", "--out", str(out), "--quiet"]) == 0
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert last_line.endswith(summary["best_arch"]) and "naswot" in last_line
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(rows) == 6 and {"arch", "value", "seconds"} <= rows[0].keys()
+    assert max(float(r["value"]) for r in rows) == summary["best_value"]
+    assert (out / "trials.png").stat().st_size > 1000
+
+
+def test_search_is_reproducible(tmp_path):
+    for name in ("a", "b"):
+        main(["search", "--samples", "4", "--seed", "5", "--out", str(tmp_path / name), "--quiet"])
+    values = [
+        [r["value"] for r in csv.DictReader((tmp_path / n / "trials.csv").open())] for n in "ab"
+    ]
+    assert values[0] == values[1]
+
+
+def test_score_writes_one_column_per_estimator(tmp_path, tiny_npz):
+    archs = tmp_path / "cells.txt"
+    archs.write_text("\n".join(CELLS) + "\n")
+    out = tmp_path / "scores.csv"
+    args = ["score", "--estimator", "naswot,params,flops", "--data", f"npz:{tiny_npz}"]
+    assert main([*args, "--archs", str(archs), "--out", str(out), "--quiet"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["arch", "naswot", "params", "flops", "seconds"]
+    assert [r["arch"] for r in rows] == CELLS
+    assert float(rows[0]["params"]) > float(rows[1]["params"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["search", "--strategy", "annealing"], "unknown strategy 'annealing'"),
+        (["search", "--data", "npz:/nonexistent/x.npz"], "/nonexistent/x.npz: file not found"),
+        (["search", "--space", "darts"], "unknown search space 'darts'"),
+        (["search", "--samples", "0"], "--samples must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    assert main([*args, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_score_names_the_bad_line(tmp_path, capsys):
+    archs = tmp_path / "cells.txt"
+    archs.write_text(CELLS[0] + "\n|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")
+    assert main(["score", "--estimator", "params", "--archs", str(archs), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "line 2" in err and "bogus" in err and len(err.splitlines()) == 1

@@ -1,0 +1,99 @@
+import pickle
+
+import numpy as np
+import pytest
+
+from nasbox.data import load_data
+from nasbox.errors import NasboxError
+
+
+def test_digits_is_bundled_and_normalised():
+    data = load_data("digits")
+    assert data.x_train.shape[1:] == (1, 8, 8)
+    assert data.num_classes == 10
+    images, labels = data.batch(128, seed=0)
+    assert images.shape == (128, 1, 8, 8) and labels.shape == (128,)
+    assert abs(float(images.mean())) < 0.2 and 0.8 < float(images.std()) < 1.2
+
+
+def test_batches_are_seeded():
+    data = load_data("digits")
+    assert (data.batch(16, seed=4)[0] == data.batch(16, seed=4)[0]).all()
+    assert not (data.batch(16, seed=4)[0] == data.batch(16, seed=5)[0]).all()
+
+
+def test_npz_nhwc_is_converted_to_nchw(tiny_npz):
+    data = load_data(f"npz:{tiny_npz}")
+    assert data.x_train.shape == (40, 3, 8, 8)
+    assert data.x_test.shape == (10, 3, 8, 8)
+    assert len(data.mean) == 3
+
+
+@pytest.mark.parametrize(
+    ("arrays", "problem"),
+    [
+        ({"x_train": np.zeros((4, 3, 8, 8), np.uint8)}, "missing array"),
+        ({"x_train": np.zeros((4, 3, 8, 8)), "y_train": np.zeros(4, int)}, "uint8"),
+        ({"x_train": np.zeros((4, 3, 8, 8), np.uint8), "y_train": np.zeros(3, int)}, "4 labels"),
+        (
+            {
+                "x_train": np.zeros((4, 3, 8, 8), np.uint8),
+                "y_train": np.zeros(4, int),
+                "x_test": np.zeros((2, 3, 9, 9), np.uint8),
+                "y_test": np.zeros(2, int),
+            },
+            "x_test images",
+        ),
+    ],
+)
+def test_npz_problems_name_the_file(tmp_path, arrays, problem):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(NasboxError, match=problem) as info:
+        load_data(f"npz:{path}")
+    assert str(path) in str(info.value)
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(NasboxError, match="file not found"):
+        load_data(f"npz:{tmp_path / 'nope.npz'}")
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"not a zip file at all")
+    with pytest.raises(NasboxError, match="not a readable .npz"):
+        load_data(f"npz:{corrupt}")
+    with pytest.raises(NasboxError, match="unknown data set"):
+        load_data("mnist")
+    with pytest.raises(NasboxError, match="--data-dir"):
+        load_data("cifar10")
+
+
+def _write_cifar(folder, rows: int = 6):
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {
+            b"data": rng.integers(0, 256, size=(rows, 3072), dtype=np.uint8),
+            b"labels": list(rng.integers(0, 10, size=rows)),
+        }
+        (folder / name).write_bytes(pickle.dumps(batch))
+
+
+def test_cifar10_python_batches(tmp_path):
+    _write_cifar(tmp_path / "cifar-10-batches-py")
+    data = load_data("cifar10", tmp_path)
+    assert data.x_train.shape == (30, 3, 32, 32) and data.x_test.shape == (6, 3, 32, 32)
+    assert data.mean == pytest.approx((0.4914, 0.4822, 0.4465))
+
+
+def test_cifar10_refuses_missing_corrupt_and_code_carrying_batches(tmp_path):
+    folder = tmp_path / "batches"
+    _write_cifar(folder)
+    (folder / "test_batch").unlink()
+    with pytest.raises(NasboxError, match="test_batch: file not found"):
+        load_data("cifar10", folder)
+    (folder / "test_batch").write_bytes(b"garbage")
+    with pytest.raises(NasboxError, match="not a CIFAR-10 python batch"):
+        load_data("cifar10", folder)
+    (folder / "test_batch").write_bytes(pickle.dumps(print))
+    with pytest.raises(NasboxError, match="refusing to load"):
+        load_data("cifar10", folder)

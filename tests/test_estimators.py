@@ -1,0 +1,127 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nasbox.data import ImageData
+from nasbox.errors import NasboxError
+from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.estimators.cost import count_multiply_adds
+from nasbox.estimators.jacov import EPSILON, jacov_score
+from nasbox.estimators.naswot import _overlap, naswot_score
+from nasbox.spaces import get_space
+
+CELL = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+
+
+def tiny_data(n: int = 32, channels: int = 3, size: int = 8) -> ImageData:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, channels, size, size), dtype=np.uint8)
+    return ImageData("tiny", images, rng.integers(0, 4, size=n))
+
+
+def reference_naswot(network: nn.Module, images: torch.Tensor) -> float:
+    """The paper's definition, literally: one c c^T + (1-c)(1-c)^T per ReLU module."""
+    kernel = np.zeros((len(images), len(images)))
+
+    def hook(_module, inputs, _output):
+        codes = (inputs[0].reshape(len(images), -1) > 0).double().numpy()
+        kernel[:] += codes @ codes.T + (1 - codes) @ (1 - codes).T
+
+    handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, nn.ReLU)]
+    network.train()
+    with torch.no_grad():
+        network(images)
+    for handle in handles:
+        handle.remove()
+    return float(np.linalg.slogdet(kernel)[1])
+
+
+@pytest.fixture
+def space():
+    return get_space("nb201")
+
+
+def small_context(space, **kwargs) -> EstimatorContext:
+    options = {"channels": 4, "cells_per_stage": 1}
+    return EstimatorContext(space, tiny_data(), batch_size=16, build_options=options, **kwargs)
+
+
+def test_naswot_equals_the_per_relu_definition(space):
+    context = small_context(space, channels_last=False)
+    images, _ = context.data.batch(16, seed=0)
+    network = context.build(space.parse(CELL))
+    assert naswot_score(network, images) == pytest.approx(reference_naswot(network, images), 1e-9)
+
+
+def test_naswot_channels_last_gives_the_same_score(space):
+    cell = space.parse(CELL)
+    plain = get_estimator("naswot", small_context(space, channels_last=False))(cell)
+    fast = get_estimator("naswot", small_context(space))(cell)
+    assert fast == pytest.approx(plain, rel=1e-6)
+
+
+def test_naswot_uses_no_gradients(space):
+    context = small_context(space)
+    network = context.build(space.parse(CELL))
+    naswot_score(network, context.data.batch(16, 0)[0])
+    assert all(p.grad is None for p in network.parameters())
+
+
+def test_naswot_is_seeded(space):
+    cell = space.parse(CELL)
+    first = get_estimator("naswot", small_context(space, seed=1))(cell)
+    assert get_estimator("naswot", small_context(space, seed=1))(cell) == first
+    assert get_estimator("naswot", small_context(space, seed=2))(cell) != first
+
+
+def test_singular_kernel_scores_minus_infinity(space):
+    network = space.build(space.parse(CELL), channels=4, cells_per_stage=1)
+    identical = torch.randn(1, 3, 8, 8).repeat(8, 1, 1, 1)
+    assert naswot_score(network, identical) == -math.inf
+
+
+def test_overlap_matches_float_product():
+    codes = torch.rand(16, 200) > 0.5
+    expected = codes.double() @ codes.double().T
+    assert torch.equal(_overlap(codes), expected)
+    assert torch.equal(_overlap(codes.T.contiguous().T), expected)
+
+
+def test_jacov_matches_formula_on_a_linear_network():
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    images = torch.randn(5, 3, 2, 2)
+    # Every sample has the same Jacobian, so the correlation matrix is all ones: eigenvalues 5, 0...
+    expected = -(math.log(5 + EPSILON) + 1 / (5 + EPSILON)) - 4 * (math.log(EPSILON) + 1 / EPSILON)
+    # The identical Jacobians make corrcoef exactly ones; allow float rounding in eigenvalues.
+    assert jacov_score(network, images) == pytest.approx(expected, rel=1e-3)
+
+
+def test_jacov_of_a_constant_network_is_minus_infinity(space):
+    context = small_context(space)
+    estimator = get_estimator("jacov", context)
+    assert estimator(space.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")) == -math.inf
+    assert math.isfinite(estimator(space.parse(CELL)))
+
+
+def test_params_and_flops(space):
+    context = EstimatorContext(space)
+    cell = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    )
+    assert get_estimator("params", context)(cell) == pytest.approx(0.802426)
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 4 * 4, 2))
+    assert count_multiply_adds(conv, (3, 4, 4)) == 8 * 16 * 3 * 9 + 128 * 2
+    assert get_estimator("flops", context)(cell) > 0
+
+
+def test_estimator_errors(space):
+    with pytest.raises(NasboxError, match="unknown estimator 'nope'"):
+        get_estimator("nope", EstimatorContext(space))
+    with pytest.raises(NasboxError, match="needs data"):
+        get_estimator("naswot", EstimatorContext(space))
+    with pytest.raises(NasboxError, match="takes no ':' argument"):
+        get_estimator("params:x", EstimatorContext(space))
