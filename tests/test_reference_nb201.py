@@ -37,3 +37,17 @@ def test_every_cell_has_the_benchmarks_parameter_count():
     assert table["arch"][mismatch].str.contains("skip_connect").all()
     whole = np.abs(expected - np.round(expected)) < 1e-3
     assert (~whole).sum() == 199 and mismatch[~whole].all()
+
+
+def test_naswot_ranks_real_cifar10_cells_like_the_benchmark():
+    from scipy.stats import kendalltau
+
+    from nasbox.data import load_data
+    from nasbox.estimators import EstimatorContext, get_estimator
+
+    table = pd.read_csv(shared_file("nb201-cifar10.csv")).sample(24, random_state=0)
+    data = load_data(f"npz:{shared_file('cifar10-subset.npz')}")
+    space = get_space("nb201")
+    naswot = get_estimator("naswot", EstimatorContext(space, data, seed=0, batch_size=64))
+    scores = [naswot(space.parse(arch)) for arch in table["arch"]]
+    assert kendalltau(scores, table["valid_acc"]).statistic > 0.3
