@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from nasbox.data import load_data
 from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.naswot import naswot_score
+from nasbox.runs import run_search
 from nasbox.spaces import get_space
 from nasbox.strategies import get_strategy
 
@@ -125,6 +126,20 @@ def simulate(joined: pd.DataFrame, sizes: list[int], repeats: int, seed: int) ->
     return results
 
 
+def real_searches(args, space, data, table: pd.DataFrame) -> list[tuple[float, float]]:
+    """`nasbox search` end to end, one seed per run: (test_acc of the chosen cell, seconds)."""
+    test_acc = dict(zip(table["arch"], table["test_acc"], strict=True))
+    results = []
+    for run in tqdm(range(args.search_runs), desc=f"search N={args.search_size}", unit="run"):
+        start = time.perf_counter()
+        context = EstimatorContext(space, data, seed=run, batch_size=args.batch_size)
+        strategy = get_strategy("random", space, seed=run)
+        run_search(strategy, get_estimator("naswot", context), args.search_size, progress=False)
+        seconds = time.perf_counter() - start
+        results.append((test_acc[space.format(strategy.best[0])], seconds))
+    return results
+
+
 def plot(joined: pd.DataFrame, tau: float, path: Path) -> None:
     import matplotlib
 
@@ -152,6 +167,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--speed-cells", type=int, default=20, help="cells for the speed table")
+    parser.add_argument("--search-runs", type=int, default=0, help="real seeded searches")
+    parser.add_argument("--search-size", type=int, default=100, help="cells per real search")
     parser.add_argument("--data", default=str(SHARED / "cifar10-subset.npz"))
     parser.add_argument("--table", default=str(SHARED / "nb201-cifar10.csv"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -199,6 +216,16 @@ def main() -> None:
         print(f"| {size} | {mean:.2f} +- {std:.2f}{note} |")
     accuracy = joined["test_acc"]
     print(f"random cell: {accuracy.mean():.2f}; best in pool: {accuracy.max():.2f}")
+    if args.search_runs:
+        runs = real_searches(args, space, data, table)
+        accuracy = np.array([acc for acc, _ in runs])
+        seconds = np.array([sec for _, sec in runs])
+        print(
+            f"\nreal searches, N={args.search_size}, seeds 0..{args.search_runs - 1} (each its "
+            f"own minibatch and initialisation): test_acc {accuracy.mean():.2f} +- "
+            f"{accuracy.std():.2f}; seconds per run: median {np.median(seconds):.1f}, "
+            f"max {seconds.max():.1f}"
+        )
     figure = out / "naswot_nb201.png"
     plot(joined, tau_valid, figure)
     print(f"\nscores: {args.scores}\nplot: {figure}")
