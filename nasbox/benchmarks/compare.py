@@ -221,7 +221,7 @@ def plot_anytime(path: Path, runs: Iterable[BenchmarkRun], report: str, title: s
     for run in runs:
         curves.setdefault(run.strategy, []).append(run.anytime())
     figure, axis = plt.subplots(figsize=(6.5, 4.2), dpi=120)
-    bottom = math.inf
+    bottom, top = math.inf, -math.inf
     for strategy, group in curves.items():
         length = min(len(curve) for curve in group)
         stacked = np.stack([curve[:length] for curve in group])
@@ -232,8 +232,10 @@ def plot_anytime(path: Path, runs: Iterable[BenchmarkRun], report: str, title: s
         # The first few queries are random cells far below the rest; zoom on the search itself.
         early = min(9, length - 1)
         bottom = min(bottom, mean[early] - std[early])
-    if math.isfinite(bottom):
-        axis.set_ylim(bottom=bottom)
+        top = max(top, float(np.max(mean[early:] + std[early:])))
+    if math.isfinite(bottom) and math.isfinite(top):
+        margin = 0.05 * max(top - bottom, 1e-9)
+        axis.set_ylim(bottom - margin, top + margin)
     axis.set_xscale("log")
     axis.set_xlabel("queries")
     axis.set_ylabel(f"{report} of the returned cell (mean +- 1 std)")
