@@ -146,9 +146,7 @@ def _budgets(text: str) -> list[int]:
     try:
         budgets = sorted({int(value) for value in _names(text, "--budget")})
     except ValueError:
-        raise NasboxError(
-            f"--budget must be whole numbers, e.g. 50,100,200; got {text!r}"
-        ) from None
+        raise NasboxError(f"--budget takes whole numbers, e.g. 50,100,200; got {text!r}") from None
     if budgets[0] < 1:
         raise NasboxError(f"--budget must be at least 1, got {budgets[0]}")
     return budgets
