@@ -179,12 +179,11 @@ def main() -> None:
         rows.append(
             (row.strategy, row.queries, row.mean, row.std, row.seconds, row.prescore_seconds)
         )
-    best_arch, best_test = table.best("test_acc")
+    _, best_test = table.best("test_acc")
     print(
-        f"| method | queries | nasbox test acc ({args.repeats} runs) | published (500 runs) |",
-        end="",
+        f"| method | queries | nasbox test acc ({args.repeats} runs) | published (500 runs) "
+        "| search s | NASWOT scoring s |"
     )
-    print(" search s | pre-scoring s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, queries, mean, std, seconds, prescore in rows:
         published = PUBLISHED.get(name, "-") if queries in ("-", 500) else "-"
