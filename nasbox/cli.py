@@ -61,8 +61,11 @@ def _default_out(command: str) -> Path:
 
 def cmd_search(args: argparse.Namespace) -> int:
     space = get_space(args.space)
-    strategy = get_strategy(args.strategy, space, seed=args.seed)
-    estimator = get_estimator(args.estimator, _context(args, space, [args.estimator]))
+    prescored = uses_prescore(args.strategy)
+    context = _context(args, space, [args.estimator] + ([args.prescore] if prescored else []))
+    options = {"prescore": get_estimator(args.prescore, context)} if prescored else {}
+    strategy = get_strategy(args.strategy, space, seed=args.seed, **options)
+    estimator = get_estimator(args.estimator, context)
     if args.samples < 1:
         raise NasboxError(f"--samples must be at least 1, got {args.samples}")
     out = Path(args.out) if args.out else _default_out("search")
@@ -251,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument(
         "--samples", "--budget", type=int, default=100, help="architectures to evaluate"
+    )
+    search.add_argument(
+        "--prescore",
+        default="naswot",
+        help="training-free estimator for strategies that pre-score cells (area)",
     )
     _add_data_options(search)
     _add_benchmark_option(search)
