@@ -110,6 +110,8 @@ def convert(
     """
     if dataset not in SOURCES:
         raise NasboxError(f"unknown dataset {dataset!r}; choose one of: {', '.join(SOURCES)}")
+    if Path(out).suffix.lower() not in {".csv", ".parquet", ".pq"}:
+        raise NasboxError(f"{out}: unknown table format; use a .csv or .parquet file name")
     source = Path(source)
     if not source.exists():
         raise NasboxError(f"{source}: file not found (expected a .pth, .pickle.pbz2 or folder)")
