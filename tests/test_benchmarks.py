@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from nasbox.benchmarks import TabularBenchmark, write_table
+from nasbox.benchmarks.compare import ScoreCache
 from nasbox.cli import main
 from nasbox.errors import NasboxError
 from nasbox.estimators import EstimatorContext, get_estimator
@@ -93,3 +94,20 @@ def test_full_nb201_table_loads_fast():
     assert bench.best("test_acc")[1] == pytest.approx(94.3733)
     space = get_space("nb201")
     assert all(space.format(space.parse(arch)) == arch for arch in bench.archs[:200])
+
+
+def test_score_cache_computes_once_and_charges_every_use(tmp_path):
+    space = get_space("nb201")
+    calls = []
+    cache = ScoreCache(lambda arch: calls.append(arch) or 1.5)
+    cell = space.parse(GOOD)
+    assert cache(cell) == cache(cell) == 1.5
+    assert calls == [cell] and cache.charged == pytest.approx(2 * cache.seconds[cell])
+    path = tmp_path / "scores.csv"
+    path.write_text(f"arch,naswot,seconds\n{GOOD},12.5,0.3\n{GOOD},99,9\n{EMPTY},-inf,0.2\n")
+    loaded = ScoreCache.from_csv(path, space, "naswot")
+    assert loaded(cell) == 12.5 and loaded.charged == pytest.approx(0.3)
+    with pytest.raises(NasboxError, match="no cached score"):
+        loaded(space.parse(ABSENT))
+    with pytest.raises(NasboxError, match="without column"):
+        ScoreCache.from_csv(path, space, "jacov")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from nasbox.benchmarks.table import TabularBenchmark
 from nasbox.errors import NasboxError
@@ -40,17 +41,20 @@ class ScoreCache:
 
     @classmethod
     def from_csv(cls, path: str | Path, space: SearchSpace, column: str) -> "ScoreCache":
-        """Scores from a CSV with `arch`, `column` and `seconds` columns."""
+        """Scores from a CSV with `arch`, `column` and `seconds` columns (first row per cell)."""
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            raise NasboxError(f"{path}: cannot read the score cache ({err})") from None
+        missing = {"arch", column, "seconds"} - set(frame.columns)
+        if missing:
+            raise NasboxError(f"{path}: score cache without column(s) {sorted(missing)}")
         cache = cls()
-        table = TabularBenchmark.from_file(path)
-        for needed in (column, "seconds"):
-            table.require_column(needed)
-        for arch, value, seconds in zip(
-            table.archs, table.require_column(column), table.require_column("seconds"), strict=True
-        ):
-            cell = space.parse(arch)
-            cache.values[cell] = float(value)
-            cache.seconds[cell] = float(seconds)
+        for arch, value, seconds in frame[["arch", column, "seconds"]].itertuples(index=False):
+            cell = space.parse(str(arch))
+            if cell not in cache.values:
+                cache.values[cell] = float(value)
+                cache.seconds[cell] = float(seconds)
         return cache
 
     @property
