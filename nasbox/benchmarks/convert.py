@@ -1,0 +1,145 @@
+"""Convert the official NAS-Bench-201 and NATS-Bench (topology) files to nasbox's table format.
+
+Supported inputs, following their published structure (the `nas_201_api` / `nats_bench` packages):
+
+- NAS-Bench-201 v1.0 / v1.1 (`NAS-Bench-201-v1_*.pth`): a `torch.save`d dict with `meta_archs`
+  (cell strings by index) and `arch2infos[index] = {"less": ..., "full": ...}` (12 and 200 epochs);
+- NATS-Bench topology, one file (`NATS-tss-v1_0-3ffb9.pickle.pbz2`, a bz2-compressed pickle of the
+  same dict with `arch2infos[index] = {"12": ..., "200": ...}`) or the fast-mode folder
+  (`NATS-tss-v1_0-3ffb9-simple/`: `meta.pickle.pbz2` plus one `NNNNNN.pickle.pbz2` per cell).
+
+Each `...` is an `ArchResults` state dict: `dataset_seed[dataset] = [seeds]` and
+`all_results[(dataset, seed)]`, a `ResultsCount` state dict with `params`, `flop`, `epochs` and
+`eval_acc1es["<set>@<epoch>"]`. Accuracies are averaged over seeds at the last epoch, as the
+official APIs do with `is_random=False`.
+
+SECURITY: all of these files are Python pickles. Loading one runs any code it contains, so only
+convert files you trust; nasbox loads them only in `nasbox bench convert`, never implicitly.
+"""
+
+import bz2
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from nasbox.benchmarks.table import write_table
+from nasbox.errors import NasboxError
+
+PICKLE_WARNING = (
+    "{path} is a Python pickle: loading it runs any code it contains; convert only files you trust"
+)
+# Where each table column comes from: (training setting, evaluation set) per target dataset.
+SOURCES = {
+    "cifar10": {"valid_acc": ("cifar10-valid", "x-valid"), "test_acc": ("cifar10", "ori-test")},
+    "cifar100": {"valid_acc": ("cifar100", "x-valid"), "test_acc": ("cifar100", "x-test")},
+    "ImageNet16-120": {
+        "valid_acc": ("ImageNet16-120", "x-valid"),
+        "test_acc": ("ImageNet16-120", "x-test"),
+    },
+}
+# NAS-Bench-201 names its two training schedules "less" (12 epochs) and "full" (200 epochs).
+SCHEDULES = {"less": "12", "full": "200"}
+
+
+def _load_pickle_bz2(path: Path):
+    with bz2.open(path, "rb") as handle:
+        return pickle.load(handle)  # noqa: S301 - documented: only on explicit conversion
+
+
+def _load_torch(path: Path):
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _read_archive(path: Path) -> tuple[list[str], Iterator[tuple[int, dict]]]:
+    """The cell strings and an iterator of (index, {schedule: ArchResults state}) pairs."""
+    try:
+        if path.is_dir():
+            meta = _load_pickle_bz2(path / "meta.pickle.pbz2")
+            archs = list(meta["meta_archs"])
+
+            def per_cell() -> Iterator[tuple[int, dict]]:
+                for index in range(len(archs)):
+                    cell_file = path / f"{index:06d}.pickle.pbz2"
+                    if cell_file.is_file():
+                        yield index, _load_pickle_bz2(cell_file)
+
+            return archs, per_cell()
+        data = _load_pickle_bz2(path) if path.suffix == ".pbz2" else _load_torch(path)
+        archs = list(data["meta_archs"])
+        infos = data["arch2infos"]
+        return archs, ((int(index), infos[index]) for index in sorted(infos))
+    except FileNotFoundError as err:
+        raise NasboxError(f"{path}: file not found ({err.filename})") from None
+    except (KeyError, TypeError) as err:
+        raise NasboxError(
+            f"{path}: not a NAS-Bench-201/NATS-Bench topology file (missing {err})"
+        ) from None
+    except (OSError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise NasboxError(f"{path}: cannot read the benchmark file ({reason})") from None
+
+
+def _last_epoch_accuracy(results: dict, dataset: str, eval_set: str) -> float:
+    seeds = results["dataset_seed"].get(dataset, [])
+    values = []
+    for seed in seeds:
+        trial = results["all_results"][(dataset, seed)]
+        values.append(trial["eval_acc1es"][f"{eval_set}@{trial['epochs'] - 1}"])
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _cost(results: dict, dataset: str, key: str) -> float:
+    seeds = results["dataset_seed"].get(dataset, [])
+    values = [results["all_results"][(dataset, seed)][key] for seed in seeds]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def convert(
+    source: str | Path, out: str | Path, dataset: str = "cifar10", progress: bool = True
+) -> pd.DataFrame:
+    """Write `out` (CSV or Parquet) from an official benchmark file; returns the table.
+
+    Columns: `index`, `arch`, `params_m`, `flops_m`, `valid_acc`, `test_acc` (200 epochs) and,
+    where the file has them, `valid_acc_12ep`, `test_acc_12ep` (the 12-epoch schedule).
+    """
+    if dataset not in SOURCES:
+        raise NasboxError(f"unknown dataset {dataset!r}; choose one of: {', '.join(SOURCES)}")
+    if Path(out).suffix.lower() not in {".csv", ".parquet", ".pq"}:
+        raise NasboxError(f"{out}: unknown table format; use a .csv or .parquet file name")
+    source = Path(source)
+    if not source.exists():
+        raise NasboxError(f"{source}: file not found (expected a .pth, .pickle.pbz2 or folder)")
+    archs, cells = _read_archive(source)
+    rows = []
+    for index, schedules in tqdm(cells, total=len(archs), desc="convert", disable=not progress):
+        try:
+            by_epochs = {
+                SCHEDULES.get(str(key), str(key)): value for key, value in schedules.items()
+            }
+            full = by_epochs["200"]
+            row = {
+                "index": index,
+                "arch": archs[index],
+                "params_m": _cost(full, SOURCES[dataset]["test_acc"][0], "params"),
+                "flops_m": _cost(full, SOURCES[dataset]["test_acc"][0], "flop"),
+            }
+            for column, (setting, eval_set) in SOURCES[dataset].items():
+                row[column] = _last_epoch_accuracy(full, setting, eval_set)
+                if "12" in by_epochs:
+                    row[f"{column}_12ep"] = _last_epoch_accuracy(by_epochs["12"], setting, eval_set)
+        except (KeyError, TypeError, IndexError, AttributeError) as err:
+            raise NasboxError(
+                f"{source}: cell {index} does not have the published structure (missing {err})"
+            ) from None
+        rows.append(row)
+    if not rows:
+        raise NasboxError(f"{source}: no evaluated cells found")
+    frame = pd.DataFrame(rows)
+    write_table(frame, out)
+    return frame

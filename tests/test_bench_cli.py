@@ -1,0 +1,218 @@
+import bz2
+import csv
+import pickle
+
+import pandas as pd
+import pytest
+import torch
+
+from nasbox.benchmarks import TabularBenchmark
+from nasbox.cli import main
+from nasbox.spaces import get_space
+
+CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+@pytest.fixture(scope="module")
+def synthetic_table(tmp_path_factory):
+    """Every nb201 cell; accuracy grows with the number of 3x3 convolutions (plus a tie-breaker)."""
+    space = get_space("nb201")
+    archs = list(space)
+    convs = [arch.ops.count("nor_conv_3x3") for arch in archs]
+    skips = [arch.ops.count("skip_connect") for arch in archs]
+    path = tmp_path_factory.mktemp("bench") / "synthetic.parquet"
+    pd.DataFrame(
+        {
+            "arch": [space.format(arch) for arch in archs],
+            "valid_acc": [80 + 2 * c + 0.1 * s for c, s in zip(convs, skips, strict=True)],
+            "test_acc": [81 + 2 * c for c in convs],
+        }
+    ).to_parquet(path, index=False)
+    return path
+
+
+def _bench(table, out, *extra):
+    return main(
+        ["bench", "run", "--benchmark", str(table), "--out", str(out), "--quiet", "--seed", "3"]
+        + list(extra)
+    )
+
+
+def test_bench_run_writes_table_trajectories_and_plot(synthetic_table, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["--strategy", "random,evolution,reinforce", "--budget", "20,60", "--repeats", "3"]
+    assert _bench(synthetic_table, out, *args) == 0
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 3 * 2  # header + one row per strategy and budget
+    assert "| evolution | 60 | 3 |" in printed
+    trajectories = list(csv.DictReader((out / "trajectories.csv").open()))
+    assert len(trajectories) == 3 * 3 * 60
+    first_run = [row for row in trajectories if row["strategy"] == "random" and row["run"] == "0"]
+    for query, row in enumerate(first_run, start=1):  # the returned cell: best metric so far
+        incumbent = max(first_run[:query], key=lambda r: float(r["metric"]))
+        assert row["best_report"] == incumbent["report"]
+    assert len({row["arch"] for row in first_run}) == 60
+    assert (out / "anytime.png").stat().st_size > 5000
+    assert (out / "summary.md").read_text().strip() in printed
+
+
+def test_bench_run_is_reproducible(synthetic_table, tmp_path):
+    for name in ("a", "b"):
+        _bench(synthetic_table, tmp_path / name, "--strategy", "reinforce", "--budget", "30")
+    first, second = ((tmp_path / n / "trajectories.csv").read_text() for n in "ab")
+    strip = lambda text: [line.rsplit(",", 1)[0] for line in text.splitlines()]  # noqa: E731
+    assert strip(first) == strip(second)
+
+
+def test_bench_run_area_reports_prescoring_separately(synthetic_table, tmp_path, capsys):
+    args = ["--strategy", "area", "--prescore", "params", "--budget", "15", "--repeats", "2"]
+    assert _bench(synthetic_table, tmp_path / "area", *args) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| area"))
+    assert float(row.strip(" |").split("|")[-1]) > 0  # pre-scoring seconds
+    trajectories = list(csv.DictReader((tmp_path / "area" / "trajectories.csv").open()))
+    assert len(trajectories) == 2 * 15
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--strategy", "annealing"], "unknown strategy 'annealing'"),
+        (["--metric", "train_acc"], "no column 'train_acc'"),
+        (["--report", "flops"], "no column 'flops'"),
+        (["--budget", "ten"], "--budget takes whole numbers"),
+        (["--repeats", "0"], "--repeats must be at least 1"),
+    ],
+)
+def test_bench_run_bad_input(synthetic_table, tmp_path, capsys, extra, message):
+    assert _bench(synthetic_table, tmp_path / "x", *extra) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_bench_run_cell_missing_from_table_and_malformed_file(tmp_path, capsys):
+    small = tmp_path / "small.csv"
+    small.write_text(f"arch,valid_acc,test_acc\n{CELL},90,93\n")
+    assert _bench(small, tmp_path / "x", "--budget", "5") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is not in the table" in err
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 garbage")
+    assert _bench(broken, tmp_path / "y") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot read benchmark table" in err
+
+
+# --- converters: fixtures with the published structure of the official files -------------------
+
+ARCHS = [CELL, "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"]
+
+
+def _trial(epochs, accuracies, params=1.5, flop=200.0):
+    """A ResultsCount state dict: eval_acc1es keyed '<set>@<epoch>'."""
+    acc = {
+        f"{name}@{epoch}": value for name, value in accuracies.items() for epoch in range(epochs)
+    }
+    acc.update({f"{name}@{epochs - 1}": value + 1 for name, value in accuracies.items()})
+    return {
+        "name": "x",
+        "net_state_dict": None,
+        "params": params,
+        "flop": flop,
+        "seed": 0,
+        "epochs": epochs,
+        "eval_names": list(accuracies),
+        "eval_acc1es": acc,
+        "eval_losses": dict.fromkeys(acc, 0.1),
+        "train_acc1es": {},
+        "train_losses": {},
+    }
+
+
+def _arch_results(index, epochs, base):
+    """An ArchResults state dict with two seeds on cifar10-valid and one on cifar10."""
+    all_results = {
+        ("cifar10-valid", 777): _trial(epochs, {"x-valid": base, "ori-test": base + 3}),
+        ("cifar10-valid", 888): _trial(epochs, {"x-valid": base + 2, "ori-test": base + 3}),
+        ("cifar10", 777): _trial(epochs, {"ori-test": base + 5}),
+    }
+    return {
+        "arch_index": index,
+        "arch_str": ARCHS[index],
+        "all_results": all_results,
+        "dataset_seed": {"cifar10-valid": [777, 888], "cifar10": [777]},
+        "clear_net_done": True,
+    }
+
+
+def _infos(keys):
+    return {
+        index: {
+            keys[0]: _arch_results(index, 12, 50.0 + index),
+            keys[1]: _arch_results(index, 200, 80.0 + index),
+        }
+        for index in range(len(ARCHS))
+    }
+
+
+def _check_converted(path):
+    table = TabularBenchmark.from_file(path)
+    assert table.archs == tuple(ARCHS)
+    # 200 epochs: mean over seeds of the last epoch (which the fixture sets one higher).
+    assert table.lookup(CELL, "valid_acc") == pytest.approx(82.0)
+    assert table.lookup(CELL, "test_acc") == pytest.approx(86.0)
+    assert table.lookup(ARCHS[1], "valid_acc_12ep") == pytest.approx(53.0)
+    assert table.lookup(CELL, "params_m") == 1.5
+
+
+def test_convert_nas_bench_201_pth(tmp_path, capsys):
+    source = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
+    torch.save(
+        {"meta_archs": ARCHS, "arch2infos": _infos(("less", "full")), "evaluated_indexes": {0, 1}},
+        source,
+    )
+    out = tmp_path / "nb201.csv"
+    assert main(["bench", "convert", str(source), "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "runs any code" in captured.err and "wrote 2 cells" in captured.out
+    _check_converted(out)
+
+
+def test_convert_nats_bench_file_and_fast_mode_folder(tmp_path):
+    data = {"meta_archs": ARCHS, "arch2infos": _infos(("12", "200")), "evaluated_indexes": [0, 1]}
+    single = tmp_path / "NATS-tss-v1_0-3ffb9.pickle.pbz2"
+    with bz2.open(single, "wb") as handle:
+        pickle.dump(data, handle)
+    assert (
+        main(["bench", "convert", str(single), "--out", str(tmp_path / "a.parquet"), "--quiet"])
+        == 0
+    )
+    _check_converted(tmp_path / "a.parquet")
+
+    folder = tmp_path / "NATS-tss-v1_0-3ffb9-simple"
+    folder.mkdir()
+    with bz2.open(folder / "meta.pickle.pbz2", "wb") as handle:
+        pickle.dump({"meta_archs": ARCHS}, handle)
+    for index, info in data["arch2infos"].items():
+        with bz2.open(folder / f"{index:06d}.pickle.pbz2", "wb") as handle:
+            pickle.dump(info, handle)
+    assert main(["bench", "convert", str(folder), "--out", str(tmp_path / "b.csv"), "--quiet"]) == 0
+    _check_converted(tmp_path / "b.csv")
+
+
+def test_convert_rejects_malformed_files(tmp_path, capsys):
+    not_a_pickle = tmp_path / "x.pickle.pbz2"
+    not_a_pickle.write_bytes(b"hello")
+    wrong_dict = tmp_path / "y.pth"
+    torch.save({"something": 1}, wrong_dict)
+    for source, message in [
+        (not_a_pickle, "cannot read the benchmark file"),
+        (wrong_dict, "not a NAS-Bench-201/NATS-Bench topology file"),
+        (tmp_path / "missing.pth", "file not found"),
+    ]:
+        assert (
+            main(["bench", "convert", str(source), "--out", str(tmp_path / "o.csv"), "--quiet"])
+            == 2
+        )
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("nasbox: error:") and message in err[-1]
