@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from nasbox import __version__
+from nasbox.benchmarks import TabularBenchmark
 from nasbox.data import load_data
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, EstimatorContext, get_estimator
@@ -36,10 +37,22 @@ def _add_space_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="nb201", help=f"one of: {', '.join(SPACES.names())}")
 
 
+def _add_benchmark_option(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument(
+        "--benchmark",
+        required=required,
+        help="benchmark table (CSV or Parquet: arch + metric columns) for table:<column>",
+    )
+
+
 def _context(args: argparse.Namespace, space, estimators: Sequence[str]) -> EstimatorContext:
     data_needed = any(name.split(":")[0] in {"naswot", "jacov"} for name in estimators)
     data = load_data(args.data, args.data_dir) if data_needed or args.data != "digits" else None
-    return EstimatorContext(space, data, seed=args.seed, batch_size=args.batch_size)
+    benchmark_file = getattr(args, "benchmark", None)
+    benchmark = TabularBenchmark.from_file(benchmark_file) if benchmark_file else None
+    return EstimatorContext(
+        space, data, seed=args.seed, batch_size=args.batch_size, benchmark=benchmark
+    )
 
 
 def _default_out(command: str) -> Path:
@@ -143,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples", "--budget", type=int, default=100, help="architectures to evaluate"
     )
     _add_data_options(search)
+    _add_benchmark_option(search)
     search.add_argument("--out", help="results folder (default: runs/search-TIMESTAMP)")
     search.add_argument("--quiet", action="store_true", help="no progress bar")
     search.set_defaults(handler=cmd_search)
@@ -156,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--archs", required=True, help="file with one architecture per line")
     _add_data_options(score)
+    _add_benchmark_option(score)
     score.add_argument("--out", help="CSV file to write (default: standard output)")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(handler=cmd_score)

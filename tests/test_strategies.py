@@ -36,5 +36,103 @@ def test_random_search_reports_an_exhausted_space():
 
 
 def test_unknown_strategy():
-    with pytest.raises(NasboxError, match="unknown strategy 'annealing'; choose one of: random"):
+    with pytest.raises(
+        NasboxError, match="unknown strategy .annealing.; choose one of: area, evolution"
+    ):
         get_strategy("annealing", get_space("nb201"))
+
+
+def _ops(edge_op: str) -> str:
+    return "|" + edge_op + "~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+
+
+def test_aging_evolution_drops_the_oldest_even_if_it_is_the_best():
+    space = get_space("nb201")
+    strategy = get_strategy("evolution", space, seed=0, population_size=3, tournament_size=2)
+    values = [100.0, 1.0, 2.0, 3.0]
+    told = []
+    for value in values:
+        arch = strategy.ask()
+        strategy.tell(arch, value)
+        told.append(arch)
+    assert [arch for arch, _ in strategy.population] == told[1:]
+    assert strategy.best == (told[0], 100.0)  # gone from the population, not from the history
+
+
+def test_tournament_picks_the_best_of_its_draw_and_children_are_one_mutation_away():
+    space = get_space("nb201")
+    strategy = get_strategy("evolution", space, seed=1, population_size=5, tournament_size=5)
+    for value in range(5):
+        strategy.tell(strategy.ask(), float(value))
+    best_member = strategy.population[-1]
+    assert strategy.tournament_winner() == best_member  # S = P: the tournament sees everyone
+    for _ in range(20):
+        child = strategy.ask()
+        strategy.tell(child, -1.0)
+    first_child = strategy.history[5][0]
+    differences = sum(a != b for a, b in zip(first_child.ops, best_member[0].ops, strict=True))
+    assert differences == 1
+
+
+def test_tournament_draws_without_replacement():
+    space = get_space("nb201")
+    strategy = get_strategy("evolution", space, seed=2, population_size=4, tournament_size=4)
+    for value in (5.0, 1.0, 2.0, 3.0):
+        strategy.tell(strategy.ask(), value)
+    # With replacement, 4 draws would miss the best member about 30% of the time.
+    assert all(strategy.tournament_winner()[1] == 5.0 for _ in range(50))
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "reinforce"])
+def test_strategies_are_seeded_and_never_query_a_cell_twice(name):
+    space = get_space("nb201")
+
+    def run(seed):
+        strategy = get_strategy(name, space, seed=seed)
+        # A landscape with few distinct values makes evolution and the policy revisit cells.
+        run_search(
+            strategy, lambda arch: float(arch.ops.count("nor_conv_3x3")), 300, progress=False
+        )
+        return [arch for arch, _ in strategy.history]
+
+    first = run(4)
+    assert len(set(first)) == 300
+    assert run(4) == first and run(5) != first
+
+
+def test_area_seeds_the_population_with_the_best_prescored_cells():
+    space = get_space("nb201")
+    pool = list(space)[:100]
+    prescore = {arch: float(i) for i, arch in enumerate(pool)}.__getitem__
+    strategy = get_strategy(
+        "area",
+        space,
+        seed=0,
+        population_size=4,
+        tournament_size=2,
+        candidates=20,
+        prescore=prescore,
+        pool=pool,
+    )
+    first = [strategy.ask() for _ in range(4)]
+    scores = [prescore(arch) for arch in first]
+    assert scores == sorted(scores, reverse=True)
+    candidates = {arch for arch in pool if prescore(arch) >= min(scores)}
+    assert len(candidates) > 4  # the pool held better cells, but only 20 were pre-scored
+    assert strategy.prescore_seconds >= 0
+    with pytest.raises(NasboxError, match="area needs a training-free estimator"):
+        get_strategy("area", space)
+
+
+def test_reinforce_policy_moves_towards_a_rewarded_choice():
+    space = get_space("nb201")
+    strategy = get_strategy("reinforce", space, seed=0, learning_rate=0.2)
+    before = strategy.probabilities()[0][space.ops.index("nor_conv_3x3")]
+    for _ in range(150):
+        arch = strategy.ask()
+        strategy.tell(arch, 1.0 if arch.ops[0] == "nor_conv_3x3" else 0.0)
+    probabilities = strategy.probabilities()
+    assert before == pytest.approx(0.2)
+    rewarded = probabilities[0][space.ops.index("nor_conv_3x3")]
+    assert rewarded > 0.8
+    assert all(p.max() < rewarded - 0.1 for p in probabilities[1:])  # only noise moves the others

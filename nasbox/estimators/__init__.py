@@ -10,6 +10,7 @@ from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.cost import MultiplyAdds, Parameters
 from nasbox.estimators.jacov import JacobianCovariance
 from nasbox.estimators.naswot import NASWOT
+from nasbox.estimators.table import TableLookup
 from nasbox.registry import Registry
 
 EstimatorFactory = Callable[[EstimatorContext, str | None], Estimator]
@@ -29,6 +30,13 @@ for _cls in (NASWOT, JacobianCovariance, Parameters, MultiplyAdds):
     ESTIMATORS.register(_cls.name)(_without_argument(_cls))
 
 
+@ESTIMATORS.register(TableLookup.name)
+def _table_lookup(context: EstimatorContext, column: str | None) -> Estimator:
+    if not column:
+        raise NasboxError("estimator 'table' needs a column, e.g. table:valid_acc")
+    return TableLookup(context, column)
+
+
 def get_estimator(spec: str, context: EstimatorContext) -> Estimator:
     """Create the estimator `spec` (`name` or `name:argument`) for `context`."""
     name, colon, argument = spec.strip().partition(":")
@@ -43,5 +51,6 @@ __all__ = [
     "MultiplyAdds",
     "NASWOT",
     "Parameters",
+    "TableLookup",
     "get_estimator",
 ]

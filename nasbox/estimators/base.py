@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from nasbox.benchmarks import TabularBenchmark
 from nasbox.data import ImageData
 from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
@@ -14,7 +15,7 @@ from nasbox.spaces import SearchSpace
 
 @dataclass
 class EstimatorContext:
-    """Everything an estimator may need: the space, data, seed and how to size the networks."""
+    """Everything an estimator may need: the space, data, a benchmark table, seed, network size."""
 
     space: SearchSpace
     data: ImageData | None = None
@@ -23,11 +24,17 @@ class EstimatorContext:
     device: str = "cpu"
     channels_last: bool = True
     build_options: dict = field(default_factory=dict)
+    benchmark: TabularBenchmark | None = None
 
     def require_data(self, estimator: str) -> ImageData:
         if self.data is None:
             raise NasboxError(f"estimator {estimator!r} needs data; pass --data")
         return self.data
+
+    def require_benchmark(self, estimator: str) -> TabularBenchmark:
+        if self.benchmark is None:
+            raise NasboxError(f"estimator {estimator!r} needs a benchmark table; pass --benchmark")
+        return self.benchmark
 
     def build(self, arch: Hashable) -> nn.Module:
         """A network for `arch`, initialised from `seed` so scores repeat exactly."""

@@ -4,10 +4,15 @@ from nasbox.registry import Registry
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 from nasbox.strategies.controller import ControllerStrategy, PPOController, ReinforceController
+from nasbox.strategies.evolution import AssistedEvolution, RegularizedEvolution
 from nasbox.strategies.random import RandomSearch
+from nasbox.strategies.reinforce import Reinforce
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 STRATEGIES.register("random")(RandomSearch)
+STRATEGIES.register("evolution")(RegularizedEvolution)
+STRATEGIES.register("area")(AssistedEvolution)
+STRATEGIES.register("reinforce")(Reinforce)
 STRATEGIES.register("ppo")(PPOController)
 STRATEGIES.register("lstm-reinforce")(ReinforceController)
 
@@ -16,12 +21,21 @@ def get_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Str
     return STRATEGIES.create(name, space=space, seed=seed, **options)
 
 
+def uses_prescore(name: str) -> bool:
+    """Whether strategy `name` takes a training-free `prescore` estimator (AREA does)."""
+    return getattr(STRATEGIES.get(name), "uses_prescore", False)
+
+
 __all__ = [
     "STRATEGIES",
+    "AssistedEvolution",
     "ControllerStrategy",
     "PPOController",
     "RandomSearch",
+    "RegularizedEvolution",
+    "Reinforce",
     "ReinforceController",
     "Strategy",
     "get_strategy",
+    "uses_prescore",
 ]

@@ -10,6 +10,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
 
 
@@ -23,6 +24,7 @@ class Strategy(ABC):
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.history: list[tuple[Hashable, float]] = []
+        self._proposed: set[Hashable] = set()
 
     @abstractmethod
     def ask(self) -> Hashable:
@@ -31,6 +33,22 @@ class Strategy(ABC):
     def tell(self, arch: Hashable, value: float) -> None:
         """Record the value of an architecture returned by `ask` (NaN counts as `-inf`)."""
         self.history.append((arch, -math.inf if math.isnan(value) else float(value)))
+
+    def _propose(self, arch: Hashable) -> Hashable:
+        """Mark `arch` as proposed, so the strategy never spends a query on it again."""
+        self._proposed.add(arch)
+        return arch
+
+    def _unseen_sample(self) -> Hashable:
+        """A uniform sample among the architectures not proposed yet."""
+        if len(self._proposed) >= len(self.space):
+            raise NasboxError(
+                f"{self.name} has proposed all {len(self.space)} architectures of the space"
+            )
+        while True:
+            arch = self.space.sample(self.rng)
+            if arch not in self._proposed:
+                return arch
 
     @property
     def best(self) -> tuple[Hashable, float] | None:

@@ -1,0 +1,153 @@
+"""A tabular benchmark: every cell of a space with its measured metrics, looked up in microseconds.
+
+nasbox's own format is a CSV or Parquet file with an `arch` column (the space's cell string) and
+any number of numeric metric columns, e.g. `../shared/data/nb201-cifar10.csv`:
+
+    index,arch,params_m,test_acc,valid_acc
+    0,|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|...|,0.129306,85.8633,81.9827
+
+Usage:
+
+    bench = TabularBenchmark.from_file("../shared/data/nb201-cifar10.csv")
+    bench.columns                      # ('index', 'params_m', 'test_acc', 'valid_acc')
+    bench.archs                        # every cell string, in file order
+    bench.lookup(cell_string, "test_acc")
+"""
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nasbox.errors import NasboxError
+
+ARCH_COLUMN = "arch"
+
+
+class TabularBenchmark:
+    """Metric columns indexed by architecture string; a missing cell or value is an error."""
+
+    def __init__(self, frame: pd.DataFrame, source: str = "table") -> None:
+        self.source = source
+        if ARCH_COLUMN not in frame.columns:
+            found = ", ".join(map(str, frame.columns))
+            raise NasboxError(
+                f"{source}: no {ARCH_COLUMN!r} column (found: {found}); a benchmark table needs "
+                f"an {ARCH_COLUMN!r} column plus numeric metric columns"
+            )
+        archs = frame[ARCH_COLUMN].astype(str).str.strip()
+        duplicated = archs[archs.duplicated()]
+        if len(duplicated):
+            raise NasboxError(
+                f"{source}: architecture {duplicated.iloc[0]!r} appears more than once; "
+                "each cell must have exactly one row"
+            )
+        self._archs: tuple[str, ...] = tuple(archs)
+        self._row = {arch: row for row, arch in enumerate(self._archs)}
+        self._values: dict[str, np.ndarray] = {}
+        for column in frame.columns:
+            if column == ARCH_COLUMN:
+                continue
+            values = pd.to_numeric(frame[column], errors="coerce")
+            bad = values.isna() & frame[column].notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise NasboxError(
+                    f"{source}: column {column!r} is not numeric (row {row + 1} holds "
+                    f"{frame[column].iloc[row]!r}); metric columns must hold numbers"
+                )
+            self._values[str(column)] = values.to_numpy(dtype=np.float64)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "TabularBenchmark":
+        """Read a `.csv` or `.parquet` table written in nasbox's format."""
+        path = Path(path)
+        if not path.is_file():
+            raise NasboxError(f"{path}: file not found (expected a CSV or Parquet benchmark table)")
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".csv":
+                frame = pd.read_csv(path)
+            elif suffix in {".parquet", ".pq"}:
+                frame = pd.read_parquet(path)
+            else:
+                raise NasboxError(
+                    f"{path}: unknown table format {suffix!r}; use .csv or .parquet "
+                    "(convert official NAS-Bench-201/NATS-Bench files with `nasbox bench convert`)"
+                )
+        except NasboxError:
+            raise
+        except Exception as err:  # pandas/pyarrow raise many types for a corrupt file
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise NasboxError(f"{path}: cannot read benchmark table ({reason})") from None
+        return cls(frame, source=str(path))
+
+    @property
+    def archs(self) -> tuple[str, ...]:
+        """Every architecture string, in the table's row order."""
+        return self._archs
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The metric columns (everything but `arch`)."""
+        return tuple(self._values)
+
+    def __len__(self) -> int:
+        return len(self._archs)
+
+    def __contains__(self, arch: str) -> bool:
+        return arch in self._row
+
+    def require_column(self, column: str) -> np.ndarray:
+        """All values of `column` in row order; a clear error names the columns there are."""
+        try:
+            return self._values[column]
+        except KeyError:
+            raise NasboxError(
+                f"{self.source}: no column {column!r}; choose one of: {', '.join(self.columns)}"
+            ) from None
+
+    def lookup(self, arch: str, column: str) -> float:
+        """The value of `column` for the cell string `arch`."""
+        values = self.require_column(column)
+        row = self._row.get(arch)
+        if row is None:
+            raise NasboxError(
+                f"{self.source}: architecture {arch!r} is not in the table "
+                f"({len(self)} cells); is it the right benchmark for this space?"
+            )
+        value = float(values[row])
+        if np.isnan(value):
+            raise NasboxError(f"{self.source}: architecture {arch!r} has no {column!r} value")
+        return value
+
+    def lookup_many(self, archs: Iterable[str], column: str) -> np.ndarray:
+        return np.array([self.lookup(arch, column) for arch in archs], dtype=np.float64)
+
+    def best(self, column: str) -> tuple[str, float]:
+        """The cell with the highest `column` value (ties to the first row) and that value."""
+        values = self.require_column(column)
+        row = int(np.nanargmax(values))
+        return self._archs[row], float(values[row])
+
+    def to_frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        chosen = list(self.columns if columns is None else columns)
+        data = {ARCH_COLUMN: list(self._archs)}
+        data.update({column: self.require_column(column) for column in chosen})
+        return pd.DataFrame(data)
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a table in nasbox's format; the suffix picks CSV or Parquet."""
+    path = Path(path)
+    TabularBenchmark(frame, source=str(path))  # validate before writing anything
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix in {".parquet", ".pq"}:
+        frame.to_parquet(path, index=False)
+    else:
+        raise NasboxError(f"{path}: unknown table format {suffix!r}; use .csv or .parquet")
+    return path
