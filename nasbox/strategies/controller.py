@@ -26,6 +26,8 @@ from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 
+MAX_REDRAWS = 100
+
 
 class LSTMPolicy(nn.Module):
     """Autoregressive distribution over decision sequences with per-decision output layers."""
@@ -118,19 +120,26 @@ class ControllerStrategy(Strategy):
         self.minibatch_rewards: list[float] = []
         self._pending: dict[Hashable, list[tuple[list[int], float]]] = defaultdict(list)
         self._batch: list[tuple[list[int], float, float]] = []
-        self._proposed: set[Hashable] = set()
         self._lowest_reward = math.inf
 
     def ask(self) -> Hashable:
-        """Sample from the controller; with `distinct`, retry (up to 100 times) on repeats."""
-        for _ in range(100):
+        """Sample from the controller; with `distinct`, never propose an architecture twice.
+
+        A repeat is redrawn (up to `MAX_REDRAWS` times), then replaced by a uniform unseen
+        sample whose log-probability under the policy is recorded, so no query is wasted.
+        """
+        for _ in range(MAX_REDRAWS):
             decisions, log_prob = self.policy.sample(self.generator)
             arch = self.space.from_decisions(decisions)
             if not self.distinct or arch not in self._proposed:
                 break
-        self._proposed.add(arch)
+        else:
+            arch = self._unseen_sample()
+            decisions = self.space.to_decisions(arch)
+            with torch.no_grad():
+                log_prob = float(self.policy.evaluate(torch.tensor([decisions]))[0][0])
         self._pending[arch].append((decisions, log_prob))
-        return arch
+        return self._propose(arch)
 
     def tell(self, arch: Hashable, value: float) -> None:
         super().tell(arch, value)
