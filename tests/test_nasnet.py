@@ -1,4 +1,5 @@
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ def test_decision_sequence_has_two_times_five_b_choices():
     assert sizes[:5] == [2, 2, 13, 13, 2] and sizes[20:25] == [6, 6, 13, 13, 2]
     assert len(OPS) == 13
     assert len(get_space("nasnet").__class__(blocks=3).decision_sizes()) == 30
+    assert len(SPACE) == sys.maxsize  # 10^50-odd sequences, capped where len() must stop
 
 
 def test_sampling_is_seeded_valid_and_round_trips():

@@ -18,7 +18,9 @@ implementation that the paper's parameter and multiply-add counts come from.
 """
 
 import json
+import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -529,6 +531,10 @@ class NASNetSpace(SearchSpace):
         if blocks < 1:
             raise NasboxError(f"a nasnet cell needs at least 1 block, got {blocks}")
         self.blocks = blocks
+
+    def __len__(self) -> int:
+        """The number of decision sequences, capped at `sys.maxsize` (the most `len` allows)."""
+        return min(math.prod(self.decision_sizes()), sys.maxsize)
 
     def decision_sizes(self) -> list[int]:
         sizes = []
