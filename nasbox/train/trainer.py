@@ -193,9 +193,9 @@ def train(
             nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
             optimizer.step()
             schedule.step()
-            loss_sum += float(loss) * len(index)
+            loss_sum += loss.item() * len(index)
             correct += int((logits.argmax(1) == target).sum())
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
         test_loss, test_acc = evaluate(network, test_x, test_y)
         history.append(
             {
