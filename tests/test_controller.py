@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from nasbox.errors import NasboxError
 from nasbox.spaces import get_space
@@ -43,7 +42,6 @@ def test_results_may_arrive_in_any_order():
 
 @pytest.mark.parametrize("name", ["ppo", "lstm-reinforce"])
 def test_controller_learns_to_prefer_rewarded_choices(name):
-    torch.set_num_threads(1)
     strategy = get_strategy(name, NB201, seed=0, minibatch=10, learning_rate=0.01, distinct=False)
     for _ in range(120):
         arch = strategy.ask()

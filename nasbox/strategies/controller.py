@@ -17,6 +17,7 @@ recorded when it was asked.
 import math
 from collections import defaultdict
 from collections.abc import Hashable
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -82,6 +83,18 @@ class LSTMPolicy(nn.Module):
         return log_prob, entropy
 
 
+@contextmanager
+def single_thread():
+    """Run the controller's tiny tensors on one thread: they gain nothing from more, and on a
+    busy CPU waiting for a second thread made sampling and updates about ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 class ControllerStrategy(Strategy):
     """Ask/tell wrapper around `LSTMPolicy`; subclasses choose the policy-gradient objective."""
 
@@ -128,6 +141,10 @@ class ControllerStrategy(Strategy):
         A repeat is redrawn (up to `MAX_REDRAWS` times), then replaced by a uniform unseen
         sample whose log-probability under the policy is recorded, so no query is wasted.
         """
+        with single_thread():
+            return self._ask()
+
+    def _ask(self) -> Hashable:
         for _ in range(MAX_REDRAWS):
             decisions, log_prob = self.policy.sample(self.generator)
             arch = self.space.from_decisions(decisions)
@@ -157,7 +174,8 @@ class ControllerStrategy(Strategy):
             reward = self._lowest_reward if math.isfinite(self._lowest_reward) else 0.0
         self._batch.append((decisions, log_prob, reward))
         if len(self._batch) >= self.minibatch:
-            self._update()
+            with single_thread():
+                self._update()
 
     def _update(self) -> None:
         decisions = torch.tensor([d for d, _, _ in self._batch], dtype=torch.long)
