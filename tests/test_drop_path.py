@@ -39,3 +39,16 @@ def test_schedule_reaches_every_path_of_a_nasnet():
     assert len(paths) == 3 * 8 + 2 * 9
     assert ScheduledDropPath(0.3, 10).apply(network, 5) == pytest.approx(0.15)
     assert all(m.p == pytest.approx(0.15) for m in paths)
+
+
+def test_cutout_zeroes_one_square_per_image_clipped_at_the_border():
+    from nasbox.train import augment, cutout
+
+    images = torch.ones(200, 3, 12, 12)
+    out = cutout(images, 4, torch.Generator().manual_seed(0))
+    zeros = (out[:, 0] == 0).sum((1, 2))
+    assert zeros.max() == 16 and zeros.min() >= 4  # a corner keeps at least a 2x2 quarter
+    assert torch.equal(out[:, 0], out[:, 2])  # the same square in every channel
+    again = cutout(images, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    assert augment(images, torch.Generator().manual_seed(1), 0).shape == images.shape
