@@ -477,7 +477,6 @@ class NASNetwork(nn.Module):
                 c_pp, c_p, prev_larger = c_p, cell.out_channels, True
         else:
             raise NasboxError(f"unknown stem {stem!r}; use cifar or imagenet")
-        self.stem_cells = len(layers)
         self.aux_after = None
         width = channels
         for stage in range(3):
