@@ -1,4 +1,4 @@
-"""The `nasbox` command line: search, score, bench (run, convert)."""
+"""The `nasbox` command line: search, score, bench (run, convert), train, describe."""
 
 import argparse
 import csv
@@ -18,6 +18,7 @@ from nasbox.estimators import ESTIMATORS, EstimatorContext, get_estimator
 from nasbox.runs import TrialWriter, plot_trials, run_search, write_json
 from nasbox.spaces import SPACES, get_space
 from nasbox.strategies import STRATEGIES, get_strategy, uses_prescore
+from nasbox.train import TrainConfig, train
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -235,6 +236,123 @@ def cmd_bench_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _network_options(args: argparse.Namespace, input_size: int) -> dict:
+    """Build options for `--cells N --filters F` (N@F) in the space's own terms."""
+    if args.cells is not None and args.cells < 1:
+        raise NasboxError(f"--cells must be at least 1, got {args.cells}")
+    if args.filters is not None and args.filters < 8:
+        raise NasboxError(f"--filters must be at least 8, got {args.filters}")
+    if args.space == "nasnet":
+        options = {"cells": args.cells or 6, "filters": args.filters or 768}
+        stem = args.stem or ("imagenet" if input_size >= 128 else "cifar")
+        options["stem"] = stem
+        return options
+    if args.space == "nb201":  # N cells per stage, F = 4C channels after the last stage
+        return {"cells_per_stage": args.cells or 5, "channels": (args.filters or 64) // 4}
+    raise NasboxError(f"--space {args.space} has no N@F network builder")
+
+
+def _arch(space, text: str):
+    path = Path(text)
+    if path.suffix in {".txt", ".json"} and path.is_file():
+        text = path.read_text()
+    return space.parse(text)
+
+
+def _describe_network(space, arch, options: dict, classes: int, channels: int, size: int):
+    import torch
+
+    from nasbox.estimators.cost import count_multiply_adds, count_parameters
+
+    with torch.device("meta"):
+        network = space.build(arch, num_classes=classes, in_channels=channels, **options)
+    return count_parameters(network), count_multiply_adds(network, (channels, size, size))
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    space = get_space(args.space)
+    arch = _arch(space, args.arch)
+    if args.input < 8:
+        raise NasboxError(f"--input must be at least 8 pixels, got {args.input}")
+    options = _network_options(args, args.input)
+    params, madds = _describe_network(space, arch, options, args.classes, 3, args.input)
+    print(f"space       {args.space}")
+    print(f"arch        {space.format(arch)}")
+    print(f"network     {', '.join(f'{key}={value}' for key, value in options.items())}")
+    print(f"input       3x{args.input}x{args.input}, {args.classes} classes (no auxiliary head)")
+    print(f"parameters  {params / 1e6:.3f} M ({params:,})")
+    print(f"mult-adds   {madds / 1e6:.1f} M ({madds:,})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    space = get_space(args.space)
+    arch = _arch(space, args.arch)
+    data = load_data(args.data, args.data_dir)
+    options = _network_options(args, data.image_size[0])
+    if args.space == "nasnet":
+        options.update(auxiliary=args.aux_weight > 0, dropout=args.dropout)
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        cutout=args.cutout,
+        drop_path=args.drop_path,
+        aux_weight=args.aux_weight,
+        seed=args.seed,
+    )
+    torch.manual_seed(args.seed)
+    network = space.build(
+        arch, num_classes=data.num_classes, in_channels=data.in_channels, **options
+    )
+    out = Path(args.out) if args.out else _default_out("train")
+    description = f"{args.space} {space.format(arch)} {options}"
+    params = sum(p.numel() for p in network.parameters()) / 1e6
+    print(f"training {description} ({params:.3f} M parameters) on {data.name}; results in {out}/")
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {key: value for key, value in vars(args).items() if key != "handler"}
+    write_json(
+        out / "settings.json",
+        {"version": __version__, **settings, "arch": space.format(arch), "options": options},
+    )
+    try:
+        history = train(
+            network,
+            data,
+            config,
+            out,
+            resume=args.resume,
+            progress=not args.quiet,
+            description=description,
+        )
+    except KeyboardInterrupt:
+        print(f"interrupted; finished epochs are in {out}/history.csv", file=sys.stderr)
+        return 130
+    last = history[-1]
+    print(
+        f"epoch {last['epoch']}: test accuracy {last['test_acc']:.2f}% "
+        f"(test loss {last['test_loss']:.3f}); history in {out}/history.csv"
+    )
+    return 0
+
+
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--arch", required=True, help="genotype or cell string, name, or file")
+    parser.add_argument(
+        "--cells", type=int, help="N: normal cells per stage (nasnet 6, nb201 5 by default)"
+    )
+    parser.add_argument(
+        "--filters", type=int, help="F: filters in the penultimate layer (768 / 64 by default)"
+    )
+    parser.add_argument(
+        "--stem", choices=("cifar", "imagenet"), help="nasnet stem (default: by input size)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nasbox", description="Neural architecture search that runs on a laptop CPU."
@@ -320,6 +438,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(handler=cmd_bench_convert)
+
+    train_parser = commands.add_parser("train", help="train an architecture (N@F) on a data set")
+    _add_space_option(train_parser)
+    _add_network_options(train_parser)
+    train_parser.add_argument("--data", default="digits", help="digits, cifar10 or npz:FILE")
+    train_parser.add_argument("--data-dir", help="folder of the CIFAR-10 python batches")
+    train_parser.add_argument("--epochs", type=int, default=10)
+    train_parser.add_argument("--batch-size", type=int, default=64)
+    train_parser.add_argument("--lr", type=float, default=0.025, help="initial learning rate")
+    train_parser.add_argument("--momentum", type=float, default=0.9)
+    train_parser.add_argument("--weight-decay", type=float, default=3e-4)
+    train_parser.add_argument("--cutout", type=int, default=16, help="cutout side (0: off)")
+    train_parser.add_argument(
+        "--drop-path", type=float, default=0.2, help="final ScheduledDropPath probability"
+    )
+    train_parser.add_argument(
+        "--aux-weight", type=float, default=0.4, help="auxiliary-head loss weight (0: no head)"
+    )
+    train_parser.add_argument("--dropout", type=float, default=0.0, help="before the classifier")
+    train_parser.add_argument("--seed", type=int, default=0)
+    train_parser.add_argument("--out", help="results folder (default: runs/train-TIMESTAMP)")
+    train_parser.add_argument(
+        "--resume", action="store_true", help="continue from --out/checkpoint.pt"
+    )
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    train_parser.set_defaults(handler=cmd_train)
+
+    describe = commands.add_parser("describe", help="parameters and multiply-adds of N@F")
+    _add_space_option(describe)
+    _add_network_options(describe)
+    describe.add_argument("--input", type=int, default=32, help="input side in pixels")
+    describe.add_argument("--classes", type=int, default=1000)
+    describe.set_defaults(handler=cmd_describe)
     return parser
 
 

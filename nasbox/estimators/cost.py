@@ -13,7 +13,11 @@ def count_parameters(network: nn.Module) -> int:
 
 
 def count_multiply_adds(network: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds of convolutions and linear layers for one input of shape (C, H, W)."""
+    """Multiply-adds of convolutions and linear layers for one input of shape (C, H, W).
+
+    Runs on the network's device: a network built on the `meta` device is counted from shapes
+    alone, without allocating weights or computing anything.
+    """
     total = 0
 
     def conv_hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
@@ -35,7 +39,8 @@ def count_multiply_adds(network: nn.Module, input_shape: tuple[int, ...]) -> int
     try:
         network.eval()
         with torch.no_grad():
-            network(torch.zeros(1, *input_shape))
+            device = next(network.parameters(), torch.empty(0)).device
+            network(torch.zeros(1, *input_shape, device=device))
     finally:
         network.train(was_training)
         for handle in handles:

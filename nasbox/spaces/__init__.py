@@ -2,14 +2,25 @@
 
 from nasbox.registry import Registry
 from nasbox.spaces.base import SearchSpace
+from nasbox.spaces.nasnet import NASNET_A, NASNetGenotype, NASNetSpace
 from nasbox.spaces.nb201 import NB201Cell, NB201Space
 
 SPACES: Registry[SearchSpace] = Registry("search space")
 SPACES.register("nb201")(NB201Space)
+SPACES.register("nasnet")(NASNetSpace)
 
 
 def get_space(name: str) -> SearchSpace:
     return SPACES.create(name)
 
 
-__all__ = ["SPACES", "NB201Cell", "NB201Space", "SearchSpace", "get_space"]
+__all__ = [
+    "NASNET_A",
+    "SPACES",
+    "NASNetGenotype",
+    "NASNetSpace",
+    "NB201Cell",
+    "NB201Space",
+    "SearchSpace",
+    "get_space",
+]

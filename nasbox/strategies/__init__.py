@@ -3,6 +3,7 @@
 from nasbox.registry import Registry
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
+from nasbox.strategies.controller import ControllerStrategy, PPOController, ReinforceController
 from nasbox.strategies.evolution import AssistedEvolution, RegularizedEvolution
 from nasbox.strategies.random import RandomSearch
 from nasbox.strategies.reinforce import Reinforce
@@ -12,6 +13,8 @@ STRATEGIES.register("random")(RandomSearch)
 STRATEGIES.register("evolution")(RegularizedEvolution)
 STRATEGIES.register("area")(AssistedEvolution)
 STRATEGIES.register("reinforce")(Reinforce)
+STRATEGIES.register("ppo")(PPOController)
+STRATEGIES.register("lstm-reinforce")(ReinforceController)
 
 
 def get_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:
@@ -26,9 +29,12 @@ def uses_prescore(name: str) -> bool:
 __all__ = [
     "STRATEGIES",
     "AssistedEvolution",
+    "ControllerStrategy",
+    "PPOController",
     "RandomSearch",
     "RegularizedEvolution",
     "Reinforce",
+    "ReinforceController",
     "Strategy",
     "get_strategy",
     "uses_prescore",

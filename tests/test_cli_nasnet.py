@@ -1,0 +1,96 @@
+import csv
+import json
+
+import pytest
+
+from nasbox.cli import main
+
+TINY = ["--cells", "1", "--filters", "24"]
+
+
+def test_describe_prints_parameters_and_multiply_adds(capsys):
+    args = ["describe", "--space", "nasnet", "--arch", "nasnet-a", "--cells", "6"]
+    assert main([*args, "--filters", "768", "--input", "32", "--classes", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters  3.328 M (3,328,234)" in out and "mult-adds" in out and "stem=cifar" in out
+    assert main(["describe", "--space", "nasnet", "--arch", "nasnet-a", "--input", "224"]) == 0
+    assert "stem=imagenet" in capsys.readouterr().out
+
+
+def test_train_writes_history_checkpoint_and_resumes(tmp_path, tiny_npz, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--space", "nasnet", "--arch", "nasnet-a", *TINY, "--data", f"npz:{tiny_npz}"]
+    args += ["--batch-size", "16", "--cutout", "4", "--out", str(out), "--quiet", "--seed", "1"]
+    assert main([*args, "--epochs", "1"]) == 0
+    first = list(csv.DictReader((out / "history.csv").open()))
+    assert len(first) == 1 and (out / "checkpoint.pt").is_file()
+    assert (out / "history.png").stat().st_size > 1000
+    assert main([*args, "--epochs", "1", "--resume"]) == 0  # nothing left to do
+    assert main([*args, "--epochs", "2", "--resume"]) == 2  # another schedule: refused
+    assert "other settings" in capsys.readouterr().err
+    settings = json.loads((out / "settings.json").read_text())
+    assert settings["arch"].startswith("normal: sep_conv_5x5~1")
+
+
+def test_interrupted_training_resumes_where_it_stopped(tmp_path, tiny_npz, monkeypatch):
+    import nasbox.train.trainer as trainer
+
+    base = [
+        "train",
+        "--space",
+        "nb201",
+        "--arch",
+        "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",
+    ]
+    base += ["--cells", "1", "--filters", "16", "--data", f"npz:{tiny_npz}", "--epochs", "2"]
+    base += ["--batch-size", "16", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "straight")]) == 0
+    evaluate, calls = trainer.evaluate, []
+
+    def interrupt_in_epoch_two(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate(*args)
+
+    monkeypatch.setattr(trainer, "evaluate", interrupt_in_epoch_two)
+    interrupted = tmp_path / "interrupted"
+    assert main([*base, "--out", str(interrupted)]) == 130
+    assert len(list(csv.DictReader((interrupted / "history.csv").open()))) == 1
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    assert main([*base, "--out", str(interrupted), "--resume"]) == 0
+    straight = list(csv.DictReader((tmp_path / "straight" / "history.csv").open()))
+    resumed = list(csv.DictReader((interrupted / "history.csv").open()))
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed] == [
+        {k: v for k, v in r.items() if k not in drop} for r in straight
+    ]
+
+
+@pytest.mark.parametrize(
+    ("arch", "message"),
+    [
+        (
+            "normal: conv_3x3~0 + conv_3x3~5 ; reduce: identity~0 + identity~1",
+            "normal cell, block 1: hidden state 5 out of range",
+        ),
+        (
+            "normal: conv_3x3~0 + conv_3x3~1 ; reduce: identity~0 + warp~1",
+            "reduce cell, block 1: unknown operation 'warp'",
+        ),
+        ("normal: conv_3x3~0 conv_3x3~1", "normal cell, block 1:"),
+    ],
+)
+def test_bad_genotype_is_one_line_and_status_2(arch, message, capsys):
+    assert main(["describe", "--space", "nasnet", "--arch", arch]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nasbox: error: ") and message in err
+
+
+def test_search_runs_on_nasnet_with_the_controller(tmp_path, tiny_npz, capsys):
+    out = tmp_path / "search"
+    args = ["search", "--space", "nasnet", "--strategy", "ppo", "--estimator", "naswot"]
+    args += ["--budget", "3", "--data", f"npz:{tiny_npz}", "--batch-size", "8", "--out", str(out)]
+    assert main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("best naswot")
+    assert len(list(csv.DictReader((out / "trials.csv").open()))) == 3
