@@ -10,6 +10,7 @@ from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.cost import MultiplyAdds, Parameters
 from nasbox.estimators.jacov import JacobianCovariance
 from nasbox.estimators.naswot import NASWOT
+from nasbox.estimators.petri.estimator import PetriEstimator
 from nasbox.registry import Registry
 
 EstimatorFactory = Callable[[EstimatorContext, str | None], Estimator]
@@ -27,6 +28,7 @@ def _without_argument(cls: type[Estimator]) -> EstimatorFactory:
 
 for _cls in (NASWOT, JacobianCovariance, Parameters, MultiplyAdds):
     ESTIMATORS.register(_cls.name)(_without_argument(_cls))
+ESTIMATORS.register(PetriEstimator.name)(PetriEstimator)
 
 
 def get_estimator(spec: str, context: EstimatorContext) -> Estimator:
@@ -43,5 +45,6 @@ __all__ = [
     "MultiplyAdds",
     "NASWOT",
     "Parameters",
+    "PetriEstimator",
     "get_estimator",
 ]
