@@ -162,3 +162,14 @@ def test_cli_fit_and_evaluate_slopes(tmp_path, capsys):
     assert "24 held-out motifs" in out
     for row in ("petri      extrapolation", "mlp        interpolation", "gbt        all"):
         assert row in out
+
+
+def test_fitting_in_several_batches_matches_one_batch():
+    labels = [1.0, 3.0, 2.0, 6.0, 4.0, 5.0]
+    whole, split = tiny_slope_dish(outer_steps=3), tiny_slope_dish(outer_steps=3, batch=4)
+    np.testing.assert_allclose(
+        whole.fit(SLOPES, labels, progress=False),
+        split.fit(SLOPES, labels, progress=False),
+        rtol=1e-4,
+    )
+    torch.testing.assert_close(whole.x_train, split.x_train, rtol=1e-4, atol=1e-5)
