@@ -37,7 +37,7 @@ def test_random_search_reports_an_exhausted_space():
 
 def test_unknown_strategy():
     with pytest.raises(
-        NasboxError, match="unknown strategy .annealing.; choose one of: area, evolution"
+        NasboxError, match="unknown strategy 'annealing'; choose one of: area, evolution"
     ):
         get_strategy("annealing", get_space("nb201"))
 

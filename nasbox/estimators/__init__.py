@@ -10,6 +10,7 @@ from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.cost import MultiplyAdds, Parameters
 from nasbox.estimators.jacov import JacobianCovariance
 from nasbox.estimators.naswot import NASWOT
+from nasbox.estimators.petri.estimator import PetriEstimator
 from nasbox.estimators.table import TableLookup
 from nasbox.registry import Registry
 
@@ -28,6 +29,7 @@ def _without_argument(cls: type[Estimator]) -> EstimatorFactory:
 
 for _cls in (NASWOT, JacobianCovariance, Parameters, MultiplyAdds):
     ESTIMATORS.register(_cls.name)(_without_argument(_cls))
+ESTIMATORS.register(PetriEstimator.name)(PetriEstimator)
 
 
 @ESTIMATORS.register(TableLookup.name)
@@ -52,5 +54,6 @@ __all__ = [
     "NASWOT",
     "Parameters",
     "TableLookup",
+    "PetriEstimator",
     "get_estimator",
 ]

@@ -5,6 +5,7 @@ from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 from nasbox.strategies.controller import ControllerStrategy, PPOController, ReinforceController
 from nasbox.strategies.evolution import AssistedEvolution, RegularizedEvolution
+from nasbox.strategies.petri_evolution import PetriEvolution
 from nasbox.strategies.random import RandomSearch
 from nasbox.strategies.reinforce import Reinforce
 
@@ -15,6 +16,7 @@ STRATEGIES.register("area")(AssistedEvolution)
 STRATEGIES.register("reinforce")(Reinforce)
 STRATEGIES.register("ppo")(PPOController)
 STRATEGIES.register("lstm-reinforce")(ReinforceController)
+STRATEGIES.register("petri-evolution")(PetriEvolution)
 
 
 def get_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:
@@ -31,6 +33,7 @@ __all__ = [
     "AssistedEvolution",
     "ControllerStrategy",
     "PPOController",
+    "PetriEvolution",
     "RandomSearch",
     "RegularizedEvolution",
     "Reinforce",

@@ -1,0 +1,314 @@
+"""The Synthetic Petri Dish (Rawal et al., 2020): learned synthetic data that ranks motifs.
+
+Synthetic training and validation inputs are parameters. The inner loop trains every labelled
+motif's tiny network on the synthetic training inputs with unrolled, differentiable Adam (all
+motifs of a batch in one batched graph); a motif's petri-dish score is minus its loss on the
+synthetic validation inputs. The outer loop backpropagates through the inner loop into the inputs
+so that z-scored dish scores match z-scored ground truth (MSE, or a pairwise ranking loss).
+"""
+
+import math
+import time
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from nasbox.errors import NasboxError
+from nasbox.estimators.petri.motifs import MotifSpace, Weights, get_motif_space
+
+FILE_FORMAT = "nasbox-petri-dish"
+FILE_VERSION = 1
+
+
+@dataclass
+class DishConfig:
+    """Sizes and optimiser settings of the dish; defaults are the paper's slope experiment."""
+
+    samples: int = 10  # synthetic training inputs, and as many validation inputs
+    inner_steps: int = 250
+    inner_lr: float = 0.01
+    outer_steps: int = 60
+    outer_lr: float = 0.05
+    outer_decay: float = 0.4  # the outer learning rate is multiplied by this ...
+    decay_after: int = 20  # ... after this many outer steps ...
+    decay_every: int = 30  # ... and again every this many
+    loss: str = "mse"  # "mse" of z-scores, or "rank" (pairwise logistic ranking loss)
+    batch: int = 64  # motifs trained together in one graph
+
+    def __post_init__(self) -> None:
+        if self.loss not in {"mse", "rank"}:
+            raise NasboxError(f"unknown dish loss {self.loss!r}; choose mse or rank")
+        if min(self.samples, self.inner_steps, self.batch) < 1 or self.outer_steps < 0:
+            raise NasboxError("dish samples, inner steps and batch must be >= 1, outer steps >= 0")
+
+    def outer_lr_at(self, step: int) -> float:
+        if step < self.decay_after:
+            return self.outer_lr
+        return self.outer_lr * self.outer_decay ** (
+            1 + (step - self.decay_after) // self.decay_every
+        )
+
+
+# Settings per motif space: the slope dish is the paper's; the nb201 dish is sized for a laptop.
+DEFAULT_CONFIGS = {
+    "slope": DishConfig(),
+    "nb201": DishConfig(
+        samples=10,
+        inner_steps=10,
+        inner_lr=0.03,
+        outer_steps=15,
+        outer_lr=0.05,
+        decay_after=10,
+        decay_every=5,
+        batch=50,
+    ),
+}
+
+
+def default_config(space: str, **overrides) -> DishConfig:
+    base = asdict(DEFAULT_CONFIGS.get(space, DishConfig()))
+    base.update({key: value for key, value in overrides.items() if value is not None})
+    return DishConfig(**base)
+
+
+def zscore(values: torch.Tensor) -> torch.Tensor:
+    return (values - values.mean()) / (values.std(unbiased=False) + 1e-8)
+
+
+def outer_loss(scores: torch.Tensor, targets: torch.Tensor, kind: str) -> torch.Tensor:
+    """How far the dish's ranking of the labelled motifs is from the ground truth's."""
+    predicted, truth = zscore(scores), zscore(targets)
+    if kind == "mse":
+        return F.mse_loss(predicted, truth)
+    sign = torch.sign(truth[:, None] - truth[None, :])
+    pairs = sign != 0
+    margins = (predicted[:, None] - predicted[None, :]) * sign
+    return F.softplus(-margins[pairs]).mean()
+
+
+class PetriDish:
+    """Synthetic data plus everything needed to train a motif on it and score the result."""
+
+    def __init__(self, space: MotifSpace, config: DishConfig | None = None, seed: int = 0) -> None:
+        self.space = space
+        self.config = config or default_config(space.name)
+        self.seed = seed
+        generator = torch.Generator().manual_seed(seed)
+        samples = self.config.samples
+        self.init_weights = space.init_weights(generator)
+        inputs = torch.randn(samples, *space.input_shape, generator=generator)
+        self.x_train = inputs.clone()
+        self.x_val = inputs.clone()  # the paper starts validation inputs as a copy of training ones
+        if space.label_kind == "bce":
+            self.y_train = torch.randint(0, 2, (samples, space.num_outputs), generator=generator)
+            self.y_train = self.y_train.float()
+        else:
+            self.y_train = torch.arange(samples) % space.num_outputs
+        self.y_val = self.y_train.clone()
+        self.labelled: list[Hashable] = []
+        self.labels: list[float] = []
+        self.losses: list[float] = []
+        self.fit_seconds = 0.0
+
+    # ----- the inner loop -----
+
+    def _loss(self, weights: Weights, motifs: Sequence[Hashable], x, y) -> torch.Tensor:
+        """Per-motif mean loss, shape (M,)."""
+        outputs = self.space.forward(weights, motifs, x)  # (M, N, outputs)
+        if self.space.label_kind == "bce":
+            targets = y.to(outputs.dtype).expand(len(motifs), *y.shape)
+            return F.binary_cross_entropy_with_logits(outputs, targets, reduction="none").mean(
+                dim=(1, 2)
+            )
+        flat = outputs.reshape(-1, outputs.shape[-1])
+        losses = F.cross_entropy(flat, y.repeat(len(motifs)), reduction="none")
+        return losses.view(len(motifs), -1).mean(dim=1)
+
+    def train_motifs(
+        self, motifs: Sequence[Hashable], x_train: torch.Tensor, differentiable: bool
+    ) -> Weights:
+        """Adam on the synthetic training inputs, unrolled; differentiable w.r.t. `x_train`.
+
+        sqrt(v + eps^2) replaces sqrt(v) + eps so that weights with a zero gradient (an op no
+        motif of the batch uses) give zero, not NaN, second-order terms.
+        """
+        beta1, beta2, eps, lr = 0.9, 0.999, 1e-8, self.config.inner_lr
+        weights = {
+            name: value.expand(len(motifs), *value.shape).clone().requires_grad_(True)
+            for name, value in self.init_weights.items()
+        }
+        first = {name: torch.zeros_like(value) for name, value in weights.items()}
+        second = {name: torch.zeros_like(value) for name, value in weights.items()}
+        with torch.enable_grad():
+            for step in range(1, self.config.inner_steps + 1):
+                loss = self._loss(weights, motifs, x_train, self.y_train).sum()
+                grads = torch.autograd.grad(
+                    loss,
+                    list(weights.values()),
+                    create_graph=differentiable,
+                    allow_unused=True,
+                    materialize_grads=True,
+                )
+                updated = {}
+                for (name, value), grad in zip(weights.items(), grads, strict=True):
+                    first[name] = beta1 * first[name] + (1 - beta1) * grad
+                    second[name] = beta2 * second[name] + (1 - beta2) * grad * grad
+                    m_hat = first[name] / (1 - beta1**step)
+                    v_hat = second[name] / (1 - beta2**step)
+                    new = value - lr * m_hat / torch.sqrt(v_hat + eps * eps)
+                    updated[name] = new if differentiable else new.detach().requires_grad_(True)
+                if not differentiable:
+                    first = {name: value.detach() for name, value in first.items()}
+                    second = {name: value.detach() for name, value in second.items()}
+                weights = updated
+        return weights
+
+    def _scores(
+        self, motifs: Sequence[Hashable], x_train: torch.Tensor, x_val: torch.Tensor, grad: bool
+    ) -> torch.Tensor:
+        if not grad:
+            x_train, x_val = x_train.detach(), x_val.detach()
+        weights = self.train_motifs(motifs, x_train, differentiable=grad)
+        with torch.set_grad_enabled(grad):
+            return -self._loss(weights, motifs, x_val, self.y_val)
+
+    # ----- prediction and fitting -----
+
+    def predict(self, motifs: Sequence[Hashable], progress: bool = False) -> np.ndarray:
+        """Petri-dish scores (minus the synthetic validation loss; higher is better)."""
+        if not len(motifs):
+            return np.zeros(0)
+        scores = []
+        starts = range(0, len(motifs), self.config.batch)
+        for start in tqdm(starts, desc="petri predict", unit="batch", disable=not progress):
+            chunk = list(motifs[start : start + self.config.batch])
+            scores.append(self._scores(chunk, self.x_train, self.x_val, grad=False).detach())
+        return torch.cat(scores).double().numpy()
+
+    def fit(
+        self,
+        motifs: Sequence[Hashable],
+        labels: Sequence[float],
+        progress: bool = True,
+    ) -> list[float]:
+        """Learn the synthetic inputs so the dish ranks `motifs` like `labels`; returns the losses.
+
+        Keeps the inputs of the step with the lowest outer loss. With more motifs than one batch
+        holds, the gradient is accumulated batch by batch through d(loss)/d(scores) from a first,
+        graph-free pass over all motifs.
+        """
+        if len(motifs) < 2 or len(motifs) != len(labels):
+            raise NasboxError(
+                f"fitting a dish needs at least 2 labelled motifs with one label each, got "
+                f"{len(motifs)} motifs and {len(labels)} labels"
+            )
+        targets = torch.tensor(np.asarray(labels, dtype=np.float64), dtype=torch.float32)
+        if float(targets.std()) == 0.0:
+            raise NasboxError("all labels are equal; the dish needs motifs that differ in quality")
+        started = time.perf_counter()
+        x_train = self.x_train.clone().requires_grad_(True)
+        x_val = self.x_val.clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([x_train, x_val], lr=self.config.outer_lr)
+        best = (math.inf, self.x_train.clone(), self.x_val.clone())
+        history = []
+        batch = self.config.batch
+        bar = tqdm(
+            range(self.config.outer_steps), desc="petri fit", unit="step", disable=not progress
+        )
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = self.config.outer_lr_at(step)
+            optimizer.zero_grad()
+            if len(motifs) <= batch:
+                loss = outer_loss(
+                    self._scores(motifs, x_train, x_val, True), targets, self.config.loss
+                )
+                loss.backward()
+            else:
+                with torch.no_grad():
+                    scores = torch.cat(
+                        [
+                            self._scores(motifs[i : i + batch], x_train, x_val, False)
+                            for i in range(0, len(motifs), batch)
+                        ]
+                    )
+                scores.requires_grad_(True)
+                loss = outer_loss(scores, targets, self.config.loss)
+                (score_grad,) = torch.autograd.grad(loss, scores)
+                for i in range(0, len(motifs), batch):
+                    chunk = self._scores(motifs[i : i + batch], x_train, x_val, True)
+                    chunk.backward(score_grad[i : i + batch])
+            value = float(loss.detach())
+            history.append(value)
+            if value < best[0]:
+                best = (value, x_train.detach().clone(), x_val.detach().clone())
+            optimizer.step()
+            bar.set_postfix(loss=f"{value:.4f}")
+        if self.config.outer_steps:
+            _, self.x_train, self.x_val = best
+        self.labelled = list(motifs)
+        self.labels = [float(v) for v in labels]
+        self.losses = history
+        self.fit_seconds = time.perf_counter() - started
+        return history
+
+    # ----- one file -----
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {
+                "format": FILE_FORMAT,
+                "version": FILE_VERSION,
+                "space": self.space.name,
+                "space_options": self.space.options(),
+                "config": asdict(self.config),
+                "seed": self.seed,
+                "init_weights": self.init_weights,
+                "x_train": self.x_train,
+                "x_val": self.x_val,
+                "y_train": self.y_train,
+                "y_val": self.y_val,
+                "labelled": [self.space.format(m) for m in self.labelled],
+                "labels": self.labels,
+                "losses": self.losses,
+                "fit_seconds": self.fit_seconds,
+            },
+            path,
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PetriDish":
+        path = Path(path)
+        if not path.is_file():
+            raise NasboxError(f"{path}: dish file not found (create one with `nasbox petri fit`)")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises many types for a corrupt or foreign file
+            raise NasboxError(
+                f"{path}: not a readable petri dish file ({type(err).__name__})"
+            ) from None
+        if not isinstance(state, dict) or state.get("format") != FILE_FORMAT:
+            raise NasboxError(f"{path}: not a petri dish file (made by `nasbox petri fit`)")
+        if state.get("version") != FILE_VERSION:
+            raise NasboxError(
+                f"{path}: petri dish file version {state.get('version')} is not supported "
+                f"(this nasbox reads version {FILE_VERSION}); refit the dish"
+            )
+        known = {f.name for f in fields(DishConfig)}
+        config = DishConfig(**{k: v for k, v in state["config"].items() if k in known})
+        dish = cls(get_motif_space(state["space"], **state["space_options"]), config, state["seed"])
+        for name in ("init_weights", "x_train", "x_val", "y_train", "y_val"):
+            setattr(dish, name, state[name])
+        dish.labelled = [dish.space.parse(text) for text in state["labelled"]]
+        dish.labels = list(state["labels"])
+        dish.losses = list(state["losses"])
+        dish.fit_seconds = float(state["fit_seconds"])
+        return dish

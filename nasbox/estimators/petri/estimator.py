@@ -1,0 +1,28 @@
+"""`petri:<file>`: a fitted petri dish as an estimator for `nasbox search` and `nasbox score`."""
+
+from collections.abc import Hashable
+
+from nasbox.errors import NasboxError
+from nasbox.estimators.base import Estimator, EstimatorContext
+from nasbox.estimators.petri.dish import PetriDish
+
+
+class PetriEstimator(Estimator):
+    """The dish score of an architecture: train it on the learned data, minus its val loss."""
+
+    name = "petri"
+
+    def __init__(self, context: EstimatorContext, path: str | None) -> None:
+        super().__init__(context)
+        if not path:
+            raise NasboxError("estimator 'petri' needs a fitted dish file: petri:DISH.pt")
+        self.dish = PetriDish.load(path)
+        if self.dish.space.name != context.space.name:
+            raise NasboxError(
+                f"{path}: the dish was fitted on {self.dish.space.name!r} motifs but the search "
+                f"space is {context.space.name!r}; fit one with `nasbox petri fit --space "
+                f"{context.space.name}`"
+            )
+
+    def __call__(self, arch: Hashable) -> float:
+        return float(self.dish.predict([arch])[0])

@@ -1,0 +1,155 @@
+"""Label files, which motifs to fit on, encoding-based baselines and rank correlations."""
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from nasbox.errors import NasboxError
+from nasbox.estimators.petri.motifs import MotifSpace
+
+# The slope dish is fitted on slopes from the middle of the range, as in the paper (0.37..1.53).
+SLOPE_FIT_RANGE = (0.36, 1.54)
+
+
+@dataclass
+class Labels:
+    """Motifs with their ground-truth value (higher is better)."""
+
+    motifs: list[Hashable]
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.motifs)
+
+    def subset(self, index: Sequence[int]) -> "Labels":
+        return Labels([self.motifs[i] for i in index], self.values[np.asarray(index, dtype=int)])
+
+
+def load_labels(path: str | Path, space: MotifSpace, column: str = "valid_acc") -> Labels:
+    """A CSV with an `arch` column (the motif's string form) and a value column."""
+    path = Path(path)
+    if not path.is_file():
+        raise NasboxError(f"{path}: label file not found (a CSV with columns arch,{column})")
+    try:
+        table = pd.read_csv(path, dtype={"arch": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise NasboxError(f"{path}: not a readable CSV ({type(err).__name__})") from None
+    missing = {"arch", column} - set(table.columns)
+    if missing:
+        raise NasboxError(
+            f"{path}: missing column(s) {', '.join(sorted(missing))}; "
+            f"found {', '.join(map(str, table.columns))}"
+        )
+    if table.empty:
+        raise NasboxError(f"{path}: no labelled motifs in the file")
+    # line numbers of the file: the header is line 1
+    motifs = space.parse_many(table["arch"].tolist(), source=str(path), first_line=2)
+    if table[column].isna().any():
+        line = int(table[column].isna().to_numpy().argmax()) + 2
+        raise NasboxError(f"{path}, line {line}: no {column} value")
+    return Labels(motifs, table[column].to_numpy(dtype=np.float64))
+
+
+def choose_labelled(
+    space: MotifSpace, labels: Labels, k: int, seed: int
+) -> tuple[list[int], list[int]]:
+    """Indices of the K motifs to fit on and of the remaining ones.
+
+    Slopes: K random slopes from the middle of the range (`SLOPE_FIT_RANGE`); other spaces: K
+    random motifs. Seeded.
+    """
+    if k < 2:
+        raise NasboxError(f"--k must be at least 2 labelled motifs, got {k}")
+    rng = np.random.default_rng(seed)
+    if space.name == "slope":
+        low, high = SLOPE_FIT_RANGE
+        candidates = [i for i, m in enumerate(labels.motifs) if low <= m <= high]
+    else:
+        candidates = list(range(len(labels)))
+    if k > len(candidates):
+        raise NasboxError(f"--k {k} is more than the {len(candidates)} motifs available to fit on")
+    chosen = sorted(rng.choice(candidates, size=k, replace=False).tolist())
+    chosen_set = set(chosen)
+    return chosen, [i for i in range(len(labels)) if i not in chosen_set]
+
+
+def rank_correlations(predicted: Sequence[float], truth: Sequence[float]) -> dict[str, float]:
+    predicted, truth = np.asarray(predicted, dtype=float), np.asarray(truth, dtype=float)
+    if len(truth) < 2:
+        return {"spearman": float("nan"), "kendall": float("nan")}
+    return {
+        "spearman": float(stats.spearmanr(predicted, truth).statistic),
+        "kendall": float(stats.kendalltau(predicted, truth).statistic),
+    }
+
+
+def encoding_baselines(seed: int) -> dict:
+    """Predictors that read the motif encoding alone (fitted on the same labelled motifs)."""
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return {
+        "mlp": make_pipeline(
+            StandardScaler(),
+            MLPRegressor(hidden_layer_sizes=(64, 64), max_iter=2000, random_state=seed),
+        ),
+        "gbt": GradientBoostingRegressor(n_estimators=100, max_depth=2, random_state=seed),
+    }
+
+
+def baseline_predictions(
+    space: MotifSpace, train: Labels, test_motifs: Sequence[Hashable], seed: int
+) -> dict[str, np.ndarray]:
+    """Each encoding baseline's predictions for `test_motifs` (targets z-scored for the MLP)."""
+    x_train, x_test = space.encode(train.motifs), space.encode(test_motifs)
+    y = (train.values - train.values.mean()) / (train.values.std() + 1e-12)
+    return {
+        name: model.fit(x_train, y).predict(x_test)
+        for name, model in encoding_baselines(seed).items()
+    }
+
+
+def held_out_motifs(
+    labels: Labels, labelled: Sequence[Hashable], held_out: int | None, seed: int
+) -> Labels:
+    """The labelled file's motifs the dish was not fitted on (a seeded sample of `held_out`)."""
+    fitted = set(labelled)
+    rest = [i for i, motif in enumerate(labels.motifs) if motif not in fitted]
+    if not rest:
+        raise NasboxError("every motif in the label file was used to fit the dish; none to test")
+    if held_out is not None and held_out < len(rest):
+        rest = sorted(np.random.default_rng(seed).choice(rest, size=held_out, replace=False))
+    return labels.subset(rest)
+
+
+def compare_predictors(
+    space: MotifSpace,
+    train: Labels,
+    test: Labels,
+    predictions: dict[str, np.ndarray],
+    seed: int,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Rank correlations on `test` of the given predictions and of the encoding baselines.
+
+    Groups: `all`; for slopes also `interpolation` (inside the fitted range) and
+    `extrapolation` (outside it).
+    """
+    predictions = {**predictions, **baseline_predictions(space, train, test.motifs, seed)}
+    groups = {"all": np.ones(len(test), dtype=bool)}
+    if space.name == "slope":
+        low, high = min(train.motifs), max(train.motifs)
+        inside = np.array([low <= m <= high for m in test.motifs])
+        groups.update(interpolation=inside, extrapolation=~inside)
+    return {
+        method: {
+            group: rank_correlations(values[mask], test.values[mask])
+            for group, mask in groups.items()
+        }
+        for method, values in predictions.items()
+    }

@@ -1,0 +1,111 @@
+"""Petri-dish evolution (Rawal et al., 2020): evolve with the dish as fitness, verify, refit.
+
+Each round refits the dish on every architecture evaluated so far (warm-started from the previous
+synthetic data), runs a small aging evolution whose fitness is the dish score, and proposes the
+top predicted architecture not yet evaluated plus one random architecture (which keeps the
+labelled set from collapsing onto one region). The first `initial` proposals are random.
+"""
+
+import math
+from collections import deque
+from collections.abc import Hashable
+
+import numpy as np
+
+from nasbox.errors import NasboxError
+from nasbox.estimators.petri.dish import PetriDish, default_config
+from nasbox.estimators.petri.motifs import MOTIF_SPACES, get_motif_space
+from nasbox.spaces import SearchSpace
+from nasbox.strategies.base import Strategy
+
+
+class PetriEvolution(Strategy):
+    name = "petri-evolution"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        initial: int = 10,
+        population: int = 20,
+        tournament: int = 5,
+        generations: int = 5,
+        children: int = 20,
+        refit_steps: int = 5,
+        dish: str | None = None,
+    ) -> None:
+        super().__init__(space, seed)
+        if space.name not in MOTIF_SPACES:
+            raise NasboxError(
+                f"petri-evolution has no petri dish for space {space.name!r}; "
+                f"choose one of: {', '.join(MOTIF_SPACES.names())}"
+            )
+        if initial < 2 or population < 2 or not 1 <= tournament <= population:
+            raise NasboxError(
+                "petri-evolution needs initial >= 2, population >= 2, tournament >= 1"
+            )
+        if dish is not None:
+            self.dish = PetriDish.load(dish)
+            if self.dish.space.name != space.name:
+                raise NasboxError(f"{dish}: a {self.dish.space.name!r} dish, not {space.name!r}")
+        else:
+            motifs = get_motif_space(space.name)
+            self.dish = PetriDish(motifs, default_config(space.name), seed=seed)
+        self.initial, self.population, self.tournament = initial, population, tournament
+        self.generations, self.children, self.refit_steps = generations, children, refit_steps
+        self._evaluated: set[Hashable] = set()
+        self._proposed: set[Hashable] = set()
+        self._queue: list[Hashable] = []
+
+    def _random_new(self) -> Hashable:
+        for _ in range(10_000):
+            arch = self.space.sample(self.rng)
+            if arch not in self._proposed:
+                return arch
+        raise NasboxError("petri-evolution found no architecture it has not proposed yet")
+
+    def _refit(self) -> bool:
+        labelled = [(arch, value) for arch, value in self.history if math.isfinite(value)]
+        values = [value for _, value in labelled]
+        if len(labelled) < 2 or np.std(values) == 0:
+            return False
+        self.dish.config.outer_steps = self.refit_steps
+        self.dish.fit([arch for arch, _ in labelled], values, progress=False)
+        return True
+
+    def _evolve(self) -> Hashable:
+        """Aging evolution on dish scores; the best predicted architecture not yet proposed."""
+        members = deque(self._random_new() for _ in range(self.population))
+        scores = deque(self.dish.predict(list(members)).tolist())
+        candidates = dict(zip(members, scores, strict=True))
+        for _ in range(self.generations):
+            kids = []
+            for _ in range(self.children):
+                picks = self.rng.choice(len(members), size=self.tournament, replace=False)
+                parent = members[max(picks, key=lambda i: scores[i])]
+                kids.append(self.space.mutate(parent, self.rng))
+            kid_scores = self.dish.predict(kids).tolist()
+            for kid, score in zip(kids, kid_scores, strict=True):
+                members.append(kid)
+                scores.append(score)
+                members.popleft()
+                scores.popleft()
+                candidates[kid] = score
+        fresh = {arch: s for arch, s in candidates.items() if arch not in self._proposed}
+        return max(fresh, key=fresh.get) if fresh else self._random_new()
+
+    def ask(self) -> Hashable:
+        if not self._queue:
+            if len(self._proposed) < self.initial or not self._refit():
+                self._queue = [self._random_new()]
+            else:
+                top = self._evolve()
+                self._proposed.add(top)
+                self._queue = [top, self._random_new()]
+        arch = self._queue.pop(0)
+        self._proposed.add(arch)
+        return arch
+
+    def tell(self, arch: Hashable, value: float) -> None:
+        super().tell(arch, value)
+        self._evaluated.add(arch)

@@ -1,0 +1,175 @@
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from nasbox.cli import main
+from nasbox.errors import NasboxError
+from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.estimators.petri import DishConfig, PetriDish, get_motif_space
+from nasbox.estimators.petri.dish import outer_loss
+from nasbox.estimators.petri.evaluation import load_labels
+from nasbox.runs import run_search
+from nasbox.spaces import get_space
+from nasbox.strategies import get_strategy
+
+SLOPES = [0.4, 0.6, 0.8, 1.0, 1.2, 1.4]
+TINY = DishConfig(samples=4, inner_steps=5, inner_lr=0.05, outer_steps=6, outer_lr=0.1)
+
+
+def tiny_slope_dish(seed: int = 0, **overrides) -> PetriDish:
+    space = get_motif_space("slope", sizes=(4, 1, 1, 3))
+    config = DishConfig(**{**TINY.__dict__, **overrides})
+    return PetriDish(space, config, seed=seed)
+
+
+def tiny_nb201_dish(seed: int = 0) -> PetriDish:
+    space = get_motif_space("nb201", channels=2, image_size=4)
+    config = DishConfig(samples=4, inner_steps=2, outer_steps=2, batch=4)
+    return PetriDish(space, config, seed=seed)
+
+
+def write_labels(path, rows):
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["arch", "valid_acc"])
+        writer.writerows(rows)
+    return path
+
+
+def test_inner_loop_is_differentiable_and_matches_finite_differences():
+    torch.set_default_dtype(torch.float64)
+    try:
+        dish = tiny_slope_dish()
+        x_train = dish.x_train.double().clone().requires_grad_(True)
+        x_val = dish.x_val.double()
+
+        def score_sum(x):
+            return dish._scores(SLOPES[:3], x, x_val, grad=True).sum()
+
+        (gradient,) = torch.autograd.grad(score_sum(x_train), x_train)
+        assert gradient.abs().max() > 1e-6
+        direction = torch.randn(x_train.shape, generator=torch.Generator().manual_seed(1))
+        step = 1e-5
+        with torch.no_grad():
+            numeric = (
+                score_sum(x_train.detach() + step * direction)
+                - score_sum(x_train.detach() - step * direction)
+            ) / (2 * step)
+        assert float((gradient * direction).sum()) == pytest.approx(float(numeric), rel=1e-4)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_nb201_dish_gradient_is_finite_and_non_zero():
+    dish = tiny_nb201_dish()
+    space = dish.space
+    cells = [space.sample(np.random.default_rng(i)) for i in range(3)]
+    x_train = dish.x_train.clone().requires_grad_(True)
+    scores = dish._scores(cells, x_train, dish.x_val, grad=True)
+    (gradient,) = torch.autograd.grad(scores.sum(), x_train)
+    assert torch.isfinite(gradient).all() and gradient.abs().max() > 0
+
+
+def test_batched_motifs_are_trained_independently():
+    dish = tiny_slope_dish()
+    together = dish.predict(SLOPES[:3])
+    alone = np.array([dish.predict([slope])[0] for slope in SLOPES[:3]])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_outer_steps_reduce_the_outer_loss_on_a_toy_problem():
+    dish = tiny_slope_dish(outer_steps=15)
+    labels = [1.0, 3.0, 2.0, 6.0, 4.0, 5.0]
+    losses = dish.fit(SLOPES, labels, progress=False)
+    assert min(losses[-3:]) < 0.85 * losses[0]
+
+
+def test_rank_loss_is_lower_for_the_right_order():
+    truth = torch.tensor([1.0, 2.0, 3.0])
+    right = outer_loss(torch.tensor([0.1, 0.2, 0.3]), truth, "rank")
+    wrong = outer_loss(torch.tensor([0.3, 0.2, 0.1]), truth, "rank")
+    assert right < wrong
+
+
+def test_fitted_dish_round_trips_through_its_file(tmp_path):
+    dish = tiny_slope_dish(seed=3)
+    dish.fit(SLOPES, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], progress=False)
+    loaded = PetriDish.load(dish.save(tmp_path / "dish.pt"))
+    assert loaded.labelled == SLOPES and loaded.config == dish.config
+    np.testing.assert_array_equal(loaded.predict([0.3, 1.7]), dish.predict([0.3, 1.7]))
+
+
+def test_same_seed_same_dish():
+    first, second = tiny_slope_dish(seed=5), tiny_slope_dish(seed=5)
+    for dish in (first, second):
+        dish.fit(SLOPES, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0], progress=False)
+    np.testing.assert_array_equal(first.predict([0.5]), second.predict([0.5]))
+
+
+def test_petri_estimator_and_evolution_on_nb201(tmp_path):
+    dish = tiny_nb201_dish()
+    space = get_space("nb201")
+    cells = [space.sample(np.random.default_rng(i)) for i in range(4)]
+    dish.fit(cells, [1.0, 2.0, 3.0, 4.0], progress=False)
+    path = dish.save(tmp_path / "cells.pt")
+    estimator = get_estimator(f"petri:{path}", EstimatorContext(space))
+    assert estimator(cells[0]) == pytest.approx(float(dish.predict([cells[0]])[0]))
+
+    strategy = get_strategy(
+        "petri-evolution", space, seed=0, initial=3, population=4, tournament=2,
+        generations=1, children=3, refit_steps=1, dish=str(path),
+    )  # fmt: skip
+    params = get_estimator("params", EstimatorContext(space))
+    trials = run_search(strategy, params, 6, progress=False)
+    assert len({t.arch for t in trials}) == 6 and strategy.dish.labelled
+
+
+def test_bad_input_is_a_one_line_error(tmp_path, capsys):
+    empty = write_labels(tmp_path / "empty.csv", [])
+    assert main(["petri", "fit", "--labels", str(empty), "--out", str(tmp_path / "d.pt")]) == 2
+    assert "no labelled motifs" in capsys.readouterr().err
+
+    bad = write_labels(tmp_path / "bad.csv", [["0.5", 90.0], ["fast", 80.0]])
+    with pytest.raises(NasboxError, match="line 3.*'fast'"):
+        load_labels(bad, get_motif_space("slope"))
+    with pytest.raises(NasboxError, match="unknown motif space 'darts'"):
+        get_motif_space("darts")
+
+    slope_file = tiny_slope_dish().save(tmp_path / "slope.pt")
+    with pytest.raises(NasboxError, match="fitted on 'slope' motifs"):
+        get_estimator(f"petri:{slope_file}", EstimatorContext(get_space("nb201")))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    for path in (foreign, tmp_path / "missing.pt"):
+        args = ["petri", "evaluate", str(path), "--labels", str(bad), "--quiet"]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(path) in err
+
+
+def test_cli_fit_and_evaluate_slopes(tmp_path, capsys):
+    slopes = np.linspace(0.01, 2.01, 30)
+    labels = write_labels(
+        tmp_path / "slopes.csv", [[repr(float(s)), 90 - (s - 0.5) ** 2] for s in slopes]
+    )
+    dish = tmp_path / "dish.pt"
+    fit = ["petri", "fit", "--labels", str(labels), "--k", "6", "--outer-steps", "2"]
+    assert main([*fit, "--inner-steps", "5", "--out", str(dish), "--quiet"]) == 0
+    assert main(["petri", "evaluate", str(dish), "--labels", str(labels), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "24 held-out motifs" in out
+    for row in ("petri      extrapolation", "mlp        interpolation", "gbt        all"):
+        assert row in out
+
+
+def test_fitting_in_several_batches_matches_one_batch():
+    labels = [1.0, 3.0, 2.0, 6.0, 4.0, 5.0]
+    whole, split = tiny_slope_dish(outer_steps=3), tiny_slope_dish(outer_steps=3, batch=4)
+    np.testing.assert_allclose(
+        whole.fit(SLOPES, labels, progress=False),
+        split.fit(SLOPES, labels, progress=False),
+        rtol=1e-4,
+    )
+    torch.testing.assert_close(whole.x_train, split.x_train, rtol=1e-4, atol=1e-5)
