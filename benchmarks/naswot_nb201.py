@@ -79,9 +79,10 @@ def score_pool(args, space, estimator) -> pd.DataFrame:
 
 
 def speed_comparison(args, space, context, images) -> dict[str, float]:
-    """Median seconds of a plain forward, nasbox's NASWOT and the reference, on the same cells."""
+    """Median seconds of plain forward passes (nasbox's channels-last layout and PyTorch's
+    default), nasbox's NASWOT and the reference implementation, on the same cells."""
     rng = np.random.default_rng(args.seed + 1)
-    forward, fast, reference, fast_total, diffs = [], [], [], [], []
+    forward, forward_default, fast, reference, fast_total, diffs = [], [], [], [], [], []
     estimator = get_estimator("naswot", context)
     contiguous = images.contiguous()
     for _ in tqdm(range(args.speed_cells), desc="speed", unit="cell"):
@@ -98,12 +99,17 @@ def speed_comparison(args, space, context, images) -> dict[str, float]:
         value = naswot_score(network, images)
         fast.append(time.perf_counter() - start)
         plain = network.to(memory_format=torch.contiguous_format)
+        with torch.no_grad():
+            start = time.perf_counter()
+            plain(contiguous)
+            forward_default.append(time.perf_counter() - start)
         start = time.perf_counter()
         expected = reference_naswot(plain, contiguous)
         reference.append(time.perf_counter() - start)
         diffs.append(abs(value - expected))
     return {
         "forward": statistics.median(forward),
+        "forward_default_layout": statistics.median(forward_default),
         "naswot": statistics.median(fast),
         "naswot_with_build": statistics.median(fast_total),
         "reference": statistics.median(reference),
@@ -202,11 +208,12 @@ def main() -> None:
     print(f"\nmedian seconds per cell while scoring the pool: {joined['seconds'].median():.3f}")
     if speed:
         print(f"speed on {args.speed_cells} cells (median seconds):")
-        print(f"  plain forward pass                  {speed['forward']:.3f}")
+        print(f"  plain forward pass, channels-last   {speed['forward']:.3f}")
+        print(f"  plain forward pass, default layout  {speed['forward_default_layout']:.3f}")
         print(f"  nasbox NASWOT (scoring only)        {speed['naswot']:.3f}")
         print(f"  nasbox NASWOT (build + scoring)     {speed['naswot_with_build']:.3f}")
         print(f"  reference hooks, fwd+bwd+fwd        {speed['reference']:.3f}")
-        print(f"  NASWOT / forward                    {speed['ratio_to_forward']:.2f}x")
+        print(f"  NASWOT / channels-last forward      {speed['ratio_to_forward']:.2f}x")
         print(f"  reference / nasbox                  {speed['reference'] / speed['naswot']:.2f}x")
         print(f"  max |score difference|              {speed['max_abs_score_difference']:.2e}")
     print(f"\nsimulated NASWOT search ({args.repeats} repeats, cells drawn from the scored pool):")

@@ -86,8 +86,8 @@ def test_singular_kernel_scores_minus_infinity(space):
 def test_overlap_matches_float_product():
     codes = torch.rand(16, 200) > 0.5
     expected = codes.double() @ codes.double().T
-    assert torch.equal(_overlap(codes), expected)
-    assert torch.equal(_overlap(codes.T.contiguous().T), expected)
+    assert torch.equal(_overlap(codes).double(), expected)
+    assert torch.equal(_overlap(codes.T.contiguous().T).double(), expected)
 
 
 def test_jacov_matches_formula_on_a_linear_network():

@@ -2,7 +2,7 @@
 
 For each ReLU, c is the binary code (input > 0) of every sample; K_H adds c c^T + (1-c)(1-c)^T,
 i.e. the number of units on which two samples agree. Expanded, that is D - r_i - r_j + 2 c_i.c_j
-(r the row sums of c, the diagonal of c c^T): one matrix product per ReLU instead of two. ReLUs
+(r the row sums of c, the diagonal of c c^T): one integer matrix product per ReLU, not two. ReLUs
 that read the same tensor (several ops on one cell node) give the same codes, so each distinct
 input is multiplied out once and counted as often as it is read. The score equals the per-ReLU
 definition, computed in one no-grad forward pass.
@@ -26,38 +26,48 @@ def _flat_view(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _overlap(codes: torch.Tensor) -> torch.Tensor:
-    """c c^T for a boolean matrix, in float64.
+    """c c^T for a boolean matrix, as exact integers.
 
     An int8 product (`torch._int_mm`) reads the booleans in place and is about 5x faster on CPU
     than converting to float; shapes or builds it does not support take the float path.
     """
     try:
         as_bytes = codes.view(torch.int8)
-        return torch._int_mm(as_bytes, as_bytes.T).double()
+        return torch._int_mm(as_bytes, as_bytes.T).long()
     except (AttributeError, RuntimeError):
         as_floats = codes.float()
-        return (as_floats @ as_floats.T).double()
+        return (as_floats @ as_floats.T).long()
 
 
 class HammingKernel:
-    """Accumulates K_H over the ReLUs of a network during one forward pass."""
+    """Accumulates K_H over the ReLUs of a network during one forward pass.
+
+    Summed over ReLUs, K_H = sum(D) - R_i - R_j + 2 G with G the summed overlaps c c^T and R its
+    diagonal, so only G and sum(D) are accumulated; the kernel is formed once at the end.
+    """
 
     def __init__(self, batch_size: int, device: str | torch.device) -> None:
-        self.kernel = torch.zeros(batch_size, batch_size, dtype=torch.float64, device=device)
+        self.overlap = torch.zeros(batch_size, batch_size, dtype=torch.int64, device=device)
+        self.units = 0
         self._seen: dict[int, tuple[weakref.ref, torch.Tensor]] = {}
 
     def add(self, activations: torch.Tensor) -> None:
         key = id(activations)
         seen = self._seen.get(key)
         if seen is not None and seen[0]() is activations:
-            self.kernel += seen[1]
-            return
-        codes = _flat_view(activations > 0)
-        overlap = _overlap(codes)
-        ones = overlap.diagonal().clone()
-        agreement = overlap.mul_(2).sub_(ones[:, None]).sub_(ones[None, :]).add_(codes.shape[1])
-        self._seen[key] = (weakref.ref(activations), agreement)
-        self.kernel += agreement
+            overlap = seen[1]
+        else:
+            overlap = _overlap(_flat_view(activations > 0))
+            self._seen[key] = (weakref.ref(activations), overlap)
+        self.overlap += overlap
+        self.units += activations[0].numel()
+
+    @property
+    def kernel(self) -> torch.Tensor:
+        """K_H: for each pair of samples, the number of units whose codes agree."""
+        overlap = self.overlap.double()
+        ones = overlap.diagonal()
+        return (2 * overlap - ones[:, None] - ones[None, :]) + self.units
 
     def log_determinant(self) -> float:
         sign, logdet = torch.linalg.slogdet(self.kernel)
