@@ -61,7 +61,8 @@ def score_pool(args, space, estimator) -> pd.DataFrame:
     done = pd.read_csv(cache) if cache.is_file() else pd.DataFrame(columns=["arch", "naswot"])
     strategy = get_strategy("random", space, seed=args.seed)
     cells = [strategy.ask() for _ in range(args.cells)]
-    todo = [cell for cell in cells if space.format(cell) not in set(done["arch"])]
+    scored = set(done["arch"])
+    todo = [cell for cell in cells if space.format(cell) not in scored]
     cache.parent.mkdir(parents=True, exist_ok=True)
     new_file = not cache.is_file()
     with cache.open("a", newline="") as handle:
@@ -78,42 +79,44 @@ def score_pool(args, space, estimator) -> pd.DataFrame:
     return scores[scores["arch"].isin(wanted)].drop_duplicates("arch")
 
 
+def timed(function, *args) -> tuple[object, float]:
+    """`function(*args)` and the seconds it took."""
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+@torch.no_grad()
+def forward(network: nn.Module, images: torch.Tensor) -> None:
+    network(images)
+
+
 def speed_comparison(args, space, context, images) -> dict[str, float]:
     """Median seconds of plain forward passes (nasbox's channels-last layout and PyTorch's
     default), nasbox's NASWOT and the reference implementation, on the same cells."""
     rng = np.random.default_rng(args.seed + 1)
-    forward, forward_default, fast, reference, fast_total, diffs = [], [], [], [], [], []
+    plain, plain_default, fast, reference, fast_total, diffs = [], [], [], [], [], []
     estimator = get_estimator("naswot", context)
     contiguous = images.contiguous()
     for _ in tqdm(range(args.speed_cells), desc="speed", unit="cell"):
         cell = space.sample(rng)
-        start = time.perf_counter()
-        estimator(cell)
-        fast_total.append(time.perf_counter() - start)
+        fast_total.append(timed(estimator, cell)[1])
         network = context.build(cell).train()
-        with torch.no_grad():
-            start = time.perf_counter()
-            network(images)
-            forward.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        value = naswot_score(network, images)
-        fast.append(time.perf_counter() - start)
-        plain = network.to(memory_format=torch.contiguous_format)
-        with torch.no_grad():
-            start = time.perf_counter()
-            plain(contiguous)
-            forward_default.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        expected = reference_naswot(plain, contiguous)
-        reference.append(time.perf_counter() - start)
+        plain.append(timed(forward, network, images)[1])
+        value, seconds = timed(naswot_score, network, images)
+        fast.append(seconds)
+        network = network.to(memory_format=torch.contiguous_format)
+        plain_default.append(timed(forward, network, contiguous)[1])
+        expected, seconds = timed(reference_naswot, network, contiguous)
+        reference.append(seconds)
         diffs.append(abs(value - expected))
     return {
-        "forward": statistics.median(forward),
-        "forward_default_layout": statistics.median(forward_default),
+        "forward": statistics.median(plain),
+        "forward_default_layout": statistics.median(plain_default),
         "naswot": statistics.median(fast),
         "naswot_with_build": statistics.median(fast_total),
         "reference": statistics.median(reference),
-        "ratio_to_forward": statistics.median(np.array(fast) / np.array(forward)),
+        "ratio_to_forward": statistics.median(np.array(fast) / np.array(plain)),
         "max_abs_score_difference": max(diffs),
     }
 

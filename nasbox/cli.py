@@ -289,6 +289,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from nasbox.estimators.cost import count_parameters
+
     space = get_space(args.space)
     arch = _arch(space, args.arch)
     data = load_data(args.data, args.data_dir)
@@ -312,7 +314,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else _default_out("train")
     description = f"{args.space} {space.format(arch)} {options}"
-    params = sum(p.numel() for p in network.parameters()) / 1e6
+    params = count_parameters(network) / 1e6
     print(f"training {description} ({params:.3f} M parameters) on {data.name}; results in {out}/")
     out.mkdir(parents=True, exist_ok=True)
     settings = {key: value for key, value in vars(args).items() if key != "handler"}

@@ -94,8 +94,12 @@ class BenchmarkRun:
         return self.report[self.incumbent(queries)]
 
     def anytime(self) -> np.ndarray:
-        """The returned cell's report value after each query."""
-        return np.array([self.result(q) for q in range(1, len(self.metric) + 1)])
+        """The returned cell's report value after each query (one pass, same ties as `result`)."""
+        metric = np.asarray(self.metric, dtype=float)
+        improved = np.ones(len(metric), dtype=bool)
+        improved[1:] = metric[1:] > np.maximum.accumulate(metric)[:-1]
+        incumbents = np.maximum.accumulate(np.where(improved, np.arange(len(metric)), 0))
+        return np.asarray(self.report, dtype=float)[incumbents]
 
 
 def run_on_benchmark(

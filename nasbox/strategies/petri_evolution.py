@@ -53,16 +53,7 @@ class PetriEvolution(Strategy):
             self.dish = PetriDish(motifs, default_config(space.name), seed=seed)
         self.initial, self.population, self.tournament = initial, population, tournament
         self.generations, self.children, self.refit_steps = generations, children, refit_steps
-        self._evaluated: set[Hashable] = set()
-        self._proposed: set[Hashable] = set()
         self._queue: list[Hashable] = []
-
-    def _random_new(self) -> Hashable:
-        for _ in range(10_000):
-            arch = self.space.sample(self.rng)
-            if arch not in self._proposed:
-                return arch
-        raise NasboxError("petri-evolution found no architecture it has not proposed yet")
 
     def _refit(self) -> bool:
         labelled = [(arch, value) for arch, value in self.history if math.isfinite(value)]
@@ -75,7 +66,7 @@ class PetriEvolution(Strategy):
 
     def _evolve(self) -> Hashable:
         """Aging evolution on dish scores; the best predicted architecture not yet proposed."""
-        members = deque(self._random_new() for _ in range(self.population))
+        members = deque(self._unseen_sample() for _ in range(self.population))
         scores = deque(self.dish.predict(list(members)).tolist())
         candidates = dict(zip(members, scores, strict=True))
         for _ in range(self.generations):
@@ -92,20 +83,13 @@ class PetriEvolution(Strategy):
                 scores.popleft()
                 candidates[kid] = score
         fresh = {arch: s for arch, s in candidates.items() if arch not in self._proposed}
-        return max(fresh, key=fresh.get) if fresh else self._random_new()
+        return max(fresh, key=fresh.get) if fresh else self._unseen_sample()
 
     def ask(self) -> Hashable:
         if not self._queue:
             if len(self._proposed) < self.initial or not self._refit():
-                self._queue = [self._random_new()]
+                self._queue = [self._unseen_sample()]
             else:
-                top = self._evolve()
-                self._proposed.add(top)
-                self._queue = [top, self._random_new()]
-        arch = self._queue.pop(0)
-        self._proposed.add(arch)
-        return arch
-
-    def tell(self, arch: Hashable, value: float) -> None:
-        super().tell(arch, value)
-        self._evaluated.add(arch)
+                top = self._propose(self._evolve())
+                self._queue = [top, self._unseen_sample()]
+        return self._propose(self._queue.pop(0))
