@@ -138,6 +138,24 @@ def naswot_rows(cache: ScoreCache, table, space, sizes, repeats, seed):
     return rows
 
 
+def paired_differences(runs, first: str, second: str, budgets) -> list[str]:
+    """`first` - `second` per budget, paired by seed: mean +- standard error over the repeats.
+
+    Both strategies see the same seeds, so the per-seed difference is the fair comparison, and
+    its standard error says whether a gap between two table rows is more than noise.
+    """
+    by_seed = {(run.strategy, run.seed): run for run in runs}
+    seeds = sorted(seed for strategy, seed in by_seed if strategy == first)
+    lines = []
+    for queries in budgets:
+        gaps = np.array(
+            [by_seed[first, s].result(queries) - by_seed[second, s].result(queries) for s in seeds]
+        )
+        error = gaps.std(ddof=1) / np.sqrt(len(gaps)) if len(gaps) > 1 else float("nan")
+        lines.append(f"{queries} queries {gaps.mean():+.3f} +- {error:.3f}")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--benchmark", default=str(SHARED / "nb201-cifar10.csv"))
@@ -241,6 +259,10 @@ def main() -> None:
             f"NASWOT N=1000 draws 1000 of the {len(pool)} pool cells each time, so the draws "
             "overlap and its std understates that of independent searches."
         )
+    print(
+        "AREA - REA (P=10, S=5), paired by seed, mean +- standard error: "
+        + "; ".join(paired_differences(runs, "area", "evolution", budgets))
+    )
     elapsed = time.perf_counter() - started
     print(f"Trajectories and anytime plot: {out}/; whole script: {elapsed:.1f} s")
 
