@@ -2,8 +2,10 @@
 
 import argparse
 import csv
+import signal
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -598,13 +600,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    """A scheduler's or `kill`'s SIGTERM stops a command like Ctrl-C: finished work is kept."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
     try:
         return args.handler(args)
     except NasboxError as err:
         print(f"nasbox: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("nasbox: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

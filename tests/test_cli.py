@@ -65,3 +65,25 @@ def test_score_names_the_bad_line(tmp_path, capsys):
     assert main(["score", "--estimator", "params", "--archs", str(archs), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "line 2" in err and "bogus" in err and len(err.splitlines()) == 1
+
+
+def test_sigterm_stops_a_search_and_keeps_its_trials(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    trials = tmp_path / "run" / "trials.csv"
+    command = [sys.executable, "-m", "nasbox.cli", "search", "--samples", "10000", "--quiet"]
+    process = subprocess.Popen(
+        [*command, "--out", str(tmp_path / "run")], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (
+        trials.exists() and trials.read_text().count("\n") >= 3
+    ):
+        time.sleep(0.1)
+    process.terminate()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1].startswith("interrupted; the trials finished so far")
+    assert len(list(csv.DictReader(trials.open()))) >= 2
