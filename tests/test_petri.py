@@ -173,3 +173,12 @@ def test_fitting_in_several_batches_matches_one_batch():
         rtol=1e-4,
     )
     torch.testing.assert_close(whole.x_train, split.x_train, rtol=1e-4, atol=1e-5)
+
+
+def test_slope_groundtruth_peaks_inside_the_range():
+    """The protocol makes the best slope an interior one, so searching for it is not trivial."""
+    from nasbox.estimators.petri.groundtruth import train_slopes
+
+    low, middle, high = train_slopes(np.array([0.01, 0.8, 2.01]), seed=0)
+    assert middle > low + 0.3
+    assert middle > high + 0.01
