@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=1000, help="held-out nb201 cells")
     parser.add_argument("--slope-k", type=int, default=18, help="labelled slopes")
     parser.add_argument("--outer-steps", type=int, help="override the nb201 dish's outer steps")
-    parser.add_argument("--loss", default="mse", choices=["mse", "rank"])
+    parser.add_argument("--loss", choices=["mse", "rank"], help="default: per space")
     parser.add_argument("--slope-labels", default=str(RESULTS / "slope_groundtruth.csv"))
     parser.add_argument("--nb201-labels", default="../shared/data/nb201-cifar10.csv")
     parser.add_argument("--naswot-scores", default=str(RESULTS / "naswot_nb201_scores.csv"))

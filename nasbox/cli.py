@@ -444,7 +444,7 @@ def _add_petri_parser(commands) -> None:
         "--out", default="benchmarks/results/slope_groundtruth.csv", help="CSV to write"
     )
     groundtruth.add_argument("--seed", type=int, default=0, help="seed of the first repeat")
-    groundtruth.add_argument("--repeats", type=int, default=3, help="initialisations averaged")
+    groundtruth.add_argument("--repeats", type=int, default=10, help="initialisations averaged")
     groundtruth.add_argument("--quiet", action="store_true", help="no progress bar")
     groundtruth.set_defaults(handler=cmd_petri_groundtruth)
 
@@ -454,7 +454,11 @@ def _add_petri_parser(commands) -> None:
     fit.add_argument("--column", default="valid_acc", help="ground-truth column (higher=better)")
     fit.add_argument("--k", type=int, default=18, help="labelled motifs to fit on")
     fit.add_argument("--seed", type=int, default=0, help="seed for every random choice")
-    fit.add_argument("--loss", default="mse", choices=["mse", "rank"], help="outer loss")
+    fit.add_argument(
+        "--loss",
+        choices=["mse", "rank"],
+        help="outer loss (default: the space's; mse for slope, rank for nb201)",
+    )
     fit.add_argument("--outer-steps", type=int, help="override the space's default")
     fit.add_argument("--inner-steps", type=int, help="override the space's default")
     fit.add_argument("--samples", type=int, help="synthetic train (and val) inputs")

@@ -55,6 +55,10 @@ class DishConfig:
 
 
 # Settings per motif space: the slope dish is the paper's; the nb201 dish is sized for a laptop.
+# NAS-Bench-201 accuracies have a long tail of broken cells (about 10%) that dominates an MSE of
+# z-scores, so the nb201 dish fits the ranking of every pair instead. On tuning seeds (100-102,
+# and 103 for K = 50; the benchmark uses 0-4), mean held-out Kendall tau went from 0.33 to 0.44
+# at K = 10, 0.32 to 0.42 at K = 20 and 0.40 to 0.49 at K = 50.
 DEFAULT_CONFIGS = {
     "slope": DishConfig(),
     "nb201": DishConfig(
@@ -65,6 +69,7 @@ DEFAULT_CONFIGS = {
         outer_lr=0.05,
         decay_after=10,
         decay_every=5,
+        loss="rank",
         batch=50,
     ),
 }
