@@ -25,6 +25,7 @@ import torch
 from nasbox.estimators.petri import PetriDish, default_config, get_motif_space
 from nasbox.estimators.petri.evaluation import (
     Labels,
+    baseline_predictions,
     choose_labelled,
     compare_predictors,
     load_labels,
@@ -50,6 +51,42 @@ def predict_one_seconds(dish: PetriDish, motif) -> float:
     return time.perf_counter() - started
 
 
+def plot_slope_curves(path: Path, labels: Labels, train: Labels, dish: PetriDish, seed: int):
+    """Ground truth, dish and encoding MLP across all slopes, fitted range shaded.
+
+    Each curve is z-scored with its mean and std over the labelled slopes, the scale the dish
+    and the MLP were fitted on.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    space = dish.space
+    slopes = np.array(labels.motifs)
+    curves = {
+        "ground truth": labels.values,
+        "petri dish": dish.predict(labels.motifs),
+        "MLP on c": baseline_predictions(space, train, labels.motifs, seed)["mlp"],
+    }
+    labelled = np.isin(slopes, train.motifs)
+    figure, axes = plt.subplots(figsize=(7, 4))
+    axes.axvspan(min(train.motifs), max(train.motifs), color="0.9", label="fitted range")
+    for name, values in curves.items():
+        values = np.asarray(values, dtype=float)
+        scaled = (values - values[labelled].mean()) / (values[labelled].std() + 1e-12)
+        axes.plot(slopes, scaled, label=name)
+        if name == "ground truth":
+            axes.scatter(slopes[labelled], scaled[labelled], s=12, color="black", zorder=3,
+                         label="labelled slopes")  # fmt: skip
+    axes.set(xlabel="sigmoid slope c", ylabel="z-score on the labelled slopes",
+             title=f"slope motifs, seed {seed}", ylim=(-8, 4))  # fmt: skip
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def run_slope(args, record) -> None:
     path = Path(args.slope_labels)
     if not path.is_file():
@@ -66,6 +103,10 @@ def run_slope(args, record) -> None:
         results = compare_predictors(space, train, test, {"petri": scores}, seed)
         one = predict_one_seconds(dish, test.motifs[0])
         record("slope", args.slope_k, seed, results, fit_seconds, one)
+        if seed == 0:
+            plot = Path(args.out).with_name("petri_slope_seed0.png")
+            plot_slope_curves(plot, labels, train, dish, seed)
+            print(f"curves of seed 0: {plot}")
 
 
 def run_nb201(args, record) -> None:
