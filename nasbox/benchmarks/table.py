@@ -14,7 +14,7 @@ Usage:
     bench.lookup(cell_string, "test_acc")
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -130,12 +130,6 @@ class TabularBenchmark:
         values = self.require_column(column)
         row = int(np.nanargmax(values))
         return self._archs[row], float(values[row])
-
-    def to_frame(self, columns: Sequence[str] | None = None) -> pd.DataFrame:
-        chosen = list(self.columns if columns is None else columns)
-        data = {ARCH_COLUMN: list(self._archs)}
-        data.update({column: self.require_column(column) for column in chosen})
-        return pd.DataFrame(data)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
