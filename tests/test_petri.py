@@ -86,6 +86,30 @@ def test_outer_steps_reduce_the_outer_loss_on_a_toy_problem():
     assert min(losses[-3:]) < 0.85 * losses[0]
 
 
+def test_restarts_keep_the_fit_with_the_lowest_outer_loss(tmp_path):
+    labels = [1.0, 3.0, 2.0, 6.0, 4.0, 5.0]
+    single = tiny_slope_dish(seed=2)
+    single.fit(SLOPES, labels, progress=False)
+    dish = tiny_slope_dish(seed=2, restarts=4)
+    dish.fit(SLOPES, labels, progress=False)
+    # restart 0 is the single fit; later restarts start elsewhere and reach other losses
+    assert dish.restart_losses[0] == min(single.losses)
+    assert len(set(dish.restart_losses)) == 4
+    assert min(dish.losses) == min(dish.restart_losses) <= min(single.losses)
+    assert dish.restart == int(np.argmin(dish.restart_losses))
+    loaded = PetriDish.load(dish.save(tmp_path / "dish.pt"))
+    assert loaded.restart == dish.restart and loaded.restart_losses == dish.restart_losses
+    np.testing.assert_array_equal(loaded.predict([0.3, 1.7]), dish.predict([0.3, 1.7]))
+
+
+def test_refit_warm_starts_from_the_learned_inputs():
+    dish = tiny_slope_dish(outer_steps=8)
+    labels = [1.0, 3.0, 2.0, 6.0, 4.0, 5.0]
+    first = dish.fit(SLOPES, labels, progress=False)
+    second = dish.fit(SLOPES, labels, progress=False)
+    assert second[0] == pytest.approx(min(first), rel=1e-5)
+
+
 def test_rank_loss_is_lower_for_the_right_order():
     truth = torch.tensor([1.0, 2.0, 3.0])
     right = outer_loss(torch.tensor([0.1, 0.2, 0.3]), truth, "rank")
@@ -130,6 +154,12 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
     empty = write_labels(tmp_path / "empty.csv", [])
     assert main(["petri", "fit", "--labels", str(empty), "--out", str(tmp_path / "d.pt")]) == 2
     assert "no labelled motifs" in capsys.readouterr().err
+
+    good = write_labels(tmp_path / "good.csv", [[s, s] for s in SLOPES])
+    args = ["petri", "fit", "--labels", str(good), "--k", "3", "--restarts", "0", "--out", "d.pt"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "restarts must be >= 1" in err
 
     bad = write_labels(tmp_path / "bad.csv", [["0.5", 90.0], ["fast", 80.0]])
     with pytest.raises(NasboxError, match="line 3.*'fast'"):

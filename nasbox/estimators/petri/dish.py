@@ -5,6 +5,8 @@ motif's tiny network on the synthetic training inputs with unrolled, differentia
 motifs of a batch in one batched graph); a motif's petri-dish score is minus its loss on the
 synthetic validation inputs. The outer loop backpropagates through the inner loop into the inputs
 so that z-scored dish scores match z-scored ground truth (MSE, or a pairwise ranking loss).
+The outer problem is non-convex, so a fit can restart from several seeded initialisations and
+keep the one whose outer loss on the labelled motifs is lowest.
 """
 
 import math
@@ -39,12 +41,15 @@ class DishConfig:
     decay_every: int = 30  # ... and again every this many
     loss: str = "mse"  # "mse" of z-scores, or "rank" (pairwise logistic ranking loss)
     batch: int = 64  # motifs trained together in one graph
+    restarts: int = 1  # fits from independent initialisations; the lowest outer loss is kept
 
     def __post_init__(self) -> None:
         if self.loss not in {"mse", "rank"}:
             raise NasboxError(f"unknown dish loss {self.loss!r}; choose mse or rank")
-        if min(self.samples, self.inner_steps, self.batch) < 1 or self.outer_steps < 0:
-            raise NasboxError("dish samples, inner steps and batch must be >= 1, outer steps >= 0")
+        if min(self.samples, self.inner_steps, self.batch, self.restarts) < 1:
+            raise NasboxError("dish samples, inner steps, batch and restarts must be >= 1")
+        if self.outer_steps < 0:
+            raise NasboxError("dish outer steps must be >= 0")
 
     def outer_lr_at(self, step: int) -> float:
         if step < self.decay_after:
@@ -55,12 +60,16 @@ class DishConfig:
 
 
 # Settings per motif space: the slope dish is the paper's; the nb201 dish is sized for a laptop.
+# Some slope fits end far from the labels (3 of 36 on tuning seeds: outer loss 1.0-2.6, not
+# 0.01-0.46) and rank held-out slopes badly; the loss on the labelled slopes picks out the good
+# fits. On tuning seeds 100-105, keeping the best of 4 restarts raised mean held-out Spearman
+# from 0.81 to 0.90 (extrapolation 0.45 to 0.75).
 # NAS-Bench-201 accuracies have a long tail of broken cells (about 10%) that dominates an MSE of
 # z-scores, so the nb201 dish fits the ranking of every pair instead. On tuning seeds (100-102,
 # and 103 for K = 50; the benchmark uses 0-4), mean held-out Kendall tau went from 0.33 to 0.44
 # at K = 10, 0.32 to 0.42 at K = 20 and 0.40 to 0.49 at K = 50.
 DEFAULT_CONFIGS = {
-    "slope": DishConfig(),
+    "slope": DishConfig(restarts=4),
     "nb201": DishConfig(
         samples=10,
         inner_steps=10,
@@ -103,8 +112,21 @@ class PetriDish:
         self.space = space
         self.config = config or default_config(space.name)
         self.seed = seed
+        self._initialise(restart=0)
+        self.restart = 0
+        self.restart_losses: list[float] = []
+        self.labelled: list[Hashable] = []
+        self.labels: list[float] = []
+        self.losses: list[float] = []
+        self.fit_seconds = 0.0
+
+    def _initialise(self, restart: int) -> None:
+        """Initial weights, synthetic inputs and fixed labels of one restart (0 uses `seed`)."""
+        seed = self.seed
+        if restart:
+            seed = int(np.random.SeedSequence([self.seed, restart]).generate_state(1)[0])
         generator = torch.Generator().manual_seed(seed)
-        samples = self.config.samples
+        samples, space = self.config.samples, self.space
         self.init_weights = space.init_weights(generator)
         inputs = torch.randn(samples, *space.input_shape, generator=generator)
         self.x_train = inputs.clone()
@@ -115,10 +137,12 @@ class PetriDish:
         else:
             self.y_train = torch.arange(samples) % space.num_outputs
         self.y_val = self.y_train.clone()
-        self.labelled: list[Hashable] = []
-        self.labels: list[float] = []
-        self.losses: list[float] = []
-        self.fit_seconds = 0.0
+
+    def _state(self) -> dict:
+        return {
+            name: getattr(self, name)
+            for name in ("init_weights", "x_train", "x_val", "y_train", "y_val")
+        }
 
     # ----- the inner loop -----
 
@@ -203,9 +227,9 @@ class PetriDish:
     ) -> list[float]:
         """Learn the synthetic inputs so the dish ranks `motifs` like `labels`; returns the losses.
 
-        Keeps the inputs of the step with the lowest outer loss. With more motifs than one batch
-        holds, the gradient is accumulated batch by batch through d(loss)/d(scores) from a first,
-        graph-free pass over all motifs.
+        Restart 0 starts from the dish's current state (so a refit warm-starts from the learned
+        inputs); each further restart from a fresh seeded initialisation. The restart with the
+        lowest outer loss is kept, and the returned losses are its own.
         """
         if len(motifs) < 2 or len(motifs) != len(labels):
             raise NasboxError(
@@ -216,16 +240,47 @@ class PetriDish:
         if float(targets.std()) == 0.0:
             raise NasboxError("all labels are equal; the dish needs motifs that differ in quality")
         started = time.perf_counter()
+        steps = self.config.outer_steps
+        bar = tqdm(
+            total=self.config.restarts * steps, desc="petri fit", unit="step", disable=not progress
+        )
+        current = self._state()
+        best = None
+        self.restart_losses = []
+        for restart in range(self.config.restarts):
+            if restart:
+                self._initialise(restart)
+            else:
+                self._set_state(current)
+            history = self._fit_once(motifs, targets, bar)
+            self.restart_losses.append(min(history, default=math.inf))
+            if best is None or self.restart_losses[-1] < self.restart_losses[best[0]]:
+                best = (restart, history, self._state())
+        bar.close()
+        self.restart, self.losses, state = best
+        self._set_state(state)
+        self.labelled = list(motifs)
+        self.labels = [float(v) for v in labels]
+        self.fit_seconds = time.perf_counter() - started
+        return self.losses
+
+    def _set_state(self, state: dict) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def _fit_once(self, motifs: Sequence[Hashable], targets: torch.Tensor, bar) -> list[float]:
+        """One outer loop from the current inputs; keeps the inputs of its lowest-loss step.
+
+        With more motifs than one batch holds, the gradient is accumulated batch by batch
+        through d(loss)/d(scores) from a first, graph-free pass over all motifs.
+        """
         x_train = self.x_train.clone().requires_grad_(True)
         x_val = self.x_val.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([x_train, x_val], lr=self.config.outer_lr)
         best = (math.inf, self.x_train.clone(), self.x_val.clone())
         history = []
         batch = self.config.batch
-        bar = tqdm(
-            range(self.config.outer_steps), desc="petri fit", unit="step", disable=not progress
-        )
-        for step in bar:
+        for step in range(self.config.outer_steps):
             for group in optimizer.param_groups:
                 group["lr"] = self.config.outer_lr_at(step)
             optimizer.zero_grad()
@@ -253,13 +308,9 @@ class PetriDish:
             if value < best[0]:
                 best = (value, x_train.detach().clone(), x_val.detach().clone())
             optimizer.step()
+            bar.update()
             bar.set_postfix(loss=f"{value:.4f}")
-        if self.config.outer_steps:
-            _, self.x_train, self.x_val = best
-        self.labelled = list(motifs)
-        self.labels = [float(v) for v in labels]
-        self.losses = history
-        self.fit_seconds = time.perf_counter() - started
+        _, self.x_train, self.x_val = best
         return history
 
     # ----- one file -----
@@ -283,6 +334,8 @@ class PetriDish:
                 "labelled": [self.space.format(m) for m in self.labelled],
                 "labels": self.labels,
                 "losses": self.losses,
+                "restart": self.restart,
+                "restart_losses": self.restart_losses,
                 "fit_seconds": self.fit_seconds,
             },
             path,
@@ -315,5 +368,7 @@ class PetriDish:
         dish.labelled = [dish.space.parse(text) for text in state["labelled"]]
         dish.labels = list(state["labels"])
         dish.losses = list(state["losses"])
+        dish.restart = int(state.get("restart", 0))
+        dish.restart_losses = list(state.get("restart_losses", []))
         dish.fit_seconds = float(state["fit_seconds"])
         return dish
