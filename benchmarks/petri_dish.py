@@ -122,9 +122,9 @@ def run_nb201(args, record) -> None:
     else:
         print("no NASWOT cache: held-out cells drawn from the whole table, NASWOT not compared")
     overrides = {"outer_steps": args.outer_steps, "loss": args.loss}
+    pool = sorted(naswot, key=space.format) if naswot else labels.motifs
     for seed in range(args.seeds):
         rng = np.random.default_rng(seed)
-        pool = sorted(naswot, key=space.format) if naswot else labels.motifs
         held = [pool[i] for i in rng.choice(len(pool), size=args.held_out, replace=False)]
         held_set = set(held)
         test = labels.subset([index[m] for m in held])

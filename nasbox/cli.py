@@ -37,6 +37,14 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for every random choice")
 
 
+def _add_prescore_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prescore",
+        default="naswot",
+        help="training-free estimator for strategies that pre-score cells (area)",
+    )
+
+
 def _add_space_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="nb201", help=f"one of: {', '.join(SPACES.names())}")
 
@@ -513,11 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--samples", "--budget", type=int, default=100, help="architectures to evaluate"
     )
-    search.add_argument(
-        "--prescore",
-        default="naswot",
-        help="training-free estimator for strategies that pre-score cells (area)",
-    )
+    _add_prescore_option(search)
     _add_data_options(search)
     _add_benchmark_option(search)
     search.add_argument("--out", help="results folder (default: runs/search-TIMESTAMP)")
@@ -556,11 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--budget", default="100", help="queries of --metric; comma-separated for several"
     )
     run.add_argument("--repeats", type=int, default=10, help="seeded runs per strategy")
-    run.add_argument(
-        "--prescore",
-        default="naswot",
-        help="training-free estimator for strategies that pre-score cells (area)",
-    )
+    _add_prescore_option(run)
     _add_data_options(run)
     run.add_argument("--out", help="results folder (default: runs/bench-TIMESTAMP)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -156,8 +156,8 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
     assert "no labelled motifs" in capsys.readouterr().err
 
     good = write_labels(tmp_path / "good.csv", [[s, s] for s in SLOPES])
-    args = ["petri", "fit", "--labels", str(good), "--k", "3", "--restarts", "0", "--out", "d.pt"]
-    assert main(args) == 2
+    args = ["petri", "fit", "--labels", str(good), "--k", "3", "--restarts", "0"]
+    assert main([*args, "--out", str(tmp_path / "d.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "restarts must be >= 1" in err
 

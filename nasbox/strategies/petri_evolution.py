@@ -51,8 +51,9 @@ class PetriEvolution(Strategy):
         else:
             motifs = get_motif_space(space.name)
             self.dish = PetriDish(motifs, default_config(space.name), seed=seed)
+        self.dish.config.outer_steps = refit_steps
         self.initial, self.population, self.tournament = initial, population, tournament
-        self.generations, self.children, self.refit_steps = generations, children, refit_steps
+        self.generations, self.children = generations, children
         self._queue: list[Hashable] = []
 
     def _refit(self) -> bool:
@@ -60,7 +61,6 @@ class PetriEvolution(Strategy):
         values = [value for _, value in labelled]
         if len(labelled) < 2 or np.std(values) == 0:
             return False
-        self.dish.config.outer_steps = self.refit_steps
         self.dish.fit([arch for arch, _ in labelled], values, progress=False)
         return True
 

@@ -25,6 +25,8 @@ from nasbox.estimators.petri.motifs import MotifSpace, Weights, get_motif_space
 
 FILE_FORMAT = "nasbox-petri-dish"
 FILE_VERSION = 1
+# What a restart initialises and a fit learns: the dish's state apart from its settings.
+STATE = ("init_weights", "x_train", "x_val", "y_train", "y_val")
 
 
 @dataclass
@@ -139,10 +141,7 @@ class PetriDish:
         self.y_val = self.y_train.clone()
 
     def _state(self) -> dict:
-        return {
-            name: getattr(self, name)
-            for name in ("init_weights", "x_train", "x_val", "y_train", "y_val")
-        }
+        return {name: getattr(self, name) for name in STATE}
 
     # ----- the inner loop -----
 
@@ -326,11 +325,7 @@ class PetriDish:
                 "space_options": self.space.options(),
                 "config": asdict(self.config),
                 "seed": self.seed,
-                "init_weights": self.init_weights,
-                "x_train": self.x_train,
-                "x_val": self.x_val,
-                "y_train": self.y_train,
-                "y_val": self.y_val,
+                **self._state(),
                 "labelled": [self.space.format(m) for m in self.labelled],
                 "labels": self.labels,
                 "losses": self.losses,
@@ -363,8 +358,7 @@ class PetriDish:
         known = {f.name for f in fields(DishConfig)}
         config = DishConfig(**{k: v for k, v in state["config"].items() if k in known})
         dish = cls(get_motif_space(state["space"], **state["space_options"]), config, state["seed"])
-        for name in ("init_weights", "x_train", "x_val", "y_train", "y_val"):
-            setattr(dish, name, state[name])
+        dish._set_state({name: state[name] for name in STATE})
         dish.labelled = [dish.space.parse(text) for text in state["labelled"]]
         dish.labels = list(state["labels"])
         dish.losses = list(state["losses"])

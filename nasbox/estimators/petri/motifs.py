@@ -265,10 +265,7 @@ class NB201Motifs(MotifSpace):
         self, weights: Weights, motifs: Sequence[NB201Cell], x: torch.Tensor
     ) -> torch.Tensor:
         count = len(motifs)
-        masks = torch.zeros(count, len(EDGES), len(OPS), dtype=torch.bool)
-        for row, cell in enumerate(motifs):
-            for edge, op in enumerate(cell.ops):
-                masks[row, edge, OPS.index(op)] = True
+        masks = torch.from_numpy(self.encode(motifs)).bool().view(count, len(EDGES), len(OPS))
         stem = weights["stem"]
         h = _batch_norm(F.conv2d(x, stem.reshape(-1, *stem.shape[2:]), padding=1))
         for stage, width in enumerate(self._widths()):
