@@ -89,7 +89,7 @@ def test_full_nb201_table_loads_fast():
     path = shared_file("nb201-cifar10.csv")
     start = time.perf_counter()
     bench = TabularBenchmark.from_file(path)
-    assert time.perf_counter() - start < 5  # the target (< 1 s) is measured in benchmarks/
+    assert time.perf_counter() - start < 5  # the target (< 1 s) is measured in measurements/
     assert len(bench) == 15625
     assert bench.best("test_acc")[1] == pytest.approx(94.3733)
     space = get_space("nb201")

@@ -11,7 +11,7 @@ on a laptop CPU, so NASWOT's N cells and AREA's pre-scored cells are drawn unifo
 pool: a uniform sample of a uniform sample is uniform. Pre-scoring seconds are the cached seconds
 of the cells drawn.
 
-    python benchmarks/nb201_search_table.py --repeats 50
+    python measurements/nb201_search_table.py --repeats 50
 """
 
 import argparse
@@ -161,13 +161,13 @@ def main() -> None:
     parser.add_argument("--benchmark", default=str(SHARED / "nb201-cifar10.csv"))
     parser.add_argument("--data", default=str(SHARED / "cifar10-subset.npz"))
     parser.add_argument(
-        "--naswot-cache", default=str(ROOT / "benchmarks/results/naswot_nb201_scores.csv")
+        "--naswot-cache", default=str(ROOT / "measurements/results/naswot_nb201_scores.csv")
     )
     parser.add_argument("--pool-size", type=int, default=2000, help="cells scored when missing")
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budgets", default="50,100,200,500")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/nb201_search"))
+    parser.add_argument("--out", default=str(ROOT / "measurements/results/nb201_search"))
     args = parser.parse_args()
     started = time.perf_counter()
     space = get_space("nb201")

@@ -9,7 +9,7 @@ Prints mean +- std of Spearman rho and Kendall tau on held-out motifs:
 Also the seconds to fit a dish and to predict one motif. Each run's figures are appended to
 `--out` (CSV) as soon as it finishes.
 
-    python benchmarks/petri_dish.py --seeds 5 --k 10,20,50,100 --held-out 1000
+    python measurements/petri_dish.py --seeds 5 --k 10,20,50,100 --held-out 1000
 """
 
 import argparse

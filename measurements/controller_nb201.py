@@ -4,7 +4,7 @@ Each repeat searches with `table:valid_acc` for `--queries` lookups and returns 
 best validation accuracy; its test accuracy is read afterwards. Prints mean +- std of test accuracy
 per strategy, and the difference with a Mann-Whitney U test.
 
-    python benchmarks/controller_nb201.py --repeats 50 --queries 500
+    python measurements/controller_nb201.py --repeats 50 --queries 500
 """
 
 import argparse

@@ -3,7 +3,7 @@
 Counts are taken on the `meta` device (shapes only, no weights), without the auxiliary head,
 as in the paper.
 
-    python benchmarks/nasnet_counts.py
+    python measurements/nasnet_counts.py
 """
 
 import time

@@ -6,7 +6,7 @@ one plain forward pass and the paper's hook-based reference implementation), and
 of the cell NASWOT picks from N random cells (N = 10, 100, 1000), over R repeats drawn from the
 scored pool. Scores are appended to a CSV as they are computed and reused on the next run.
 
-    python benchmarks/naswot_nb201.py --cells 2000 --repeats 100
+    python measurements/naswot_nb201.py --cells 2000 --repeats 100
 """
 
 import argparse

@@ -6,7 +6,7 @@ estimator. Prints the mean reward of the controller's last 100 children and of t
 per seed and overall; saves every reward to CSV and a reward-curve PNG (controller mean per
 minibatch against random sampling's mean per block of the same size).
 
-    python benchmarks/controller_nasnet.py --seeds 5 --children 300 --random 100
+    python measurements/controller_nasnet.py --seeds 5 --children 300 --random 100
 """
 
 import argparse
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--last", type=int, default=100, help="controller children compared")
     parser.add_argument("--strategy", default="ppo")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results"))
+    parser.add_argument("--out", default=str(ROOT / "measurements/results"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)

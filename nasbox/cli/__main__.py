@@ -1,0 +1,5 @@
+import sys
+
+from nasbox.cli import main
+
+sys.exit(main())

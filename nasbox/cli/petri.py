@@ -1,0 +1,145 @@
+"""`nasbox petri groundtruth | fit | evaluate`: the Synthetic Petri Dish."""
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nasbox.errors import NasboxError
+
+
+def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
+    from nasbox.estimators.petri.groundtruth import slope_groundtruth
+
+    out = slope_groundtruth(args.out, seed=args.seed, repeats=args.repeats, progress=not args.quiet)
+    print(f"wrote the slope ground truth (100 slopes, validation accuracy in %) to {out}")
+    return 0
+
+
+def cmd_petri_fit(args: argparse.Namespace) -> int:
+    from nasbox.estimators.petri import PetriDish, default_config, get_motif_space
+    from nasbox.estimators.petri.evaluation import choose_labelled, load_labels
+
+    space = get_motif_space(args.space)
+    labels = load_labels(args.labels, space, args.column)
+    chosen, _ = choose_labelled(space, labels, args.k, args.seed)
+    fit_on = labels.subset(chosen)
+    config = default_config(
+        args.space,
+        loss=args.loss,
+        outer_steps=args.outer_steps,
+        inner_steps=args.inner_steps,
+        samples=args.samples,
+        restarts=args.restarts,
+    )
+    dish = PetriDish(space, config, seed=args.seed)
+    losses = dish.fit(fit_on.motifs, fit_on.values, progress=not args.quiet)
+    path = dish.save(args.out)
+    restarts = (
+        f"; best of {len(dish.restart_losses)} restarts, whose best losses were "
+        + ", ".join(f"{loss:.4f}" for loss in dish.restart_losses)
+        if len(dish.restart_losses) > 1
+        else ""
+    )
+    print(
+        f"fitted a {args.space} dish on {len(fit_on)} motifs in {dish.fit_seconds:.1f} s "
+        f"(outer loss {losses[0]:.4f} -> best {min(losses):.4f}{restarts}); saved {path}"
+        if losses
+        else f"saved an unfitted {args.space} dish to {path}"
+    )
+    return 0
+
+
+def cmd_petri_evaluate(args: argparse.Namespace) -> int:
+    from nasbox.estimators.petri import PetriDish
+    from nasbox.estimators.petri.evaluation import (
+        Labels,
+        compare_predictors,
+        held_out_motifs,
+        load_labels,
+    )
+
+    dish = PetriDish.load(args.dish)
+    if not dish.labelled:
+        raise NasboxError(f"{args.dish}: the dish was never fitted; run `nasbox petri fit`")
+    labels = load_labels(args.labels, dish.space, args.column)
+    held_out = args.held_out if args.held_out else None
+    test = held_out_motifs(labels, dish.labelled, held_out, args.seed)
+    started = time.perf_counter()
+    scores = dish.predict(test.motifs, progress=not args.quiet)
+    seconds = (time.perf_counter() - started) / len(test)
+    train = Labels(dish.labelled, np.asarray(dish.labels, dtype=float))
+    results = compare_predictors(dish.space, train, test, {"petri": scores}, args.seed)
+    print(f"{len(test)} held-out motifs; the dish was fitted on {len(train)}")
+    print(f"{'predictor':<10} {'motifs':<14} {'spearman':>9} {'kendall':>9}")
+    for method, groups in results.items():
+        for group, values in groups.items():
+            print(f"{method:<10} {group:<14} {values['spearman']:>9.3f} {values['kendall']:>9.3f}")
+    print(f"dish prediction: {seconds:.4f} s per motif (batched)")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["arch", args.column, "petri"])
+            for motif, value, score in zip(test.motifs, test.values, scores, strict=True):
+                writer.writerow([dish.space.format(motif), value, repr(float(score))])
+        print(f"wrote the predictions to {out}")
+    return 0
+
+
+def add_parser(commands) -> None:
+    petri = commands.add_parser(
+        "petri", help="Synthetic Petri Dish: fit learned data that ranks motifs, evaluate it"
+    )
+    actions = petri.add_subparsers(dest="petri_command", required=True, metavar="ACTION")
+
+    groundtruth = actions.add_parser(
+        "groundtruth", help="train the 100 sigmoid-slope MLPs on digits; write the label CSV"
+    )
+    groundtruth.add_argument(
+        "--out", default="measurements/results/slope_groundtruth.csv", help="CSV to write"
+    )
+    groundtruth.add_argument("--seed", type=int, default=0, help="seed of the first repeat")
+    groundtruth.add_argument("--repeats", type=int, default=10, help="initialisations averaged")
+    groundtruth.add_argument("--quiet", action="store_true", help="no progress bar")
+    groundtruth.set_defaults(handler=cmd_petri_groundtruth)
+
+    fit = actions.add_parser("fit", help="learn synthetic data on K labelled motifs")
+    fit.add_argument("--space", default="slope", help="motif space: slope or nb201")
+    fit.add_argument("--labels", required=True, help="CSV with columns arch and --column")
+    fit.add_argument("--column", default="valid_acc", help="ground-truth column (higher=better)")
+    fit.add_argument("--k", type=int, default=18, help="labelled motifs to fit on")
+    fit.add_argument("--seed", type=int, default=0, help="seed for every random choice")
+    fit.add_argument(
+        "--loss",
+        choices=["mse", "rank"],
+        help="outer loss (default: the space's; mse for slope, rank for nb201)",
+    )
+    fit.add_argument("--outer-steps", type=int, help="override the space's default")
+    fit.add_argument("--inner-steps", type=int, help="override the space's default")
+    fit.add_argument("--samples", type=int, help="synthetic train (and val) inputs")
+    fit.add_argument(
+        "--restarts",
+        type=int,
+        help="fits from fresh initialisations, lowest outer loss kept (default: 4 slope, 1 nb201)",
+    )
+    fit.add_argument("--out", required=True, help="dish file to write (e.g. dish.pt)")
+    fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.set_defaults(handler=cmd_petri_fit)
+
+    evaluate = actions.add_parser(
+        "evaluate", help="rank correlations on the motifs not used for fitting, with baselines"
+    )
+    evaluate.add_argument("dish", help="dish file from `nasbox petri fit`")
+    evaluate.add_argument("--labels", required=True, help="CSV with columns arch and --column")
+    evaluate.add_argument("--column", default="valid_acc", help="ground-truth column")
+    evaluate.add_argument(
+        "--held-out", type=int, default=1000, help="sample this many held-out motifs (0 = all)"
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the held-out sample")
+    evaluate.add_argument("--out", help="CSV of the dish's predictions")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=cmd_petri_evaluate)
