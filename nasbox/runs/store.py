@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nasbox.runs.folder import replaced_atomically
 from nasbox.runs.loop import Trial
 from nasbox.spaces import SearchSpace
 
@@ -47,7 +48,8 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
             return [clean(item) for item in value]
         return value
 
-    path.write_text(json.dumps(clean(payload), indent=2) + "\n")
+    with replaced_atomically(path) as temporary:
+        temporary.write_text(json.dumps(clean(payload), indent=2) + "\n")
 
 
 def plot_trials(path: Path, trials: Sequence[Trial], label: str) -> None:
@@ -71,5 +73,6 @@ def plot_trials(path: Path, trials: Sequence[Trial], label: str) -> None:
     axis.legend(loc="lower right")
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path)
+    with replaced_atomically(path) as temporary:
+        figure.savefig(temporary)
     plt.close(figure)

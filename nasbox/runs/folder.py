@@ -1,0 +1,120 @@
+"""Output folders that keep results safe: no silent overwrite, one process at a time, atomic writes.
+
+A command claims its `--out` folder before it writes anything. The claim fails with one clear line
+when the folder already holds results (unless the user resumes or asks to overwrite), when another
+process holds the folder, or when the path cannot be a folder. The lock is an OS file lock
+(`flock`), so a process killed with SIGKILL releases it with its file descriptors.
+"""
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from nasbox.errors import NasboxError
+
+LOCK_NAME = ".nasbox.lock"
+
+
+def check_output_path(path: Path, option: str = "--out") -> None:
+    """Fail early, before any compute, when `path` cannot become (or be) a writable folder."""
+    if path.exists() and not path.is_dir():
+        raise NasboxError(f"{option} {path} is a file, not a folder; give a folder path")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NasboxError(f"{option} {path}: {existing} is a file, so no folder can be made there")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise NasboxError(f"{option} {path}: {existing} is not writable; choose another folder")
+
+
+class RunFolder:
+    """Exclusive use of an output folder for the lifetime of one command (a context manager).
+
+    `results` are the file names that mean "an earlier run left results here". Without `resume`
+    or `overwrite` such a folder is refused; with `overwrite` those files are deleted once the
+    lock is held; with `resume` they are kept for the command to continue.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        results: Sequence[str],
+        *,
+        resume: bool = False,
+        overwrite: bool = False,
+        option: str = "--out",
+    ) -> None:
+        self.path = Path(path)
+        self.results = tuple(results)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.option = option
+        self._lock: FileLock | None = None
+
+    def existing_results(self) -> list[str]:
+        return [name for name in self.results if (self.path / name).exists()]
+
+    def check(self) -> None:
+        """Everything that can be checked without creating the folder."""
+        check_output_path(self.path, self.option)
+        found = self.existing_results()
+        if found and not (self.resume or self.overwrite):
+            raise NasboxError(
+                f"{self.option} {self.path} already holds results ({', '.join(found)}); "
+                f"continue with --resume {self.path}, choose a new {self.option}, "
+                "or pass --overwrite to replace them"
+            )
+
+    def __enter__(self) -> "RunFolder":
+        self.check()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise NasboxError(
+                f"{self.option} {self.path}: cannot create it ({err.strerror})"
+            ) from None
+        lock = FileLock(self.path / LOCK_NAME, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise NasboxError(
+                f"{self.option} {self.path} is in use by another nasbox process; wait for it to "
+                f"finish or choose another {self.option}"
+            ) from None
+        except OSError as err:
+            raise NasboxError(
+                f"{self.option} {self.path}: cannot lock it ({err.strerror})"
+            ) from None
+        self._lock = lock
+        if self.overwrite and not self.resume:
+            for name in self.existing_results():
+                target = self.path / name
+                if target.is_dir():
+                    raise NasboxError(f"{target} is a folder; remove it by hand to overwrite")
+                target.unlink()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
+
+    Readers (and a crash at any moment) see either the old file or the new one, never half.
+    The temporary name keeps the suffix so writers that go by it (matplotlib) still work.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
