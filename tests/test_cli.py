@@ -84,6 +84,9 @@ def test_sigterm_stops_a_search_and_keeps_its_trials(tmp_path):
         time.sleep(0.1)
     process.terminate()
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
-    assert stderr.strip().splitlines()[-1].startswith("interrupted; the trials finished so far")
+    assert process.returncode == 143
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line.startswith("interrupted; the ") and "--resume" in last_line
     assert len(list(csv.DictReader(trials.open()))) >= 2
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and (tmp_path / "run" / "trials.png").is_file()

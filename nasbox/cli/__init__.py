@@ -23,26 +23,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit statuses of an interrupted command, by the shell's convention (128 + signal number).
+INTERRUPTED, TERMINATED = 130, 143
+
+
+class _Signals:
+    """Whether the current command was stopped by SIGTERM (exit 143) rather than Ctrl-C (130)."""
+
+    terminated = False
+
+
 def _stop_on_sigterm(signum, frame) -> None:
     """A scheduler's or `kill`'s SIGTERM stops a command like Ctrl-C: finished work is kept."""
+    _Signals.terminated = True
     raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
+    _Signals.terminated = False
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
     try:
-        return args.handler(args)
+        code = args.handler(args)
     except NasboxError as err:
         print(f"nasbox: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nasbox: interrupted", file=sys.stderr)
-        return 130
+        code = INTERRUPTED
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+    return TERMINATED if code == INTERRUPTED and _Signals.terminated else code
 
 
 if __name__ == "__main__":

@@ -1,6 +1,13 @@
-"""`nasbox search`: search a space with a strategy and an estimator."""
+"""`nasbox search`: search a space with a strategy and an estimator, through the experiment store.
+
+Every trial goes to a SQLite store (`nasbox.db` in the run folder, or `--storage FILE`) as it
+starts and ends; `trials.csv`, `summary.json` and `trials.png` are written from it. A run killed
+at any point continues with `--resume RUN`: finished trials are replayed into the strategy, not
+evaluated again, so the resumed run ends exactly as an uninterrupted one would.
+"""
 
 import argparse
+import importlib
 import statistics
 import sys
 import time
@@ -17,13 +24,208 @@ from nasbox.cli.common import (
 )
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, get_estimator
-from nasbox.runs import TrialWriter, plot_trials, run_search, write_json
+from nasbox.runs import (
+    EstimatorSpec,
+    InlineExecutor,
+    ProcessExecutor,
+    RunFolder,
+    RunStore,
+    StoreRecorder,
+    TooManyFailures,
+    Trial,
+    TrialAppender,
+    check_output_path,
+    plot_trials,
+    run_search,
+    write_json,
+    write_trials_csv,
+)
 from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES, get_strategy, uses_prescore
 
+DATABASE = "nasbox.db"
+RESULTS = (
+    "trials.csv",
+    "summary.json",
+    "trials.png",
+    DATABASE,
+    f"{DATABASE}-wal",
+    f"{DATABASE}-shm",
+)
+# Options that define what a run searches; a resumed run keeps them, so giving another value
+# on the command line is a conflict. Everything else (workers, executor, budget...) may change.
+RUN_SETTINGS = {
+    "space": "--space",
+    "strategy": "--strategy",
+    "estimator": "--estimator",
+    "prescore": "--prescore",
+    "data": "--data",
+    "data_dir": "--data-dir",
+    "batch_size": "--batch-size",
+    "benchmark": "--benchmark",
+    "seed": "--seed",
+    "imports": "--import",
+}
+MAX_SEED = 2**32 - 1
+
+
+def _given(argv: list[str], option: str) -> bool:
+    return any(token == option or token.startswith(option + "=") for token in argv)
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    if args.samples < 1:
+        raise NasboxError(f"--samples must be at least 1, got {args.samples}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise NasboxError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
+    if args.batch_size < 2:
+        raise NasboxError(f"--batch-size must be at least 2, got {args.batch_size}")
+    if args.workers is not None and args.workers < 1:
+        raise NasboxError(f"--workers must be at least 1, got {args.workers}")
+    if args.trial_timeout is not None and not args.trial_timeout > 0:
+        raise NasboxError(
+            f"--trial-timeout must be a positive number of seconds, got {args.trial_timeout}"
+        )
+    if args.max_failures is not None and args.max_failures < 1:
+        raise NasboxError(f"--max-failures must be at least 1, got {args.max_failures}")
+    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
+        raise NasboxError("--cpus-per-trial must be positive and --gpus-per-trial not negative")
+
+
+def _import_plugins(modules: list[str]) -> None:
+    """Import the user's modules that register their own spaces, estimators or strategies."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise NasboxError(f"--import {module}: cannot import it ({err})") from None
+
+
+def _locate_run(args: argparse.Namespace) -> tuple[Path, str, Path]:
+    """(storage file, run name, run folder) of `--resume RUN`: a run folder or a stored name."""
+    target = Path(args.resume)
+    if target.is_dir():
+        summary_file = target / "summary.json"
+        if summary_file.is_file():
+            import json
+
+            try:
+                summary = json.loads(summary_file.read_text())
+                storage = target / summary["storage"]
+                name = summary["run"]
+            except (ValueError, KeyError, TypeError):
+                raise NasboxError(f"{summary_file}: not a nasbox search summary") from None
+            return storage, name, target
+        if (target / DATABASE).is_file():
+            runs = RunStore(target / DATABASE).runs()
+            if len(runs) == 1:
+                return target / DATABASE, runs[0].name, target
+        raise NasboxError(f"--resume {target}: the folder holds no nasbox search run")
+    if args.storage:
+        store = RunStore(args.storage)
+        run = store.find_run(args.resume)
+        if run is None:
+            names = ", ".join(r.name for r in store.runs()) or "none"
+            raise NasboxError(
+                f"--resume {args.resume}: no such run in {args.storage} (runs: {names})"
+            )
+        return Path(args.storage), run.name, Path(run.folder)
+    raise NasboxError(
+        f"--resume {args.resume}: no such run folder (to resume a run by name, add --storage FILE)"
+    )
+
+
+def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
+    """Adopt the stored run's settings; refuse command-line values that contradict them."""
+    for key, option in RUN_SETTINGS.items():
+        stored = settings.get(key)
+        if _given(args.argv, option) and getattr(args, key) != stored:
+            raise NasboxError(
+                f"{option} {getattr(args, key)} conflicts with the resumed run's {option} "
+                f"{stored}; drop {option} or start a new run"
+            )
+        setattr(args, key, stored)
+    if not (_given(args.argv, "--samples") or _given(args.argv, "--budget")):
+        args.samples = settings.get("samples", args.samples)
+
+
+def _executor(args: argparse.Namespace, estimator, spec: EstimatorSpec):
+    workers = args.workers or 1
+    if args.executor == "ray":
+        from nasbox.runs.ray_executor import RayExecutor
+
+        return RayExecutor(
+            spec,
+            address=args.ray_address,
+            workers=args.workers,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            timeout=args.trial_timeout,
+        )
+    if workers == 1 and args.trial_timeout is None:
+        return InlineExecutor(estimator)
+    return ProcessExecutor(spec, workers, timeout=args.trial_timeout)
+
+
+def _summary(args, space, store: RunStore, run, storage: Path, out: Path, status: str) -> dict:
+    trials = store.trials(run)
+    counts = store.counts(run)
+    finished = [t for t in trials if t.state == "complete"]
+    best = max(finished, key=lambda t: (t.value, -t.number), default=None)
+    summary = {
+        "command": "search",
+        "version": __version__,
+        "run": run.name,
+        "storage": storage.name
+        if storage.parent.resolve() == out.resolve()
+        else str(storage.resolve()),
+        "status": status,
+        **{key: getattr(args, key) for key in RUN_SETTINGS},
+        "samples": args.samples,
+        "complete": counts["complete"],
+        "failed": counts["failed"],
+        "running": counts["running"],
+        "best_arch": best.arch if best else None,
+        "best_value": best.value if best else None,
+        "seconds_median": round(statistics.median(t.seconds for t in finished), 4)
+        if finished
+        else None,
+    }
+    write_trials_csv(out / "trials.csv", trials)
+    write_json(out / "summary.json", summary)
+    if trials:
+        plot_trials(out / "trials.png", trials, args.estimator)
+    return summary
+
 
 def cmd_search(args: argparse.Namespace) -> int:
+    _check_numbers(args)
+    if args.resume and args.overwrite:
+        raise NasboxError("--resume continues a run and --overwrite replaces one; give only one")
+    if args.executor != "ray" and (args.ray_address or _given(args.argv, "--cpus-per-trial")):
+        raise NasboxError("--ray-address and --cpus-per-trial need --executor ray")
+    if args.resume:
+        storage, name, out = _locate_run(args)
+        if args.out and Path(args.out).resolve() != out.resolve():
+            raise NasboxError(f"--out {args.out} conflicts with the resumed run's folder {out}")
+        stored = RunStore(storage).find_run(name)
+        if stored is None:
+            raise NasboxError(f"{storage}: no run named {name!r}")
+        _resumed_settings(args, stored.settings)
+    else:
+        out = Path(args.out) if args.out else default_out("search")
+        storage = Path(args.storage) if args.storage else out / DATABASE
+        name = out.name
+        if args.storage:
+            check_output_path(storage.parent, "--storage")
+    _import_plugins(args.imports)
     space = get_space(args.space)
+    STRATEGIES.get(args.strategy)
+    if args.samples > len(space):
+        raise NasboxError(
+            f"--samples {args.samples} is more than the {len(space)} architectures of "
+            f"{args.space}; use at most {len(space)}"
+        )
     prescored = uses_prescore(args.strategy)
     context = estimator_context(
         args, space, [args.estimator] + ([args.prescore] if prescored else [])
@@ -31,64 +233,153 @@ def cmd_search(args: argparse.Namespace) -> int:
     options = {"prescore": get_estimator(args.prescore, context)} if prescored else {}
     strategy = get_strategy(args.strategy, space, seed=args.seed, **options)
     estimator = get_estimator(args.estimator, context)
-    if args.samples < 1:
-        raise NasboxError(f"--samples must be at least 1, got {args.samples}")
-    out = Path(args.out) if args.out else default_out("search")
-    writer = TrialWriter(out / "trials.csv", space)
-    started = time.perf_counter()
-    try:
-        trials = run_search(
-            strategy, estimator, args.samples, on_trial=writer, progress=not args.quiet
-        )
-    except KeyboardInterrupt:
-        print(f"interrupted; the trials finished so far are in {writer.path}", file=sys.stderr)
-        return 130
-    finally:
-        writer.close()
-    elapsed = time.perf_counter() - started
-    best_arch, best_value = strategy.best
-    summary = {
-        "command": "search",
-        "version": __version__,
-        "space": args.space,
-        "strategy": args.strategy,
-        "estimator": args.estimator,
-        "data": args.data,
-        "seed": args.seed,
-        "batch_size": args.batch_size,
-        "samples": len(trials),
-        "best_arch": space.format(best_arch),
-        "best_value": best_value,
-        "seconds_total": round(elapsed, 3),
-        "seconds_median": round(statistics.median(t.seconds for t in trials), 4),
-    }
-    write_json(out / "summary.json", summary)
-    plot_trials(out / "trials.png", trials, args.estimator)
-    print(
-        f"evaluated {len(trials)} architectures in {elapsed:.1f} s "
-        f"(median {summary['seconds_median']:.3f} s each); results in {out}/"
+    spec = EstimatorSpec(
+        args.space,
+        args.estimator,
+        data=args.data if context.data is not None else None,
+        data_dir=args.data_dir,
+        benchmark=str(Path(args.benchmark).resolve()) if args.benchmark else None,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        imports=tuple(args.imports),
     )
-    print(f"best {args.estimator} {best_value:.4f}: {space.format(best_arch)}")
+    folder = RunFolder(out, RESULTS, resume=bool(args.resume), overwrite=args.overwrite)
+    with folder:
+        store = RunStore(storage)
+        settings = {key: getattr(args, key) for key in RUN_SETTINGS} | {"samples": args.samples}
+        if args.resume:
+            run = store.find_run(name)
+        else:
+            if args.overwrite:
+                store.delete_run(name)
+            run = store.create_run(name, settings, str(out.resolve()), __version__)
+        stored_trials = store.trials(run)
+        history = [
+            Trial(
+                t.number,
+                space.parse(t.arch),
+                -float("inf") if t.value is None else t.value,
+                t.seconds or 0.0,
+                t.state,
+                t.error,
+                t.worker or "",
+                t.told_after,
+                t.tell_order,
+            )
+            for t in stored_trials
+            if t.state != "running"
+        ]
+        running = [(t.number, space.parse(t.arch)) for t in stored_trials if t.state == "running"]
+        store.set_status(run, "running", settings)
+        write_trials_csv(out / "trials.csv", stored_trials)
+        _summary(args, space, store, run, storage, out, "running")
+        appender = TrialAppender(out / "trials.csv")
+        recorder = StoreRecorder(store, run, space, on_finished=appender)
+        started = time.perf_counter()
+        status, code, failure = "interrupted", 130, ""
+        try:
+            with _executor(args, estimator, spec) as executor:
+                run_search(
+                    strategy,
+                    executor,
+                    args.samples,
+                    recorder=recorder,
+                    history=history,
+                    running=running,
+                    max_failures=args.max_failures,
+                    progress=not args.quiet,
+                )
+            status, code = "complete", 0
+        except TooManyFailures as err:
+            status, code = "failed", 1
+            failure = str(err)
+        finally:
+            appender.close()
+            store.set_status(run, status)
+            summary = _summary(args, space, store, run, storage, out, status)
+            store.close()
+    elapsed = time.perf_counter() - started
+    done = summary["complete"] + summary["failed"]
+    if code == 130:
+        print(
+            f"interrupted; the {done} trials finished so far are in {out}/ "
+            f"(continue with: nasbox search --resume {out})",
+            file=sys.stderr,
+        )
+        return code
+    if code == 1:
+        print(
+            f"nasbox: {failure}; {done} trials kept in {out}/ (errors in trials.csv)",
+            file=sys.stderr,
+        )
+        return code
+    failed = f", {summary['failed']} failed" if summary["failed"] else ""
+    print(f"evaluated {done} architectures{failed} in {elapsed:.1f} s; results in {out}/")
+    if summary["best_arch"] is None:
+        print("no trial completed; see the errors in trials.csv")
+        return 1
+    print(f"best {args.estimator} {summary['best_value']:.4f}: {summary['best_arch']}")
     return 0
 
 
 def add_parser(commands) -> None:
     search = commands.add_parser(
-        "search", help="search a space with a strategy and an estimator; keep the best"
+        "search",
+        help="search a space with a strategy and an estimator; keep the best",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
     )
     add_space_option(search)
     search.add_argument(
         "--strategy", default="random", help=f"one of: {', '.join(STRATEGIES.names())}"
     )
     search.add_argument(
-        "--estimator", default="naswot", help=f"one of: {', '.join(ESTIMATORS.names())}"
+        "--estimator",
+        default="naswot",
+        help=f"one of: {', '.join(ESTIMATORS.names())} (table:COLUMN, petri:FILE, train:EPOCHS)",
     )
     search.add_argument(
-        "--samples", "--budget", type=int, default=100, help="architectures to evaluate"
+        "--samples", "--budget", type=int, default=100, help="trials to finish (complete or failed)"
     )
     add_prescore_option(search)
     add_data_options(search)
     add_benchmark_option(search)
-    search.add_argument("--out", help="results folder (default: runs/search-TIMESTAMP)")
+    search.add_argument("--out", help="run folder (default: runs/search-TIMESTAMP)")
+    search.add_argument(
+        "--storage", help="SQLite file holding the run (default: nasbox.db in the run folder)"
+    )
+    search.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue an interrupted run: its folder, or its name in --storage",
+    )
+    search.add_argument(
+        "--overwrite", action="store_true", help="replace the results already in --out"
+    )
+    search.add_argument(
+        "--workers",
+        type=int,
+        help="architectures evaluated at once (default: 1; ray: cluster CPUs)",
+    )
+    search.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="where evaluations run"
+    )
+    search.add_argument("--ray-address", help="Ray cluster to join (default: start a local one)")
+    search.add_argument("--cpus-per-trial", type=float, default=1.0, help="Ray CPUs per evaluation")
+    search.add_argument("--gpus-per-trial", type=float, default=0.0, help="Ray GPUs per evaluation")
+    search.add_argument(
+        "--trial-timeout", type=float, help="seconds before an evaluation is stopped and failed"
+    )
+    search.add_argument(
+        "--max-failures", type=int, help="end the run after this many failed trials"
+    )
+    search.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import a module that registers your own estimators (repeatable)",
+    )
     search.add_argument("--quiet", action="store_true", help="no progress bar")
     search.set_defaults(handler=cmd_search)

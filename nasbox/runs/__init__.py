@@ -1,16 +1,38 @@
-"""Running searches: the ask/evaluate/tell loop and the files a run leaves behind."""
+"""Running searches: the ask/evaluate/tell loop, executors, the experiment store, run folders."""
 
+from nasbox.runs.executors import (
+    EstimatorSpec,
+    Evaluation,
+    Executor,
+    InlineExecutor,
+    ProcessExecutor,
+    SimulatedExecutor,
+)
 from nasbox.runs.folder import RunFolder, check_output_path, replaced_atomically
-from nasbox.runs.loop import Trial, run_search
-from nasbox.runs.store import TrialWriter, plot_trials, write_json
+from nasbox.runs.loop import Recorder, TooManyFailures, Trial, run_search
+from nasbox.runs.report import TrialAppender, plot_trials, write_json, write_trials_csv
+from nasbox.runs.store import RunStore, StoredRun, StoredTrial, StoreRecorder
 
 __all__ = [
+    "EstimatorSpec",
+    "Evaluation",
+    "Executor",
+    "InlineExecutor",
+    "ProcessExecutor",
+    "Recorder",
     "RunFolder",
+    "RunStore",
+    "SimulatedExecutor",
+    "StoreRecorder",
+    "StoredRun",
+    "StoredTrial",
+    "TooManyFailures",
     "Trial",
-    "TrialWriter",
-    "plot_trials",
-    "run_search",
+    "TrialAppender",
     "check_output_path",
+    "plot_trials",
     "replaced_atomically",
+    "run_search",
     "write_json",
+    "write_trials_csv",
 ]

@@ -1,54 +1,160 @@
-"""The loop that joins a strategy to an estimator: ask, evaluate, tell, record."""
+"""The loop that joins a strategy to an executor: ask, evaluate (maybe in parallel), tell, record.
+
+The loop keeps `executor.capacity` evaluations in flight, so strategies are asked while earlier
+proposals are still pending and told results in the order they finish. A failed evaluation is
+told as `-inf` and counted; the search goes on. Every ask and tell is reported to a `Recorder`
+(the experiment store) with the position it had in the sequence, so that a resumed run can replay
+the same asks and tells (`history`) and continue exactly where the interrupted one stopped.
+"""
 
 import math
-import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from tqdm.auto import tqdm
 
+from nasbox.errors import NasboxError
+from nasbox.runs.executors import Evaluation, Executor, InlineExecutor
 from nasbox.strategies import Strategy
 
 
 @dataclass(frozen=True)
 class Trial:
-    """One evaluation: which architecture, its value (higher is better) and the seconds it took."""
+    """One evaluation: its architecture, value (higher is better; `-inf` if it failed) and time.
+
+    `told_after` is how many trials had been asked when this one was told to the strategy and
+    `tell_order` its rank among tells: together they fix the sequence a resume replays.
+    """
 
     number: int
     arch: Hashable
     value: float
     seconds: float
+    state: str = "complete"
+    error: str | None = None
+    worker: str = ""
+    told_after: int = 0
+    tell_order: int = 0
+
+
+class Recorder(Protocol):
+    """Where the loop reports each trial as it starts and ends (the experiment store)."""
+
+    def started(self, number: int, arch: Hashable) -> None: ...
+
+    def finished(self, trial: Trial) -> None: ...
+
+
+class TooManyFailures(NasboxError):
+    """Raised when `max_failures` trials have failed; finished trials are already recorded."""
 
 
 def run_search(
     strategy: Strategy,
-    evaluate: Callable[[Hashable], float],
+    evaluate: Executor | Callable[[Hashable], float],
     budget: int,
     *,
+    recorder: Recorder | None = None,
     on_trial: Callable[[Trial], None] | None = None,
+    history: Sequence[Trial] = (),
+    running: Sequence[tuple[int, Hashable]] = (),
+    max_failures: int | None = None,
     progress: bool = True,
     description: str = "search",
 ) -> list[Trial]:
-    """Evaluate `budget` architectures proposed by `strategy`; NaN values count as `-inf`.
+    """Finish `budget` trials (complete or failed) proposed by `strategy`, returned in tell order.
 
-    `on_trial` sees each trial as soon as it is told, so a caller can persist results as they come
-    and an interruption loses at most the evaluation in flight.
+    `evaluate` is an executor or a plain function (run in this process). `history` holds the
+    finished trials of an interrupted run and `running` the (number, arch) of its trials that
+    were asked but never finished: they are replayed into the strategy, not evaluated again,
+    except the unfinished ones, which are evaluated again.
     """
+    executor = evaluate if isinstance(evaluate, Executor) else InlineExecutor(evaluate)
+    recorded = {trial.number: trial.arch for trial in history}
+    recorded.update(running)
     trials: list[Trial] = []
-    best = -math.inf
-    with tqdm(total=budget, desc=description, unit="arch", disable=not progress) as bar:
-        for number in range(budget):
-            arch = strategy.ask()
-            start = time.perf_counter()
-            value = float(evaluate(arch))
-            seconds = time.perf_counter() - start
-            value = -math.inf if math.isnan(value) else value
-            strategy.tell(arch, value)
-            trial = Trial(number, arch, value, seconds)
-            trials.append(trial)
-            if on_trial is not None:
-                on_trial(trial)
-            best = max(best, value)
-            bar.set_postfix(best=f"{best:.4g}")
-            bar.update()
+    asked = 0
+
+    def ask() -> Hashable:
+        nonlocal asked
+        arch = strategy.ask()
+        expected = recorded.get(asked, arch)
+        if arch != expected:
+            raise NasboxError(
+                f"cannot resume: trial {asked} was {expected} but the strategy now proposes "
+                f"{arch}; the run was made with other settings or another nasbox version"
+            )
+        asked += 1
+        return arch
+
+    for trial in sorted(history, key=lambda trial: trial.tell_order):
+        while asked < trial.told_after:
+            ask()
+        strategy.tell(trial.arch, trial.value)
+        trials.append(trial)
+    resubmit = sorted(number for number in dict(running) if number < asked)
+    while asked < len(recorded):
+        resubmit.append(asked)
+        ask()
+
+    failures = sum(trial.state == "failed" for trial in trials)
+    best = max((trial.value for trial in trials), default=-math.inf)
+    in_flight: dict[int, Hashable] = {}
+
+    def submit(number: int, arch: Hashable) -> None:
+        if recorder is not None:
+            recorder.started(number, arch)
+        executor.submit(number, arch)
+        in_flight[number] = arch
+
+    def finish(evaluation: Evaluation) -> Trial:
+        del in_flight[evaluation.number]
+        value = -math.inf if evaluation.failed else float(evaluation.value)
+        strategy.tell(evaluation.arch, value)
+        trial = Trial(
+            evaluation.number,
+            evaluation.arch,
+            value,
+            evaluation.seconds,
+            "failed" if evaluation.failed else "complete",
+            evaluation.error,
+            evaluation.worker,
+            told_after=asked,
+            tell_order=len(trials),
+        )
+        trials.append(trial)
+        if recorder is not None:
+            recorder.finished(trial)
+        if on_trial is not None:
+            on_trial(trial)
+        return trial
+
+    with tqdm(
+        total=budget, initial=len(trials), desc=description, unit="arch", disable=not progress
+    ) as bar:
+        try:
+            while True:
+                while resubmit and len(in_flight) < executor.capacity:
+                    number = resubmit.pop(0)
+                    submit(number, recorded[number])
+                while len(in_flight) < executor.capacity and asked < budget:
+                    number = asked
+                    submit(number, ask())
+                if not in_flight:
+                    break
+                for evaluation in executor.wait():
+                    trial = finish(evaluation)
+                    best = max(best, trial.value)
+                    failures += trial.state == "failed"
+                    bar.set_postfix(best=f"{best:.4g}", failed=failures)
+                    bar.update()
+                    if max_failures is not None and failures >= max_failures:
+                        raise TooManyFailures(
+                            f"{failures} trials failed (--max-failures {max_failures}); the last: "
+                            f"{trial.error}"
+                        )
+        finally:
+            if executor is not evaluate:
+                executor.close()
     return trials

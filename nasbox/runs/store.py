@@ -1,78 +1,287 @@
-"""Where results go: one folder per run with a CSV row per evaluation, a summary and a plot."""
+"""The experiment store: every run and every trial in one SQLite file, one transaction per change.
 
-import csv
+A run is its settings, status and times; a trial is one evaluation (`running`, then `complete` or
+`failed`) with its value, extra metrics, seconds, worker and error. Each state change is committed
+on its own, in WAL mode, so a process killed at any moment leaves a consistent database that
+`nasbox search --resume` continues from. One file may hold many runs (`--storage FILE`).
+
+A trial also records when it was told to the strategy (`told_after`: how many trials had been
+asked by then; `tell_order`: its rank among tells), so a resumed run can replay the exact sequence
+of asks and tells and rebuild the strategy's state without evaluating anything again.
+"""
+
 import json
 import math
-from collections.abc import Sequence
+import sqlite3
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nasbox.runs.folder import replaced_atomically
-from nasbox.runs.loop import Trial
+from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
 
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    folder TEXT,
+    version TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    run_id INTEGER NOT NULL REFERENCES runs (run_id),
+    number INTEGER NOT NULL,
+    arch TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed')),
+    value REAL,
+    metrics TEXT,
+    seconds REAL,
+    worker TEXT,
+    error TEXT,
+    started REAL NOT NULL,
+    ended REAL,
+    told_after INTEGER,
+    tell_order INTEGER,
+    PRIMARY KEY (run_id, number)
+);
+"""
 
-class TrialWriter:
-    """Appends each trial to `trials.csv` the moment it finishes (flushed, so nothing is lost)."""
+# How long to wait for another process's write before calling the database locked.
+BUSY_TIMEOUT_S = 5.0
 
-    columns = ("number", "arch", "value", "seconds")
 
-    def __init__(self, path: Path, space: SearchSpace) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.space = space
-        self._file = path.open("w", newline="")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(self.columns)
-        self._file.flush()
+@dataclass(frozen=True)
+class StoredTrial:
+    """A trial as the store holds it; `arch` is the space's string form."""
 
-    def __call__(self, trial: Trial) -> None:
-        self._writer.writerow(
-            (trial.number, self.space.format(trial.arch), repr(trial.value), f"{trial.seconds:.4f}")
-        )
-        self._file.flush()
+    number: int
+    arch: str
+    state: str
+    value: float | None = None
+    seconds: float | None = None
+    worker: str | None = None
+    error: str | None = None
+    started: float | None = None
+    ended: float | None = None
+    told_after: int | None = None
+    tell_order: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    run_id: int
+    name: str
+    status: str
+    settings: dict[str, Any]
+    folder: str | None
+    version: str | None
+    created: float
+    updated: float
+
+
+def _value(value: float | None) -> float | None:
+    """SQLite keeps +-inf but turns NaN into NULL; keep NaN out explicitly."""
+    return None if value is None or math.isnan(value) else float(value)
+
+
+class RunStore:
+    """A connection to one SQLite experiment database (created on first use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise NasboxError(f"--storage {self.path} is a folder; give a database file")
+        try:
+            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._check_schema()
+        except sqlite3.DatabaseError as err:
+            raise self._error(err) from None
+
+    def _check_schema(self) -> None:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        if "told_after" not in columns:
+            raise NasboxError(f"{self.path}: a database without nasbox's trials table")
+
+    def _error(self, err: sqlite3.Error) -> NasboxError:
+        message = str(err)
+        if "locked" in message or "busy" in message:
+            return NasboxError(
+                f"{self.path}: the database is locked by another process; wait for it or use "
+                "another --storage"
+            )
+        return NasboxError(f"{self.path}: not a usable nasbox database ({message})")
+
+    def _write(self, sql: str, parameters: tuple = ()) -> sqlite3.Cursor:
+        """One statement in its own committed transaction."""
+        try:
+            return self._db.execute(sql, parameters)
+        except sqlite3.Error as err:
+            raise self._error(err) from None
+
+    def _read(self, sql: str, parameters: tuple = ()) -> list[tuple]:
+        try:
+            return self._db.execute(sql, parameters).fetchall()
+        except sqlite3.Error as err:
+            raise self._error(err) from None
 
     def close(self) -> None:
-        self._file.close()
+        self._db.close()
+
+    # runs
+
+    def create_run(
+        self, name: str, settings: dict[str, Any], folder: str | None, version: str
+    ) -> StoredRun:
+        if self.find_run(name) is not None:
+            raise NasboxError(
+                f"{self.path} already holds a run named {name!r}; resume it with --resume {name} "
+                "or choose another name"
+            )
+        now = time.time()
+        self._write(
+            "INSERT INTO runs (name, status, settings, folder, version, created, updated) "
+            "VALUES (?, 'running', ?, ?, ?, ?, ?)",
+            (name, json.dumps(settings), folder, version, now, now),
+        )
+        return self.find_run(name)
+
+    def _run(self, row: tuple) -> StoredRun:
+        run_id, name, status, settings, folder, version, created, updated = row
+        return StoredRun(
+            run_id, name, status, json.loads(settings), folder, version, created, updated
+        )
+
+    def find_run(self, name: str) -> StoredRun | None:
+        rows = self._read("SELECT * FROM runs WHERE name = ?", (name,))
+        return self._run(rows[0]) if rows else None
+
+    def runs(self) -> list[StoredRun]:
+        return [self._run(row) for row in self._read("SELECT * FROM runs ORDER BY run_id")]
+
+    def delete_run(self, name: str) -> None:
+        """Forget run `name` and its trials (for --overwrite); nothing happens if it is absent."""
+        run = self.find_run(name)
+        if run is not None:
+            self._write("BEGIN IMMEDIATE")
+            self._write("DELETE FROM trials WHERE run_id = ?", (run.run_id,))
+            self._write("DELETE FROM runs WHERE run_id = ?", (run.run_id,))
+            self._write("COMMIT")
+
+    def set_status(self, run: StoredRun, status: str, settings: dict | None = None) -> None:
+        if settings is None:
+            self._write(
+                "UPDATE runs SET status = ?, updated = ? WHERE run_id = ?",
+                (status, time.time(), run.run_id),
+            )
+        else:
+            self._write(
+                "UPDATE runs SET status = ?, settings = ?, updated = ? WHERE run_id = ?",
+                (status, json.dumps(settings), time.time(), run.run_id),
+            )
+
+    # trials
+
+    def trial_started(self, run: StoredRun, number: int, arch: str, worker: str = "") -> None:
+        """Record an asked trial; a trial re-run after a resume replaces its `running` row."""
+        self._write(
+            "INSERT OR REPLACE INTO trials (run_id, number, arch, state, worker, started) "
+            "VALUES (?, ?, ?, 'running', ?, ?)",
+            (run.run_id, number, arch, worker, time.time()),
+        )
+
+    def trial_finished(
+        self,
+        run: StoredRun,
+        number: int,
+        *,
+        state: str,
+        value: float | None,
+        seconds: float,
+        worker: str,
+        error: str | None,
+        told_after: int,
+        tell_order: int,
+        metrics: dict[str, float] | None = None,
+    ) -> None:
+        self._write(
+            "UPDATE trials SET state = ?, value = ?, seconds = ?, worker = ?, error = ?, "
+            "ended = ?, told_after = ?, tell_order = ?, metrics = ? "
+            "WHERE run_id = ? AND number = ?",
+            (
+                state,
+                _value(value),
+                seconds,
+                worker,
+                error,
+                time.time(),
+                told_after,
+                tell_order,
+                json.dumps(metrics) if metrics else None,
+                run.run_id,
+                number,
+            ),
+        )
+
+    def trials(self, run: StoredRun) -> list[StoredTrial]:
+        """Every trial of `run` in the order they were asked."""
+        rows = self._read(
+            "SELECT number, arch, state, value, seconds, worker, error, started, ended, "
+            "told_after, tell_order, metrics FROM trials WHERE run_id = ? ORDER BY number",
+            (run.run_id,),
+        )
+        return [
+            StoredTrial(*row[:11], metrics=json.loads(row[11]) if row[11] else {}) for row in rows
+        ]
+
+    def counts(self, run: StoredRun) -> dict[str, int]:
+        rows = self._read(
+            "SELECT state, COUNT(*) FROM trials WHERE run_id = ? GROUP BY state", (run.run_id,)
+        )
+        return {"running": 0, "complete": 0, "failed": 0, **dict(rows)}
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """JSON with non-finite floats written as strings ("-inf"), so any reader can load it."""
+class StoreRecorder:
+    """The search loop's recorder: each trial start and end becomes a committed row."""
 
-    def clean(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return str(value)
-        if isinstance(value, dict):
-            return {key: clean(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [clean(item) for item in value]
-        return value
+    def __init__(
+        self,
+        store: RunStore,
+        run: StoredRun,
+        space: SearchSpace,
+        on_finished: Callable[[StoredTrial], None] | None = None,
+    ) -> None:
+        self.store, self.run, self.space = store, run, space
+        self.on_finished = on_finished
 
-    with replaced_atomically(path) as temporary:
-        temporary.write_text(json.dumps(clean(payload), indent=2) + "\n")
+    def started(self, number: int, arch: Hashable) -> None:
+        self.store.trial_started(self.run, number, self.space.format(arch))
 
-
-def plot_trials(path: Path, trials: Sequence[Trial], label: str) -> None:
-    """Each trial's value and the best so far against the trial number."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    numbers = [trial.number + 1 for trial in trials]
-    values = [trial.value if math.isfinite(trial.value) else math.nan for trial in trials]
-    best, running = [], -math.inf
-    for trial in trials:
-        running = max(running, trial.value)
-        best.append(running if math.isfinite(running) else math.nan)
-    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
-    axis.scatter(numbers, values, s=10, alpha=0.6, label="evaluated")
-    axis.plot(numbers, best, color="C3", label="best so far")
-    axis.set_xlabel("evaluations")
-    axis.set_ylabel(label)
-    axis.legend(loc="lower right")
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with replaced_atomically(path) as temporary:
-        figure.savefig(temporary)
-    plt.close(figure)
+    def finished(self, trial) -> None:
+        value = None if trial.state == "failed" else trial.value
+        self.store.trial_finished(
+            self.run,
+            trial.number,
+            state=trial.state,
+            value=value,
+            seconds=trial.seconds,
+            worker=trial.worker,
+            error=trial.error,
+            told_after=trial.told_after,
+            tell_order=trial.tell_order,
+        )
+        if self.on_finished is not None:
+            arch = self.space.format(trial.arch)
+            self.on_finished(
+                StoredTrial(
+                    trial.number, arch, trial.state, value, trial.seconds, trial.worker, trial.error
+                )
+            )

@@ -1,0 +1,321 @@
+"""Executors: where evaluations run. The search loop submits architectures and waits for results.
+
+- `InlineExecutor`: in this process, one at a time (the default for one worker: no overhead).
+- `ProcessExecutor`: N local worker processes, each with its own copy of the estimator; a trial
+  that runs past its timeout or whose worker dies is reported failed and the worker replaced.
+- `SimulatedExecutor`: a virtual clock that charges each evaluation a duration, to study many
+  asynchronous workers without waiting.
+- `RayExecutor` (in `nasbox.runs.ray_executor`): tasks on a Ray cluster.
+
+An evaluation never raises into the loop: an exception, a NaN value, a timeout or a dead worker all
+come back as an `Evaluation` with `error` set, so one bad architecture cannot stop a search.
+"""
+
+import contextlib
+import heapq
+import importlib
+import math
+import multiprocessing
+import os
+import signal
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+
+from nasbox.errors import NasboxError
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A finished evaluation: its value, or the error that stopped it."""
+
+    number: int
+    arch: Hashable
+    value: float | None
+    seconds: float
+    error: str | None = None
+    worker: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """A picklable recipe for an estimator, so worker processes can build their own copy."""
+
+    space: str
+    estimator: str
+    data: str | None = None
+    data_dir: str | None = None
+    benchmark: str | None = None
+    seed: int = 0
+    batch_size: int = 128
+    imports: tuple[str, ...] = ()  # modules that register user estimators (`--import`)
+
+    def build(self) -> Callable[[Hashable], float]:
+        for module in self.imports:
+            importlib.import_module(module)
+        from nasbox.benchmarks import TabularBenchmark
+        from nasbox.data import load_data
+        from nasbox.estimators import EstimatorContext, get_estimator
+        from nasbox.spaces import get_space
+
+        space = get_space(self.space)
+        data = load_data(self.data, self.data_dir) if self.data else None
+        benchmark = TabularBenchmark.from_file(self.benchmark) if self.benchmark else None
+        context = EstimatorContext(
+            space, data, seed=self.seed, batch_size=self.batch_size, benchmark=benchmark
+        )
+        return get_estimator(self.estimator, context)
+
+
+def evaluate_safely(
+    estimator: Callable[[Hashable], float], arch: Hashable
+) -> tuple[float | None, float, str | None]:
+    """(value, seconds, error): exceptions and NaN become an error message, never a raise."""
+    started = time.perf_counter()
+    try:
+        value = float(estimator(arch))
+    except Exception as err:  # noqa: BLE001 - any estimator failure fails only this trial
+        message = " ".join(str(err).split()) or "no message"
+        return None, time.perf_counter() - started, f"{type(err).__name__}: {message}"
+    seconds = time.perf_counter() - started
+    if math.isnan(value):
+        return None, seconds, "the estimator returned NaN"
+    return value, seconds, None
+
+
+def threads_per_worker(workers: int) -> int:
+    """Torch threads for each of `workers` processes, so that workers x threads = cores."""
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+class Executor(ABC):
+    """Runs up to `capacity` evaluations at once."""
+
+    capacity: int = 1
+
+    @abstractmethod
+    def submit(self, number: int, arch: Hashable) -> None:
+        """Start evaluating `arch` as trial `number` (only when fewer than `capacity` run)."""
+
+    @abstractmethod
+    def wait(self) -> list[Evaluation]:
+        """Block until at least one submitted evaluation has finished; return those finished."""
+
+    def close(self) -> None:  # noqa: B027 - executors without workers have nothing to release
+        """Stop any evaluation still running and release the workers."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class InlineExecutor(Executor):
+    """Evaluates in the calling process when the loop waits: no processes, no copies."""
+
+    def __init__(self, estimator: Callable[[Hashable], float]) -> None:
+        self.estimator = estimator
+        self._pending: list[tuple[int, Hashable]] = []
+
+    def submit(self, number: int, arch: Hashable) -> None:
+        self._pending.append((number, arch))
+
+    def wait(self) -> list[Evaluation]:
+        number, arch = self._pending.pop(0)
+        value, seconds, error = evaluate_safely(self.estimator, arch)
+        return [Evaluation(number, arch, value, seconds, error, "main")]
+
+
+class SimulatedExecutor(Executor):
+    """`workers` virtual workers: each evaluation takes `duration(arch)` virtual seconds.
+
+    Values are computed instantly; `now` is the virtual wall-clock time, which jumps to the next
+    finish on every `wait`. Ties finish in submission order, so runs are reproducible.
+    """
+
+    def __init__(
+        self,
+        evaluate: Callable[[Hashable], float],
+        duration: Callable[[Hashable], float],
+        workers: int,
+    ) -> None:
+        if workers < 1:
+            raise NasboxError(f"a simulated cluster needs at least 1 worker, got {workers}")
+        self.evaluate = evaluate
+        self.duration = duration
+        self.capacity = workers
+        self.now = 0.0
+        self._running: list[tuple[float, int, Hashable, float]] = []
+
+    def submit(self, number: int, arch: Hashable) -> None:
+        seconds = float(self.duration(arch))
+        heapq.heappush(self._running, (self.now + seconds, number, arch, seconds))
+
+    def wait(self) -> list[Evaluation]:
+        finish, number, arch, seconds = heapq.heappop(self._running)
+        self.now = finish
+        value, _, error = evaluate_safely(self.evaluate, arch)
+        return [Evaluation(number, arch, value, seconds, error, "simulated")]
+
+
+def _worker_main(connection: Connection, spec: EstimatorSpec, threads: int) -> None:
+    """A worker process: build the estimator once, then evaluate what the parent sends."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        estimator = spec.build()
+    except Exception as err:  # noqa: BLE001 - reported to the parent as one line
+        connection.send(("setup failed", f"{type(err).__name__}: {err}"))
+        return
+    connection.send(("ready", None))
+    while True:
+        try:
+            message = connection.recv()
+        except EOFError:  # the parent is gone
+            return
+        if message is None:
+            return
+        number, arch = message
+        connection.send((number, *evaluate_safely(estimator, arch)))
+
+
+@dataclass
+class _Slot:
+    """One worker process and the trial it is running, if any."""
+
+    index: int
+    process: multiprocessing.process.BaseProcess
+    connection: Connection
+    trial: tuple[int, Hashable, float] | None = None  # number, arch, start time
+
+    @property
+    def name(self) -> str:
+        return f"process-{self.index}:{self.process.pid}"
+
+
+class ProcessExecutor(Executor):
+    """`workers` local processes; `timeout` seconds per trial (None: no limit).
+
+    Workers come from a fork server (forking a fresh, single-threaded server is safe with torch
+    and much faster than spawning), so replacing a killed worker takes well under a second.
+    """
+
+    def __init__(self, spec: EstimatorSpec, workers: int, timeout: float | None = None) -> None:
+        if workers < 1:
+            raise NasboxError(f"--workers must be at least 1, got {workers}")
+        self.spec = spec
+        self.capacity = workers
+        self.timeout = timeout
+        self.threads = threads_per_worker(workers)
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["nasbox.runs.executors", "torch"])
+        self._slots: list[_Slot] = []
+        self._started = 0
+
+    def _start_worker(self, index: int) -> _Slot:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_worker_main, args=(child, self.spec, self.threads), daemon=True
+        )
+        process.start()
+        child.close()
+        self._started += 1
+        return _Slot(index, process, parent)
+
+    def _ensure_workers(self) -> None:
+        if self._slots:
+            return
+        self._slots = [self._start_worker(i) for i in range(self.capacity)]
+        for slot in self._slots:
+            self._await_ready(slot)
+
+    def _await_ready(self, slot: _Slot) -> None:
+        try:
+            status, detail = slot.connection.recv()
+        except EOFError:
+            status, detail = "setup failed", f"exit code {slot.process.exitcode}"
+        if status != "ready":
+            self.close()
+            raise NasboxError(f"a worker process could not build the estimator ({detail})")
+
+    def submit(self, number: int, arch: Hashable) -> None:
+        self._ensure_workers()
+        slot = next(slot for slot in self._slots if slot.trial is None)
+        slot.trial = (number, arch, time.monotonic())
+        slot.connection.send((number, arch))
+
+    def _replace(self, slot: _Slot) -> None:
+        slot.process.kill()
+        slot.process.join()
+        slot.connection.close()
+        fresh = self._start_worker(slot.index)
+        self._await_ready(fresh)
+        self._slots[slot.index] = fresh
+
+    def _failed(self, slot: _Slot, error: str) -> Evaluation:
+        number, arch, started = slot.trial
+        evaluation = Evaluation(number, arch, None, time.monotonic() - started, error, slot.name)
+        self._replace(slot)
+        return evaluation
+
+    def wait(self) -> list[Evaluation]:
+        busy = [slot for slot in self._slots if slot.trial is not None]
+        if not busy:
+            raise RuntimeError("wait() with nothing submitted")
+        while True:
+            timeout = None
+            if self.timeout is not None:
+                now = time.monotonic()
+                timeout = max(0.0, min(s.trial[2] + self.timeout - now for s in busy))
+            ready = set(
+                wait([s.connection for s in busy] + [s.process.sentinel for s in busy], timeout)
+            )
+            finished = []
+            for slot in busy:
+                if slot.connection in ready or slot.process.sentinel in ready:
+                    finished.append(self._collect(slot))
+                elif self.timeout is not None and time.monotonic() - slot.trial[2] >= self.timeout:
+                    finished.append(
+                        self._failed(slot, f"timed out after {self.timeout:g} s (--trial-timeout)")
+                    )
+            if finished:
+                return finished
+
+    def _collect(self, slot: _Slot) -> Evaluation:
+        try:
+            if slot.connection.poll():
+                number, value, seconds, error = slot.connection.recv()
+                arch = slot.trial[1]
+                slot.trial = None
+                return Evaluation(number, arch, value, seconds, error, slot.name)
+        except (EOFError, OSError):
+            pass
+        slot.process.join(timeout=1)
+        code = slot.process.exitcode
+        cause = (
+            f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        )
+        return self._failed(slot, f"the worker process died ({cause})")
+
+    def close(self) -> None:
+        for slot in self._slots:
+            if slot.trial is None and slot.process.is_alive():
+                with contextlib.suppress(OSError):
+                    slot.connection.send(None)
+            else:
+                slot.process.kill()
+        for slot in self._slots:
+            slot.process.join(timeout=5)
+            if slot.process.is_alive():
+                slot.process.kill()
+            slot.connection.close()
+        self._slots = []

@@ -1,0 +1,126 @@
+"""`--executor ray`: evaluations as Ray tasks, on a local Ray instance or a cluster.
+
+On a cluster, start Ray as usual (`ray start --head` on one machine, `ray start --address=HEAD:6379`
+on the others, with nasbox installed on every machine) and pass `--ray-address HEAD:6379`. Each
+worker process builds the estimator once and keeps it for later tasks. Ray is optional:
+`pip install nasbox[ray]`.
+"""
+
+import socket
+import time
+from collections.abc import Callable, Hashable
+
+from nasbox.errors import NasboxError
+from nasbox.runs.executors import EstimatorSpec, Evaluation, Executor, evaluate_safely
+
+_ESTIMATORS: dict[EstimatorSpec, Callable[[Hashable], float]] = {}
+
+
+def _evaluate_task(spec: EstimatorSpec, arch: Hashable, threads: int):
+    """The Ray task: (value, seconds, error, node) with the estimator cached per worker."""
+    import ray
+    import torch
+
+    torch.set_num_threads(threads)
+    if spec not in _ESTIMATORS:
+        _ESTIMATORS[spec] = spec.build()
+    value, seconds, error = evaluate_safely(_ESTIMATORS[spec], arch)
+    return value, seconds, error, ray.get_runtime_context().get_node_id()[:8]
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in a second with one line, rather than after Ray's long connection retries."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
+            return
+    except (OSError, ValueError):
+        raise NasboxError(
+            f"--ray-address {address}: no Ray cluster answers there; start one with "
+            "`ray start --head` or leave --ray-address out to start a local one"
+        ) from None
+
+
+class RayExecutor(Executor):
+    """Submits each evaluation as a Ray task; `workers` in flight (default: CPUs / per trial)."""
+
+    def __init__(
+        self,
+        spec: EstimatorSpec,
+        *,
+        address: str | None = None,
+        workers: int | None = None,
+        cpus_per_trial: float = 1.0,
+        gpus_per_trial: float = 0.0,
+        timeout: float | None = None,
+    ) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise NasboxError(
+                "--executor ray needs Ray; install it with: pip install 'nasbox[ray]'"
+            ) from None
+        if address not in (None, "auto", "local"):
+            _check_reachable(address)
+        self._ray = ray
+        if not ray.is_initialized():
+            try:
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level="ERROR",
+                    configure_logging=True,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                raise NasboxError(f"cannot start or join Ray ({err})") from None
+        cpus = ray.cluster_resources().get("CPU", 1.0)
+        self.capacity = workers or max(1, int(cpus // cpus_per_trial))
+        self.threads = max(1, int(cpus_per_trial))
+        self.spec = spec
+        self.timeout = timeout
+        self._task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(
+            _evaluate_task
+        )
+        self._running: dict = {}  # object ref -> (number, arch, start time)
+
+    def submit(self, number: int, arch: Hashable) -> None:
+        ref = self._task.remote(self.spec, arch, self.threads)
+        self._running[ref] = (number, arch, time.monotonic())
+
+    def wait(self) -> list[Evaluation]:
+        ray = self._ray
+        while True:
+            timeout = None
+            if self.timeout is not None:
+                oldest = min(started for _, _, started in self._running.values())
+                timeout = max(0.0, oldest + self.timeout - time.monotonic())
+            done, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
+            finished = [self._result(ref) for ref in done]
+            if self.timeout is not None:
+                now = time.monotonic()
+                for ref, (number, arch, started) in list(self._running.items()):
+                    if now - started >= self.timeout:
+                        ray.cancel(ref, force=True)
+                        del self._running[ref]
+                        error = f"timed out after {self.timeout:g} s (--trial-timeout)"
+                        finished.append(Evaluation(number, arch, None, now - started, error, "ray"))
+            if finished:
+                return finished
+
+    def _result(self, ref) -> Evaluation:
+        number, arch, started = self._running.pop(ref)
+        try:
+            value, seconds, error, node = self._ray.get(ref)
+        except self._ray.exceptions.RayError as err:
+            message = " ".join(str(err).split())[:300]
+            cause = "the worker process died" if "died" in message.lower() else "Ray task failed"
+            return Evaluation(
+                number, arch, None, time.monotonic() - started, f"{cause}: {message}", "ray"
+            )
+        return Evaluation(number, arch, value, seconds, error, f"ray:{node}")
+
+    def close(self) -> None:
+        for ref in self._running:
+            self._ray.cancel(ref, force=True)
+        self._running.clear()
