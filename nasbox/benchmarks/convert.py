@@ -41,6 +41,17 @@ SOURCES = {
         "test_acc": ("ImageNet16-120", "x-test"),
     },
 }
+# The columns of a converted table, in this order (the 12-epoch ones where the file has them).
+COLUMNS = (
+    "index",
+    "arch",
+    "params_m",
+    "flops_m",
+    "valid_acc",
+    "test_acc",
+    "valid_acc_12ep",
+    "test_acc_12ep",
+)
 # NAS-Bench-201 names its two training schedules "less" (12 epochs) and "full" (200 epochs).
 SCHEDULES = {"less": "12", "full": "200"}
 
@@ -141,5 +152,12 @@ def convert(
     if not rows:
         raise NasboxError(f"{source}: no evaluated cells found")
     frame = pd.DataFrame(rows)
+    for column, (setting, eval_set) in SOURCES[dataset].items():
+        if frame[column].isna().all():
+            raise NasboxError(
+                f"{source}: no cell has results of the {setting!r} setting on {eval_set!r} "
+                f"(needed for {column} of --dataset {dataset}); is --dataset right?"
+            )
+    frame = frame[[column for column in COLUMNS if column in frame.columns]]
     write_table(frame, out)
     return frame

@@ -8,20 +8,27 @@ from tqdm.auto import tqdm
 
 from nasbox import __version__
 from nasbox.benchmarks import TabularBenchmark
+from nasbox.checks import check_count, check_seed
 from nasbox.cli.common import (
     add_benchmark_option,
+    add_command,
     add_data_options,
+    add_overwrite_option,
     add_prescore_option,
     add_space_option,
+    check_output_file,
+    claim_check,
     default_out,
     estimator_context,
     split_names,
 )
 from nasbox.errors import NasboxError
 from nasbox.estimators import get_estimator
-from nasbox.runs import write_json
+from nasbox.runs import RunFolder, replaced_atomically, write_json
 from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES, uses_prescore
+
+RESULTS = ("trajectories.csv", "summary.md", "summary.json", "anytime.png")
 
 
 def _budgets(text: str) -> list[int]:
@@ -44,64 +51,75 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         summarize,
     )
 
+    check_seed(args.seed)
+    check_count(args.repeats, "--repeats")
+    check_seed(args.seed + args.repeats - 1, "--seed + --repeats - 1")
     space = get_space(args.space)
     strategies = split_names(args.strategy, "--strategy")
     for name in strategies:
         STRATEGIES.get(name)
     budgets = _budgets(args.budget)
-    if args.repeats < 1:
-        raise NasboxError(f"--repeats must be at least 1, got {args.repeats}")
+    out = Path(args.out) if args.out else default_out("bench")
+    folder = RunFolder(out, RESULTS, overwrite=args.overwrite)
+    claim_check(folder, "choose a new --out, or pass --overwrite to replace them")
     benchmark = TabularBenchmark.from_file(args.benchmark)
     benchmark.require_column(args.metric)
     benchmark.require_column(args.report)
+    if budgets[-1] > len(space):
+        raise NasboxError(
+            f"--budget {budgets[-1]} is more than the {len(space):,} architectures of the "
+            f"{args.space} space; no strategy queries one twice"
+        )
     prescore = None
     if any(uses_prescore(name) for name in strategies):
         prescore = ScoreCache(
             get_estimator(args.prescore, estimator_context(args, space, [args.prescore]))
         )
-    out = Path(args.out) if args.out else default_out("bench")
-    writer = TrajectoryWriter(out / "trajectories.csv")
     runs = []
     jobs = [(name, repeat) for name in strategies for repeat in range(args.repeats)]
-    try:
-        for name, repeat in tqdm(jobs, desc="bench", unit="run", disable=args.quiet):
-            run = run_on_benchmark(
-                benchmark,
-                space,
-                name,
-                metric=args.metric,
-                report=args.report,
-                budget=budgets[-1],
-                seed=args.seed + repeat,
-                run=repeat,
-                prescore=prescore,
-            )
-            writer(run)
-            runs.append(run)
-    except KeyboardInterrupt:
-        print(f"interrupted; the finished runs are in {writer.path}", file=sys.stderr)
-        return 130
-    finally:
-        writer.close()
-    rows = summarize(runs, budgets)
-    table = markdown_table(rows, args.report)
-    (out / "summary.md").write_text(table + "\n")
-    write_json(
-        out / "summary.json",
-        {
-            "command": "bench run",
-            "version": __version__,
-            "benchmark": str(args.benchmark),
-            "space": args.space,
-            "metric": args.metric,
-            "report": args.report,
-            "repeats": args.repeats,
-            "seed": args.seed,
-            "prescore": args.prescore if prescore is not None else None,
-            "rows": [row.__dict__ for row in rows],
-        },
-    )
-    plot_anytime(out / "anytime.png", runs, args.report, title=Path(args.benchmark).name)
+    with folder:
+        writer = TrajectoryWriter(out / "trajectories.csv")
+        try:
+            for name, repeat in tqdm(jobs, desc="bench", unit="run", disable=args.quiet):
+                run = run_on_benchmark(
+                    benchmark,
+                    space,
+                    name,
+                    metric=args.metric,
+                    report=args.report,
+                    budget=budgets[-1],
+                    seed=args.seed + repeat,
+                    run=repeat,
+                    prescore=prescore,
+                )
+                writer(run)
+                runs.append(run)
+        except KeyboardInterrupt:
+            print(f"interrupted; the finished runs are in {writer.path}", file=sys.stderr)
+            return 130
+        finally:
+            writer.close()
+        rows = summarize(runs, budgets)
+        table = markdown_table(rows, args.report)
+        with replaced_atomically(out / "summary.md") as temporary:
+            temporary.write_text(table + "\n")
+        write_json(
+            out / "summary.json",
+            {
+                "command": "bench run",
+                "version": __version__,
+                "benchmark": str(args.benchmark),
+                "space": args.space,
+                "metric": args.metric,
+                "report": args.report,
+                "repeats": args.repeats,
+                "seed": args.seed,
+                "prescore": args.prescore if prescore is not None else None,
+                "rows": [row.__dict__ for row in rows],
+            },
+        )
+        with replaced_atomically(out / "anytime.png") as temporary:
+            plot_anytime(temporary, runs, args.report, title=Path(args.benchmark).name)
     print(table)
     print(f"search signal {args.metric}, reported {args.report}; results in {out}/")
     return 0
@@ -110,17 +128,25 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
 def cmd_bench_convert(args: argparse.Namespace) -> int:
     from nasbox.benchmarks.convert import PICKLE_WARNING, convert
 
+    out = check_output_file(Path(args.out), args.overwrite)
+    if not Path(args.source).exists():
+        raise NasboxError(
+            f"{args.source}: file not found (expected a .pth, .pickle.pbz2 or folder)"
+        )
     print(f"warning: {PICKLE_WARNING.format(path=args.source)}", file=sys.stderr)
-    frame = convert(args.source, args.out, dataset=args.dataset, progress=not args.quiet)
+    with replaced_atomically(out) as temporary:
+        frame = convert(args.source, temporary, dataset=args.dataset, progress=not args.quiet)
     print(f"wrote {len(frame)} cells with columns {', '.join(frame.columns)} to {args.out}")
     return 0
 
 
 def add_parser(commands) -> None:
-    bench = commands.add_parser("bench", help="tabular benchmarks: compare strategies, convert")
+    bench = add_command(commands, "bench", "tabular benchmarks: compare strategies, convert")
     bench_commands = bench.add_subparsers(dest="bench_command", required=True, metavar="COMMAND")
-    run = bench_commands.add_parser(
-        "run", help="seeded repeats of strategies on a benchmark table; table, trajectories, plot"
+    run = add_command(
+        bench_commands,
+        "run",
+        "seeded repeats of strategies on a benchmark table; table, trajectories, plot",
     )
     add_benchmark_option(run, required=True)
     add_space_option(run)
@@ -134,22 +160,25 @@ def add_parser(commands) -> None:
     run.add_argument(
         "--budget", default="100", help="queries of --metric; comma-separated for several"
     )
-    run.add_argument("--repeats", type=int, default=10, help="seeded runs per strategy")
+    run.add_argument(
+        "--repeats", type=int, default=10, help="seeded runs per strategy (seeds --seed, +1, ...)"
+    )
     add_prescore_option(run)
     add_data_options(run)
     run.add_argument("--out", help="results folder (default: runs/bench-TIMESTAMP)")
+    add_overwrite_option(run)
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_bench_run)
 
-    conv = bench_commands.add_parser(
+    conv = add_command(
+        bench_commands,
         "convert",
-        help="write a nasbox table from NAS-Bench-201 (.pth) or NATS-Bench topology files "
+        "write a nasbox table from NAS-Bench-201 (.pth) or NATS-Bench topology files "
         "(pickles: loading runs code from the file)",
     )
     conv.add_argument("source", help=".pth, .pickle.pbz2 or NATS-Bench fast-mode folder")
     conv.add_argument("--out", required=True, help="table to write (.csv or .parquet)")
-    conv.add_argument(
-        "--dataset", default="cifar10", help="cifar10 (default), cifar100 or ImageNet16-120"
-    )
+    add_overwrite_option(conv)
+    conv.add_argument("--dataset", default="cifar10", help="cifar10, cifar100 or ImageNet16-120")
     conv.add_argument("--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(handler=cmd_bench_convert)

@@ -1,28 +1,75 @@
 """Options and helpers that several commands share."""
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from nasbox.benchmarks import TabularBenchmark
-from nasbox.data import load_data
+from nasbox.checks import check_count, check_seed
+from nasbox.data import DATA_SOURCES, load_data
 from nasbox.errors import NasboxError
-from nasbox.estimators import EstimatorContext
+from nasbox.estimators import ESTIMATORS, EstimatorContext
+from nasbox.runs import RunFolder, check_output_path
 from nasbox.spaces import SPACES
+
+# The architecture `train` and `describe` use without --arch: NASNet-A, and the NAS-Bench-201
+# cell with the best CIFAR-10 test accuracy that uses only 3x3 convolutions and skips.
+DEFAULT_ARCHS = {
+    "nasnet": "nasnet-a",
+    "nb201": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+    "nor_conv_3x3~2|",
+}
+# Estimators that read images, so `--data` is loaded for them.
+DATA_ESTIMATORS = {"naswot", "jacov", "train"}
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to options that have a default; flags and unset options stay bare."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def add_command(commands, name: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows every option's default."""
+    return commands.add_parser(
+        name, help=help, description=help, formatter_class=DefaultsHelpFormatter
+    )
+
+
+def data_help() -> str:
+    return "; ".join(f"{syntax}: {summary}" for syntax, summary, _ in DATA_SOURCES)
+
+
+def estimator_help() -> str:
+    names = ", ".join(ESTIMATORS.get(name).syntax() for name in ESTIMATORS.names())
+    return f"comma-separated, from: {names} (`nasbox list` says what each one does)"
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        default="digits",
-        help="digits (bundled, default), cifar10 (with --data-dir) or npz:FILE",
-    )
+    parser.add_argument("--data", default="digits", help=data_help())
     parser.add_argument("--data-dir", help="folder of the CIFAR-10 python batches")
     parser.add_argument(
-        "--batch-size", type=int, default=128, help="minibatch for training-free scores"
+        "--batch-size",
+        type=int,
+        default=128,
+        help="minibatch of training-free scores and of train:EPOCHS (at most the training images)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for every random choice")
+    add_seed_option(parser)
+
+
+def add_seed_option(parser: argparse.ArgumentParser, help: str = "seed for every random choice"):
+    parser.add_argument("--seed", type=int, default=0, help=f"{help} (0 .. 2**32-1)")
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser, what: str = "--out") -> None:
+    parser.add_argument(
+        "--overwrite", action="store_true", help=f"replace the results already in {what}"
+    )
 
 
 def add_prescore_option(parser: argparse.ArgumentParser) -> None:
@@ -41,20 +88,36 @@ def add_benchmark_option(parser: argparse.ArgumentParser, required: bool = False
     parser.add_argument(
         "--benchmark",
         required=required,
-        help="benchmark table (CSV or Parquet: arch + metric columns) for table:<column>",
+        help="benchmark table (CSV or Parquet: arch + metric columns) for table:COLUMN",
     )
+
+
+def note(message: str) -> None:
+    """An adjustment the user should know about; stderr, so it never mixes with CSV output."""
+    print(f"nasbox: note: {message}", file=sys.stderr)
 
 
 def estimator_context(
     args: argparse.Namespace, space, estimators: Sequence[str]
 ) -> EstimatorContext:
-    data_needed = any(name.split(":")[0] in {"naswot", "jacov"} for name in estimators)
+    """The context for `estimators`; data is loaded when one reads images or --data is given.
+
+    `batch_size` is the size actually used: at most the number of training images.
+    """
+    check_seed(args.seed)
+    check_count(args.batch_size, "--batch-size")
+    data_needed = any(name.split(":")[0].strip() in DATA_ESTIMATORS for name in estimators)
     data = load_data(args.data, args.data_dir) if data_needed or args.data != "digits" else None
+    batch_size = args.batch_size
+    if data is not None and batch_size > len(data.x_train):
+        batch_size = len(data.x_train)
+        note(
+            f"--batch-size {args.batch_size} is more than the {batch_size} training images of "
+            f"{data.name}; using {batch_size}"
+        )
     benchmark_file = getattr(args, "benchmark", None)
     benchmark = TabularBenchmark.from_file(benchmark_file) if benchmark_file else None
-    return EstimatorContext(
-        space, data, seed=args.seed, batch_size=args.batch_size, benchmark=benchmark
-    )
+    return EstimatorContext(space, data, seed=args.seed, batch_size=batch_size, benchmark=benchmark)
 
 
 def default_out(command: str) -> Path:
@@ -68,36 +131,106 @@ def split_names(text: str, what: str) -> list[str]:
     return names
 
 
-def network_options(args: argparse.Namespace, input_size: int) -> dict:
-    """Build options for `--cells N --filters F` (N@F) in the space's own terms."""
-    if args.cells is not None and args.cells < 1:
-        raise NasboxError(f"--cells must be at least 1, got {args.cells}")
-    if args.filters is not None and args.filters < 8:
-        raise NasboxError(f"--filters must be at least 8, got {args.filters}")
+def check_output_file(path: Path, overwrite: bool, option: str = "--out") -> Path:
+    """Refuse, before any compute, a file path that cannot be written or holds earlier results."""
+    path = Path(path)
+    if path.is_dir():
+        raise NasboxError(f"{option} {path} is a folder; give a file name")
+    check_output_path(path.parent, option)
+    if path.exists() and not overwrite:
+        raise NasboxError(
+            f"{option} {path} already exists; choose another file name or pass --overwrite"
+        )
+    return path
+
+
+def claim_check(folder: RunFolder, way_on: str) -> None:
+    """`folder.check()` with the ways on that this command offers (not every one can resume)."""
+    found = folder.existing_results()
+    if found and not (folder.resume or folder.overwrite):
+        raise NasboxError(
+            f"{folder.option} {folder.path} already holds results ({', '.join(found)}); {way_on}"
+        )
+    folder.check()
+
+
+def read_text_lines(path: Path, what: str) -> list[str]:
+    """The lines of a UTF-8 text file; a missing or binary file is one clear error."""
+    if not path.is_file():
+        raise NasboxError(f"{path}: file not found (expected {what})")
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise NasboxError(f"{path}: not a UTF-8 text file (expected {what})") from None
+    except OSError as err:
+        raise NasboxError(f"{path}: cannot read it ({err.strerror})") from None
+
+
+# N@F without --cells/--filters: `describe` counts the published networks (NASNet-A 6@768,
+# the NAS-Bench-201 network 5@64); `train` builds networks that train in minutes on a laptop.
+PUBLISHED_SIZES = {"nasnet": (6, 768), "nb201": (5, 64)}
+LAPTOP_SIZES = {"nasnet": (2, 96), "nb201": (1, 64)}
+
+
+def network_options(
+    args: argparse.Namespace, space, arch, input_size: int, sizes: dict[str, tuple[int, int]]
+) -> dict:
+    """Build options for `--cells N --filters F` (N@F) in the space's own terms.
+
+    `sizes` gives each space's N@F when the options are not given. F is rounded to what the
+    space can build (nb201: F = 4C; nasnet: F = 4 x C x the normal cell's concatenated states);
+    a note says so when that differs from what was asked.
+    """
+    if args.cells is not None:
+        check_count(args.cells, "--cells")
+    if args.filters is not None:
+        check_count(args.filters, "--filters", minimum=8)
+    if space.name not in sizes:
+        raise NasboxError(f"--space {space.name} has no N@F network builder")
+    cells, filters = args.cells or sizes[space.name][0], args.filters or sizes[space.name][1]
     if args.space == "nasnet":
-        options = {"cells": args.cells or 6, "filters": args.filters or 768}
+        from nasbox.spaces.nasnet import channels_for
+
+        per_channel = 4 * len(arch.normal.outputs)
+        built = per_channel * channels_for(arch, filters)
+        if built != filters:
+            smallest = " (the smallest this cell allows)" if built > filters else ""
+            note(f"--filters {filters} builds {built} filters{smallest} with this cell")
         stem = args.stem or ("imagenet" if input_size >= 128 else "cifar")
-        options["stem"] = stem
-        return options
-    if args.space == "nb201":  # N cells per stage, F = 4C channels after the last stage
-        return {"cells_per_stage": args.cells or 5, "channels": (args.filters or 64) // 4}
-    raise NasboxError(f"--space {args.space} has no N@F network builder")
+        return {"cells": cells, "filters": filters, "stem": stem}
+    # nb201: N cells per stage, F = 4C channels after the last stage
+    if filters % 4:
+        note(f"--filters {filters} builds {filters // 4 * 4} filters (4 x C for nb201)")
+    return {"cells_per_stage": cells, "channels": filters // 4}
 
 
-def read_arch(space, text: str):
+def read_arch(space, text: str | None):
+    """`--arch`: a string, a name or a .txt/.json file; the space's default when not given."""
+    if text is None:
+        text = DEFAULT_ARCHS[space.name]
     path = Path(text)
     if path.suffix in {".txt", ".json"} and path.is_file():
-        text = path.read_text()
+        text = "\n".join(read_text_lines(path, "an architecture"))
     return space.parse(text)
 
 
-def add_network_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", required=True, help="genotype or cell string, name, or file")
+def add_network_options(parser: argparse.ArgumentParser, sizes: dict[str, tuple[int, int]]) -> None:
     parser.add_argument(
-        "--cells", type=int, help="N: normal cells per stage (nasnet 6, nb201 5 by default)"
+        "--arch",
+        help="genotype or cell string, name (nasnet-a), or .txt/.json file "
+        "(default: nasnet-a for nasnet; for nb201 the 3x3-conv cell of README's examples)",
+    )
+    by_space = {
+        option: ", ".join(f"{name} {size[index]}" for name, size in sizes.items())
+        for index, option in enumerate(("cells", "filters"))
+    }
+    parser.add_argument(
+        "--cells", type=int, help=f"N: normal cells per stage (default: {by_space['cells']})"
     )
     parser.add_argument(
-        "--filters", type=int, help="F: filters in the penultimate layer (768 / 64 by default)"
+        "--filters",
+        type=int,
+        help=f"F: filters in the penultimate layer (default: {by_space['filters']})",
     )
     parser.add_argument(
         "--stem", choices=("cifar", "imagenet"), help="nasnet stem (default: by input size)"

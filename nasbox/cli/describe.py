@@ -2,13 +2,15 @@
 
 import argparse
 
+from nasbox.checks import check_count
 from nasbox.cli.common import (
+    PUBLISHED_SIZES,
+    add_command,
     add_network_options,
     add_space_option,
     network_options,
     read_arch,
 )
-from nasbox.errors import NasboxError
 from nasbox.spaces import get_space
 
 
@@ -23,25 +25,30 @@ def _describe_network(space, arch, options: dict, classes: int, channels: int, s
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
+    check_count(args.input, "--input", minimum=8)
+    check_count(args.classes, "--classes", minimum=2)
     space = get_space(args.space)
     arch = read_arch(space, args.arch)
-    if args.input < 8:
-        raise NasboxError(f"--input must be at least 8 pixels, got {args.input}")
-    options = network_options(args, args.input)
+    options = network_options(args, space, arch, args.input, PUBLISHED_SIZES)
     params, madds = _describe_network(space, arch, options, args.classes, 3, args.input)
     print(f"space       {args.space}")
     print(f"arch        {space.format(arch)}")
     print(f"network     {', '.join(f'{key}={value}' for key, value in options.items())}")
-    print(f"input       3x{args.input}x{args.input}, {args.classes} classes (no auxiliary head)")
-    print(f"parameters  {params / 1e6:.3f} M ({params:,})")
+    print(f"input       3x{args.input}x{args.input}, {args.classes} classes")
+    print(f"parameters  {params / 1e6:.3f} M ({params:,}) without an auxiliary head")
     print(f"mult-adds   {madds / 1e6:.1f} M ({madds:,})")
     return 0
 
 
 def add_parser(commands) -> None:
-    describe = commands.add_parser("describe", help="parameters and multiply-adds of N@F")
-    add_space_option(describe)
-    add_network_options(describe)
-    describe.add_argument("--input", type=int, default=32, help="input side in pixels")
-    describe.add_argument("--classes", type=int, default=1000)
-    describe.set_defaults(handler=cmd_describe)
+    parser = add_command(commands, "describe", "parameters and multiply-adds of N@F")
+    add_space_option(parser)
+    add_network_options(parser, PUBLISHED_SIZES)
+    parser.add_argument("--input", type=int, default=32, help="input side in pixels")
+    parser.add_argument(
+        "--classes",
+        type=int,
+        default=1000,
+        help="classes of the classifier (the published ImageNet counts use 1001)",
+    )
+    parser.set_defaults(handler=cmd_describe)

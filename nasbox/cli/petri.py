@@ -7,12 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
+from nasbox.checks import check_count, check_seed
+from nasbox.cli.common import add_command, add_overwrite_option, add_seed_option, check_output_file
 from nasbox.errors import NasboxError
+from nasbox.runs import replaced_atomically
 
 
 def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
     from nasbox.estimators.petri.groundtruth import slope_groundtruth
 
+    check_seed(args.seed)
+    check_output_file(Path(args.out), overwrite=True)
     out = slope_groundtruth(args.out, seed=args.seed, repeats=args.repeats, progress=not args.quiet)
     print(f"wrote the slope ground truth (100 slopes, validation accuracy in %) to {out}")
     return 0
@@ -22,6 +27,8 @@ def cmd_petri_fit(args: argparse.Namespace) -> int:
     from nasbox.estimators.petri import PetriDish, default_config, get_motif_space
     from nasbox.estimators.petri.evaluation import choose_labelled, load_labels
 
+    check_seed(args.seed)
+    out = check_output_file(Path(args.out), args.overwrite)
     space = get_motif_space(args.space)
     labels = load_labels(args.labels, space, args.column)
     chosen, _ = choose_labelled(space, labels, args.k, args.seed)
@@ -36,7 +43,8 @@ def cmd_petri_fit(args: argparse.Namespace) -> int:
     )
     dish = PetriDish(space, config, seed=args.seed)
     losses = dish.fit(fit_on.motifs, fit_on.values, progress=not args.quiet)
-    path = dish.save(args.out)
+    with replaced_atomically(out) as temporary:
+        dish.save(temporary)
     restarts = (
         f"; best of {len(dish.restart_losses)} restarts, whose best losses were "
         + ", ".join(f"{loss:.4f}" for loss in dish.restart_losses)
@@ -45,9 +53,9 @@ def cmd_petri_fit(args: argparse.Namespace) -> int:
     )
     print(
         f"fitted a {args.space} dish on {len(fit_on)} motifs in {dish.fit_seconds:.1f} s "
-        f"(outer loss {losses[0]:.4f} -> best {min(losses):.4f}{restarts}); saved {path}"
+        f"(outer loss {losses[0]:.4f} -> best {min(losses):.4f}{restarts}); saved {out}"
         if losses
-        else f"saved an unfitted {args.space} dish to {path}"
+        else f"saved an unfitted {args.space} dish to {out}"
     )
     return 0
 
@@ -61,6 +69,9 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
         load_labels,
     )
 
+    check_seed(args.seed)
+    check_count(args.held_out, "--held-out", minimum=0)
+    out = check_output_file(Path(args.out), args.overwrite) if args.out else None
     dish = PetriDish.load(args.dish)
     if not dish.labelled:
         raise NasboxError(f"{args.dish}: the dish was never fitted; run `nasbox petri fit`")
@@ -78,10 +89,8 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
         for group, values in groups.items():
             print(f"{method:<10} {group:<14} {values['spearman']:>9.3f} {values['kendall']:>9.3f}")
     print(f"dish prediction: {seconds:.4f} s per motif (batched)")
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", newline="") as handle:
+    if out is not None:
+        with replaced_atomically(out) as temporary, temporary.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["arch", args.column, "petri"])
             for motif, value, score in zip(test.motifs, test.values, scores, strict=True):
@@ -91,28 +100,28 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands) -> None:
-    petri = commands.add_parser(
-        "petri", help="Synthetic Petri Dish: fit learned data that ranks motifs, evaluate it"
+    petri = add_command(
+        commands, "petri", "Synthetic Petri Dish: fit learned data that ranks motifs, evaluate it"
     )
     actions = petri.add_subparsers(dest="petri_command", required=True, metavar="ACTION")
 
-    groundtruth = actions.add_parser(
-        "groundtruth", help="train the 100 sigmoid-slope MLPs on digits; write the label CSV"
+    groundtruth = add_command(
+        actions, "groundtruth", "train the 100 sigmoid-slope MLPs on digits; write the label CSV"
     )
     groundtruth.add_argument(
         "--out", default="measurements/results/slope_groundtruth.csv", help="CSV to write"
     )
-    groundtruth.add_argument("--seed", type=int, default=0, help="seed of the first repeat")
+    add_seed_option(groundtruth, "seed of the first repeat")
     groundtruth.add_argument("--repeats", type=int, default=10, help="initialisations averaged")
     groundtruth.add_argument("--quiet", action="store_true", help="no progress bar")
     groundtruth.set_defaults(handler=cmd_petri_groundtruth)
 
-    fit = actions.add_parser("fit", help="learn synthetic data on K labelled motifs")
+    fit = add_command(actions, "fit", "learn synthetic data on K labelled motifs")
     fit.add_argument("--space", default="slope", help="motif space: slope or nb201")
     fit.add_argument("--labels", required=True, help="CSV with columns arch and --column")
     fit.add_argument("--column", default="valid_acc", help="ground-truth column (higher=better)")
     fit.add_argument("--k", type=int, default=18, help="labelled motifs to fit on")
-    fit.add_argument("--seed", type=int, default=0, help="seed for every random choice")
+    add_seed_option(fit)
     fit.add_argument(
         "--loss",
         choices=["mse", "rank"],
@@ -127,11 +136,12 @@ def add_parser(commands) -> None:
         help="fits from fresh initialisations, lowest outer loss kept (default: 4 slope, 1 nb201)",
     )
     fit.add_argument("--out", required=True, help="dish file to write (e.g. dish.pt)")
+    add_overwrite_option(fit)
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.set_defaults(handler=cmd_petri_fit)
 
-    evaluate = actions.add_parser(
-        "evaluate", help="rank correlations on the motifs not used for fitting, with baselines"
+    evaluate = add_command(
+        actions, "evaluate", "rank correlations on the motifs not used for fitting, with baselines"
     )
     evaluate.add_argument("dish", help="dish file from `nasbox petri fit`")
     evaluate.add_argument("--labels", required=True, help="CSV with columns arch and --column")
@@ -139,7 +149,8 @@ def add_parser(commands) -> None:
     evaluate.add_argument(
         "--held-out", type=int, default=1000, help="sample this many held-out motifs (0 = all)"
     )
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the held-out sample")
+    add_seed_option(evaluate, "seed of the held-out sample")
     evaluate.add_argument("--out", help="CSV of the dish's predictions")
+    add_overwrite_option(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=cmd_petri_evaluate)

@@ -1,5 +1,12 @@
 """Data sets for scoring and training architectures."""
 
-from nasbox.data.images import ImageData, load_cifar10, load_data, load_digits, load_npz
+from nasbox.data.images import (
+    DATA_SOURCES,
+    ImageData,
+    load_cifar10,
+    load_data,
+    load_digits,
+    load_npz,
+)
 
-__all__ = ["ImageData", "load_cifar10", "load_data", "load_digits", "load_npz"]
+__all__ = ["DATA_SOURCES", "ImageData", "load_cifar10", "load_data", "load_digits", "load_npz"]

@@ -16,6 +16,16 @@ from nasbox.errors import NasboxError
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+# (what --data takes, what it loads, what loading costs), as `nasbox list` and --help show them
+DATA_SOURCES = (
+    ("digits", "scikit-learn's bundled 8x8 digits, 1 channel, 10 classes", "instant (bundled)"),
+    ("cifar10", "the CIFAR-10 python batches in --data-dir", "seconds to load"),
+    (
+        "npz:FILE",
+        "arrays x_train, y_train and optionally x_test, y_test (uint8, NCHW or NHWC)",
+        "as long as reading the file",
+    ),
+)
 
 
 @dataclass
@@ -31,10 +41,28 @@ class ImageData:
     std: tuple[float, ...] = field(default=())
 
     def __post_init__(self) -> None:
+        self._check_labels()
         if not self.mean:
             scaled = self.x_train.astype(np.float64) / 255.0
             self.mean = tuple(scaled.mean(axis=(0, 2, 3)).tolist())
             self.std = tuple(np.maximum(scaled.std(axis=(0, 2, 3)), 1e-8).tolist())
+
+    def _check_labels(self) -> None:
+        """Labels are class indices 0..K-1, with K from the training labels and at most one
+        class per training image; a test label the training set never shows is an error."""
+        if len(self.y_train) == 0:
+            raise NasboxError(f"data set {self.name!r} has no training images")
+        largest = int(self.y_train.max())
+        if largest >= len(self.y_train):
+            raise NasboxError(
+                f"data set {self.name!r}: y_train holds label {largest} but there are only "
+                f"{len(self.y_train)} training images; labels must be class indices 0..K-1"
+            )
+        if self.y_test is not None and len(self.y_test) and int(self.y_test.max()) > largest:
+            raise NasboxError(
+                f"data set {self.name!r}: y_test holds label {int(self.y_test.max())}, a class "
+                f"no training image has (y_train labels are 0..{largest})"
+            )
 
     @property
     def in_channels(self) -> int:
@@ -46,8 +74,7 @@ class ImageData:
 
     @property
     def num_classes(self) -> int:
-        labels = [self.y_train] + ([self.y_test] if self.y_test is not None else [])
-        return int(max(int(y.max()) for y in labels)) + 1
+        return int(self.y_train.max()) + 1
 
     def normalize(self, images: np.ndarray) -> torch.Tensor:
         """uint8 NCHW images -> float32 tensor with zero mean and unit variance per channel."""
@@ -55,6 +82,32 @@ class ImageData:
         mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
         return x.sub_(mean).div_(std)
+
+    def split_validation(self, fraction: float, seed: int) -> "ImageData":
+        """Hold out a seeded `fraction` of each class of the training images as the test split,
+        so a search can score candidates without ever looking at the real test images."""
+        rng = np.random.default_rng(seed)
+        held = []
+        for label in np.unique(self.y_train):
+            members = rng.permutation(np.flatnonzero(self.y_train == label))
+            held.extend(members[: int(len(members) * fraction)].tolist())
+        if not held or len(held) > len(self.y_train) - 2:
+            raise NasboxError(
+                f"data set {self.name!r}: {len(self.y_train)} training images are too few to "
+                f"hold out {fraction:.0%} of each class for validation"
+            )
+        keep = np.ones(len(self.y_train), dtype=bool)
+        keep[held] = False
+        held = np.sort(held)
+        return ImageData(
+            f"{self.name}-validation",
+            self.x_train[keep],
+            self.y_train[keep],
+            self.x_train[held],
+            self.y_train[held],
+            mean=self.mean,
+            std=self.std,
+        )
 
     def batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """A seeded random minibatch of normalised training images and their labels."""
@@ -79,7 +132,7 @@ def load_data(spec: str = "digits", data_dir: str | Path | None = None) -> Image
     if spec.startswith("npz:"):
         return load_npz(spec[len("npz:") :])
     raise NasboxError(
-        f"unknown data set {spec!r}; use digits, cifar10 (with --data-dir) or npz:FILE"
+        f"unknown data set {spec!r}; use one of: {', '.join(name for name, _, _ in DATA_SOURCES)}"
     )
 
 
@@ -178,10 +231,17 @@ def load_npz(file: str | Path) -> ImageData:
     if not path.is_file():
         raise NasboxError(f"{path}: file not found")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise NasboxError(
+                f"{path}: a single .npy array, not an .npz archive; save the arrays with "
+                "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)"
+            )
+        with loaded as archive:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise NasboxError(f"{path}: not a readable .npz file ({err})") from None
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise NasboxError(f"{path}: not a readable .npz file ({reason})") from None
     missing = [key for key in ("x_train", "y_train") if key not in arrays]
     if missing:
         raise NasboxError(
@@ -196,10 +256,17 @@ def load_npz(file: str | Path) -> ImageData:
     x_test = y_test = None
     if "x_test" in arrays:
         x_test = _to_nchw(arrays["x_test"], path, "x_test")
+        if len(x_test) == 0:
+            raise NasboxError(f"{path}: x_test holds no images; give at least one or leave it out")
         y_test = _labels(arrays["y_test"], len(x_test), path, "y_test")
         if x_test.shape[1:] != x_train.shape[1:]:
             raise NasboxError(
                 f"{path}: x_test images are {x_test.shape[1:]} but x_train images are "
                 f"{x_train.shape[1:]}"
             )
+    if x_train.min() == x_train.max():
+        raise NasboxError(
+            f"{path}: every pixel of x_train is {x_train.min()}; constant images carry nothing "
+            "to learn or score"
+        )
     return ImageData(path.stem, x_train, y_train, x_test, y_test)

@@ -54,12 +54,34 @@ class EstimatorContext:
 
 
 class Estimator(ABC):
-    """Scores architectures; higher is better. `-inf` means "unusable", never an exception."""
+    """Scores architectures; higher is better. `-inf` means "unusable", never an exception.
+
+    `argument` names what follows the colon in `name:ARGUMENT` (None: nothing may follow) and
+    `argument_hint` how to ask for it; `cost` is the rough price of one call (`nasbox list`).
+    """
 
     name: str
+    argument: str | None = None
+    argument_hint: str = ""
+    cost: str = "seconds per arch"
 
     def __init__(self, context: EstimatorContext) -> None:
         self.context = context
+
+    @classmethod
+    def syntax(cls) -> str:
+        return f"{cls.name}:{cls.argument}" if cls.argument else cls.name
+
+    @classmethod
+    def from_spec(cls, context: EstimatorContext, argument: str | None) -> "Estimator":
+        """The estimator for `name` (argument None) or `name:argument`, as `argument` allows."""
+        if cls.argument is None:
+            if argument is not None:
+                raise NasboxError(f"estimator {cls.name!r} takes no ':' argument, got {argument!r}")
+            return cls(context)
+        if not argument:
+            raise NasboxError(f"estimator {cls.name!r} needs {cls.argument_hint}")
+        return cls(context, argument)
 
     @abstractmethod
     def __call__(self, arch: Hashable) -> float:

@@ -52,6 +52,7 @@ class Parameters(Estimator):
     """Trainable parameters in millions (a strong size-based baseline)."""
 
     name = "params"
+    cost = "builds the network per arch (milliseconds)"
 
     def __call__(self, arch: Hashable) -> float:
         return count_parameters(self.context.build(arch)) / 1e6
@@ -61,6 +62,7 @@ class MultiplyAdds(Estimator):
     """Multiply-adds for one input in millions, at the data's image size (32x32 without data)."""
 
     name = "flops"
+    cost = "builds the network and runs one image per arch"
 
     def __init__(self, context: EstimatorContext) -> None:
         super().__init__(context)

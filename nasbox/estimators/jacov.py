@@ -36,6 +36,7 @@ class JacobianCovariance(MinibatchEstimator):
     """Score from the correlation of input Jacobians across a minibatch (higher is better)."""
 
     name = "jacov"
+    cost = "one forward and backward pass of a minibatch per arch"
 
     def __call__(self, arch: Hashable) -> float:
         return jacov_score(self.context.build(arch), self.images)

@@ -97,6 +97,7 @@ class NASWOT(MinibatchEstimator):
     """Score at initialisation from how well ReLU codes separate a minibatch (higher is better)."""
 
     name = "naswot"
+    cost = "one forward pass of a minibatch per arch"
 
     def __call__(self, arch: Hashable) -> float:
         return naswot_score(self.context.build(arch), self.images)

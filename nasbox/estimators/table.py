@@ -2,6 +2,9 @@
 
 from collections.abc import Hashable
 
+import numpy as np
+
+from nasbox.errors import NasboxError
 from nasbox.estimators.base import Estimator, EstimatorContext
 
 
@@ -9,11 +12,18 @@ class TableLookup(Estimator):
     """The benchmark's recorded `column` for a cell; a cell missing from the table is an error."""
 
     name = "table"
+    argument = "COLUMN"
+    argument_hint = "a column, e.g. table:valid_acc"
+    cost = "instant: a lookup in --benchmark"
 
     def __init__(self, context: EstimatorContext, column: str) -> None:
         super().__init__(context)
         self.benchmark = context.require_benchmark(f"table:{column}")
-        self.benchmark.require_column(column)
+        if np.isnan(self.benchmark.require_column(column)).all():
+            raise NasboxError(
+                f"{self.benchmark.source}: column {column!r} holds no values; choose another "
+                f"of: {', '.join(self.benchmark.columns)}"
+            )
         self.column = column
 
     def __call__(self, arch: Hashable) -> float:

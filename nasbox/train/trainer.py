@@ -9,7 +9,7 @@ redrawn and `checkpoint.pt` is written, so an interrupted run resumes from its l
 import csv
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from nasbox.checks import check_count, check_number, check_seed
 from nasbox.data import ImageData
 from nasbox.errors import NasboxError
 from nasbox.train.drop_path import ScheduledDropPath
@@ -35,24 +36,54 @@ HISTORY_COLUMNS = (
 
 @dataclass
 class TrainConfig:
+    """Training settings; `cutout=None` means "scaled to the image" (see `default_cutout`)."""
+
     epochs: int = 10
     batch_size: int = 64
     learning_rate: float = 0.025
     momentum: float = 0.9
     weight_decay: float = 3e-4
-    cutout: int = 16
+    cutout: int | None = None
     drop_path: float = 0.2
     aux_weight: float = 0.4
     grad_clip: float = 5.0
     seed: int = 0
 
     def check(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise NasboxError("--epochs and --batch-size must be at least 1")
-        if not 0.0 <= self.drop_path < 1.0:
-            raise NasboxError(f"--drop-path must be in [0, 1), got {self.drop_path}")
-        if self.learning_rate <= 0 or self.cutout < 0 or self.weight_decay < 0:
-            raise NasboxError("--lr must be positive; --cutout and --weight-decay not negative")
+        """Every setting in its sensible range, named by its CLI option."""
+        check_count(self.epochs, "--epochs")
+        check_count(self.batch_size, "--batch-size")
+        check_number(self.learning_rate, "--lr", 0.0, 10.0, include_low=False, include_high=True)
+        check_number(self.momentum, "--momentum", 0.0, 1.0)
+        check_number(self.weight_decay, "--weight-decay", 0.0, 1.0, include_high=True)
+        if self.cutout is not None:
+            check_count(self.cutout, "--cutout", minimum=0)
+        check_number(self.drop_path, "--drop-path", 0.0, 1.0)
+        check_number(self.aux_weight, "--aux-weight", 0.0, 10.0, include_high=True)
+        check_number(self.grad_clip, "gradient clipping", 0.0, math.inf, include_low=False)
+        check_seed(self.seed)
+
+    def for_data(self, data: ImageData) -> "TrainConfig":
+        """The settings actually used on `data`: cutout resolved, batch size at most the data."""
+        self.check()
+        side = min(data.image_size)
+        if self.cutout is not None and self.cutout >= side:
+            raise NasboxError(
+                f"--cutout {self.cutout} would erase most of every {side}x{side} image of "
+                f"{data.name}; use less than {side} (or 0 for none; the default is "
+                f"{default_cutout(side)})"
+            )
+        return replace(
+            self,
+            cutout=default_cutout(side) if self.cutout is None else self.cutout,
+            batch_size=min(self.batch_size, len(data.x_train)),
+        )
+
+
+def default_cutout(side: int) -> int:
+    """Half the image side (16 on 32x32, as in the NASNet recipe); off below 16 pixels, where
+    a square that large would hide most of what there is to recognise."""
+    return side // 2 if side >= 16 else 0
 
 
 def cutout(images: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
@@ -69,10 +100,15 @@ def cutout(images: torch.Tensor, length: int, generator: torch.Generator) -> tor
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, cutout_length: int) -> torch.Tensor:
-    """Random crop (4-pixel zero padding) and horizontal flip per image, then cutout."""
+    """Random crop and horizontal flip per image, then cutout.
+
+    The crop pads by an eighth of the side (4 pixels on 32x32, as in the NASNet recipe; 1 on
+    8x8, where 4 would shift half of a digit out of the image).
+    """
     count, _, height, width = images.shape
-    padded = F.pad(images, (4, 4, 4, 4))
-    offsets = torch.randint(9, (count, 2), generator=generator).tolist()
+    pad = max(1, min(height, width) // 8)
+    padded = F.pad(images, (pad, pad, pad, pad))
+    offsets = torch.randint(2 * pad + 1, (count, 2), generator=generator).tolist()
     crops = torch.stack(
         [padded[i, :, y : y + height, x : x + width] for i, (y, x) in enumerate(offsets)]
     )
@@ -94,8 +130,14 @@ def evaluate(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> 
     return loss / len(images), 100.0 * correct / len(images)
 
 
-def _write_history(out: Path, history: list[dict]) -> None:
-    with (out / "history.csv").open("w", newline="") as handle:
+def _save_epoch(out: Path, history: list[dict], checkpoint: dict) -> None:
+    """history.csv, history.png and checkpoint.pt, each replaced in one rename."""
+    from nasbox.runs.folder import replaced_atomically  # nasbox.runs imports the strategies
+
+    with (
+        replaced_atomically(out / "history.csv") as temporary,
+        temporary.open("w", newline="") as handle,
+    ):
         writer = csv.DictWriter(handle, HISTORY_COLUMNS)
         writer.writeheader()
         writer.writerows(history)
@@ -115,15 +157,56 @@ def _write_history(out: Path, history: list[dict]) -> None:
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
-    figure.savefig(out / "history.png")
+    with replaced_atomically(out / "history.png") as temporary:
+        figure.savefig(temporary)
     plt.close(figure)
+    with replaced_atomically(out / "checkpoint.pt") as temporary:
+        torch.save(checkpoint, temporary)
+
+
+CHECKPOINT_KEYS = (
+    "network",
+    "optimizer",
+    "schedule",
+    "generator",
+    "torch_rng",
+    "history",
+    "config",
+    "description",
+)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """The saved training state; a missing, corrupt or foreign file is one clear error."""
+    if not path.is_file():
+        raise NasboxError(
+            f"{path} not found: there is nothing to resume in {path.parent}; start without --resume"
+        )
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception as err:  # torch and pickle raise many types for a corrupt file
+        raise NasboxError(
+            f"{path}: not a readable nasbox checkpoint ({type(err).__name__}); "
+            "start again with --overwrite or a new --out"
+        ) from None
+    missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise NasboxError(
+            f"{path}: not a nasbox training checkpoint (no {missing[0]!r}); "
+            "start again with --overwrite or a new --out"
+        )
+    return state
+
+
+class NonFiniteLoss(NasboxError):
+    """Training diverged; the last good checkpoint (if any) is left as it was."""
 
 
 def train(
     network: nn.Module,
     data: ImageData,
     config: TrainConfig,
-    out: Path,
+    out: Path | None,
     *,
     resume: bool = False,
     progress: bool = True,
@@ -131,12 +214,26 @@ def train(
 ) -> list[dict]:
     """Train `network` for `config.epochs` epochs; return one history row per epoch.
 
-    With `resume`, training continues after the last epoch saved in `out/checkpoint.pt`.
+    `config` is resolved for `data` first (`TrainConfig.for_data`). With `out`, every epoch
+    rewrites `history.csv`, `history.png` and `checkpoint.pt` there; with `out=None` nothing is
+    written (searches that train candidates). With `resume`, training continues after the last
+    epoch saved in `out/checkpoint.pt`, which must exist. A non-finite loss stops training with
+    `NonFiniteLoss` before that epoch is saved.
     """
-    config.check()
+    config = config.for_data(data)
     if data.x_test is None:
         raise NasboxError(f"data set {data.name!r} has no test split; training needs one")
-    out.mkdir(parents=True, exist_ok=True)
+    if resume and out is None:
+        raise NasboxError("resuming needs the folder that holds checkpoint.pt")
+    checkpoint_path = out / "checkpoint.pt" if out is not None else None
+    state = load_checkpoint(checkpoint_path) if resume else None
+    if state is not None and (
+        state["config"] != asdict(config) or state["description"] != description
+    ):
+        raise NasboxError(
+            f"{checkpoint_path} was written with other settings or another architecture; "
+            "use a new --out folder or the same options"
+        )
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train_x, train_y = data.normalize(data.x_train), torch.from_numpy(data.y_train).long()
@@ -152,20 +249,20 @@ def train(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     drop_path = ScheduledDropPath(config.drop_path, total_steps)
     history: list[dict] = []
-    checkpoint_path = out / "checkpoint.pt"
-    if resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, weights_only=False)
-        if state["config"] != asdict(config) or state["description"] != description:
+    if state is not None:
+        try:
+            network.load_state_dict(state["network"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise NasboxError(
-                f"{checkpoint_path} was written with other settings or another architecture; "
-                "use a new --out folder or the same options"
-            )
-        network.load_state_dict(state["network"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history = state["history"]
+                f"{checkpoint_path}: does not fit this network ({reason}); "
+                "start again with --overwrite or a new --out"
+            ) from None
+        history = list(state["history"])
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
         network.train()
@@ -188,15 +285,20 @@ def train(
             loss = F.cross_entropy(logits, target)
             if aux_logits is not None:
                 loss = loss + config.aux_weight * F.cross_entropy(aux_logits, target)
+            value = loss.item()
+            if not math.isfinite(value):
+                _stop_diverged(value, epoch, step, config, out)
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
             optimizer.step()
             schedule.step()
-            loss_sum += loss.item() * len(index)
+            loss_sum += value * len(index)
             correct += int((logits.argmax(1) == target).sum())
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{value:.3f}")
         test_loss, test_acc = evaluate(network, test_x, test_y)
+        if not math.isfinite(test_loss):
+            _stop_diverged(test_loss, epoch, steps_per_epoch, config, out)
         history.append(
             {
                 "epoch": epoch,
@@ -209,20 +311,21 @@ def train(
                 "seconds": round(time.perf_counter() - started, 1),
             }
         )
-        _write_history(out, history)
-        torch.save(
-            {
-                "network": network.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "config": asdict(config),
-                "description": description,
-            },
-            checkpoint_path,
-        )
+        if out is not None:
+            _save_epoch(
+                out,
+                history,
+                {
+                    "network": network.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "config": asdict(config),
+                    "description": description,
+                },
+            )
         if progress:
             row = history[-1]
             tqdm.write(
@@ -231,3 +334,15 @@ def train(
                 f"({row['seconds']:.0f} s)"
             )
     return history
+
+
+def _stop_diverged(value: float, epoch: int, step: int, config: TrainConfig, out: Path | None):
+    kept = (
+        f"; the checkpoint of epoch {epoch - 1} in {out} is kept (--resume continues from it)"
+        if out is not None and epoch > 1
+        else ""
+    )
+    raise NonFiniteLoss(
+        f"training diverged: the loss became {value} in epoch {epoch}, step {step + 1}{kept}; "
+        f"try a lower --lr (now {config.learning_rate:g})"
+    )

@@ -355,14 +355,21 @@ class PetriDish:
                 f"{path}: petri dish file version {state.get('version')} is not supported "
                 f"(this nasbox reads version {FILE_VERSION}); refit the dish"
             )
-        known = {f.name for f in fields(DishConfig)}
-        config = DishConfig(**{k: v for k, v in state["config"].items() if k in known})
-        dish = cls(get_motif_space(state["space"], **state["space_options"]), config, state["seed"])
-        dish._set_state({name: state[name] for name in STATE})
-        dish.labelled = [dish.space.parse(text) for text in state["labelled"]]
-        dish.labels = list(state["labels"])
-        dish.losses = list(state["losses"])
-        dish.restart = int(state.get("restart", 0))
-        dish.restart_losses = list(state.get("restart_losses", []))
-        dish.fit_seconds = float(state["fit_seconds"])
+        try:
+            known = {f.name for f in fields(DishConfig)}
+            config = DishConfig(**{k: v for k, v in state["config"].items() if k in known})
+            space = get_motif_space(state["space"], **state["space_options"])
+            dish = cls(space, config, state["seed"])
+            dish._set_state({name: state[name] for name in STATE})
+            dish.labelled = [dish.space.parse(text) for text in state["labelled"]]
+            dish.labels = list(state["labels"])
+            dish.losses = list(state["losses"])
+            dish.restart = int(state.get("restart", 0))
+            dish.restart_losses = list(state.get("restart_losses", []))
+            dish.fit_seconds = float(state["fit_seconds"])
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+            raise NasboxError(
+                f"{path}: a damaged petri dish file ({type(err).__name__}: {err}); refit it with "
+                "`nasbox petri fit`"
+            ) from None
         return dish

@@ -11,11 +11,12 @@ class PetriEstimator(Estimator):
     """The dish score of an architecture: train it on the learned data, minus its val loss."""
 
     name = "petri"
+    argument = "FILE"
+    argument_hint = "a fitted dish file: petri:DISH.pt"
+    cost = "trains a tiny network on the dish's synthetic images per arch"
 
-    def __init__(self, context: EstimatorContext, path: str | None) -> None:
+    def __init__(self, context: EstimatorContext, path: str) -> None:
         super().__init__(context)
-        if not path:
-            raise NasboxError("estimator 'petri' needs a fitted dish file: petri:DISH.pt")
         self.dish = PetriDish.load(path)
         if self.dish.space.name != context.space.name:
             raise NasboxError(

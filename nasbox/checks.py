@@ -1,0 +1,38 @@
+"""Range checks for numbers a user gives, so a bad value fails with one line before any compute."""
+
+import math
+
+from nasbox.errors import NasboxError
+
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: int, option: str = "--seed") -> int:
+    """Seeds reach numpy and torch, which accept 0 .. 2**32 - 1 everywhere."""
+    if not 0 <= seed <= MAX_SEED:
+        raise NasboxError(f"{option} must be a whole number from 0 to {MAX_SEED}, got {seed}")
+    return seed
+
+
+def check_count(value: int, option: str, minimum: int = 1) -> int:
+    if value < minimum:
+        raise NasboxError(f"{option} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_number(
+    value: float,
+    option: str,
+    low: float,
+    high: float,
+    *,
+    include_low: bool = True,
+    include_high: bool = False,
+) -> float:
+    """`value` must be finite and inside the interval; the message prints it in math notation."""
+    above = value >= low if include_low else value > low
+    below = value <= high if include_high else value < high
+    if not (math.isfinite(value) and above and below):
+        interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
+        raise NasboxError(f"{option} must be a number in {interval}, got {value}")
+    return value
