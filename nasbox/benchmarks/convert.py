@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nasbox.benchmarks.table import write_table
+from nasbox.benchmarks.table import check_table_path, write_table
 from nasbox.errors import NasboxError
 
 PICKLE_WARNING = (
@@ -121,8 +121,7 @@ def convert(
     """
     if dataset not in SOURCES:
         raise NasboxError(f"unknown dataset {dataset!r}; choose one of: {', '.join(SOURCES)}")
-    if Path(out).suffix.lower() not in {".csv", ".parquet", ".pq"}:
-        raise NasboxError(f"{out}: unknown table format; use a .csv or .parquet file name")
+    check_table_path(out)
     source = Path(source)
     if not source.exists():
         raise NasboxError(f"{source}: file not found (expected a .pth, .pickle.pbz2 or folder)")

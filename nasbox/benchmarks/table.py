@@ -132,16 +132,21 @@ class TabularBenchmark:
         return self._archs[row], float(values[row])
 
 
+def check_table_path(path: str | Path) -> Path:
+    """A table file name nasbox can write: the suffix picks CSV or Parquet."""
+    path = Path(path)
+    if path.suffix.lower() not in {".csv", ".parquet", ".pq"}:
+        raise NasboxError(f"{path}: unknown table format; use a .csv or .parquet file name")
+    return path
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a table in nasbox's format; the suffix picks CSV or Parquet."""
-    path = Path(path)
+    path = check_table_path(path)
     TabularBenchmark(frame, source=str(path))  # validate before writing anything
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
+    if path.suffix.lower() == ".csv":
         frame.to_csv(path, index=False)
-    elif suffix in {".parquet", ".pq"}:
-        frame.to_parquet(path, index=False)
     else:
-        raise NasboxError(f"{path}: unknown table format {suffix!r}; use .csv or .parquet")
+        frame.to_parquet(path, index=False)
     return path

@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 
 from nasbox import __version__
 from nasbox.benchmarks import TabularBenchmark
+from nasbox.benchmarks.table import check_table_path
 from nasbox.checks import check_count, check_seed
 from nasbox.cli.common import (
     add_benchmark_option,
@@ -128,7 +129,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
 def cmd_bench_convert(args: argparse.Namespace) -> int:
     from nasbox.benchmarks.convert import PICKLE_WARNING, convert
 
-    out = check_output_file(Path(args.out), args.overwrite)
+    out = check_output_file(check_table_path(args.out), args.overwrite)
     if not Path(args.source).exists():
         raise NasboxError(
             f"{args.source}: file not found (expected a .pth, .pickle.pbz2 or folder)"

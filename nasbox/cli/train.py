@@ -26,6 +26,7 @@ from nasbox.errors import NasboxError
 from nasbox.runs import RunFolder, write_json
 from nasbox.spaces import get_space
 from nasbox.train import TrainConfig, train
+from nasbox.train.trainer import load_checkpoint
 
 # Files that mean "a run trained here before": refused unless --resume or --overwrite.
 RESULTS = ("checkpoint.pt", "history.csv", "history.png")
@@ -73,8 +74,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"continue with --resume --out {out}, choose a new --out, or pass --overwrite to replace "
         "them",
     )
-    if args.resume and not (out / "checkpoint.pt").is_file():
-        raise NasboxError(f"--resume: {out} holds no checkpoint.pt; start without --resume")
+    if args.resume:
+        load_checkpoint(out / "checkpoint.pt")  # missing or corrupt: fail before any work
     data = load_data(args.data, args.data_dir)
     used = config.for_data(data)
     if used.batch_size < config.batch_size:

@@ -1,0 +1,172 @@
+"""Wrong invocations of train, describe, score, bench, petri and list: exit 2, one line, nothing
+written. Each runs in a folder of prepared inputs whose contents must not change."""
+
+import bz2
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nasbox.cli import main
+
+CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def _images(rng, count, side=8):
+    return rng.integers(0, 256, size=(count, 3, side, side), dtype=np.uint8)
+
+
+@pytest.fixture
+def inputs(tmp_path: Path, monkeypatch) -> Path:
+    """A working folder holding one file for each kind of bad input."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=40)
+    np.savez(tmp_path / "good.npz", x_train=_images(rng, 40), y_train=labels)
+    np.save(tmp_path / "array.npy", _images(rng, 4))
+    np.savez(
+        tmp_path / "unseen.npz",
+        x_train=_images(rng, 40),
+        y_train=labels,
+        x_test=_images(rng, 5),
+        y_test=np.full(5, 7),
+    )
+    np.savez(tmp_path / "huge.npz", x_train=_images(rng, 4), y_train=np.array([0, 1, 2, 10**12]))
+    np.savez(
+        tmp_path / "constant.npz", x_train=np.full((4, 3, 8, 8), 9, np.uint8), y_train=[0, 1, 0, 1]
+    )
+    (tmp_path / "cells.txt").write_text(CELL + "\n")
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    (tmp_path / "table.csv").write_text(f"arch,valid_acc,empty\n{CELL},90,\n")
+    (tmp_path / "labels.csv").write_text(
+        "arch,valid_acc\n"
+        + "".join(f"{slope},{slope * 10}\n" for slope in (0.4, 0.6, 0.8, 1.0, 1.2))
+    )
+    (tmp_path / "scores.csv").write_text("earlier results\n")
+    (tmp_path / "corrupt.pt").write_bytes(b"not a torch file")
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    (tmp_path / "earlier" / "history.csv").write_text("epoch\n1\n")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "trajectories.csv").write_text("strategy\n")
+    (tmp_path / "empty-run").mkdir()
+    with bz2.open(tmp_path / "other.pickle.pbz2", "wb") as handle:  # cifar100 results only
+        results = {"dataset_seed": {"cifar100": [1]}, "all_results": {}}
+        pickle.dump({"meta_archs": [CELL], "arch2infos": {0: {"200": results}}}, handle)
+    torch.save({"format": "nasbox-petri-dish", "version": 1}, tmp_path / "dish.pt")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+TRAIN = ["train", "--quiet", "--out", "run"]
+NPZ = ["--data", "npz:good.npz", "--batch-size", "8"]
+SCORE = ["score", "--quiet", "--archs", "cells.txt", "--estimator", "params"]
+BENCH = ["bench", "run", "--quiet", "--benchmark", "table.csv", "--report", "valid_acc"]
+BENCH += ["--out", "bench-out"]
+PETRI_FIT = ["petri", "fit", "--quiet", "--labels", "labels.csv", "--out", "dish-out.pt"]
+
+WRONG = [
+    ([*TRAIN, "--seed", "-1"], "--seed must be a whole number from 0 to 4294967295"),
+    ([*TRAIN, "--seed", str(2**32)], "--seed must be"),
+    ([*TRAIN, "--epochs", "0"], "--epochs must be at least 1"),
+    ([*TRAIN, "--batch-size", "-3"], "--batch-size must be at least 1"),
+    ([*TRAIN, "--lr", "1e6"], "--lr must be a number in (0, 10]"),
+    ([*TRAIN, "--lr", "nan"], "--lr must be a number in (0, 10]"),
+    ([*TRAIN, "--momentum", "1"], "--momentum must be a number in [0, 1)"),
+    ([*TRAIN, "--weight-decay", "inf"], "--weight-decay must be"),
+    ([*TRAIN, "--drop-path", "1.5"], "--drop-path must be"),
+    ([*TRAIN, "--dropout", "-0.1"], "--dropout must be"),
+    ([*TRAIN, "--cutout", "-2"], "--cutout must be at least 0"),
+    ([*TRAIN, "--cutout", "16"], "--cutout 16 would erase most of every 8x8 image"),
+    ([*TRAIN, "--cells", "0"], "--cells must be at least 1"),
+    ([*TRAIN, "--filters", "4"], "--filters must be at least 8"),
+    ([*TRAIN, "--resume"], "nothing to resume in run; start without --resume"),
+    ([*TRAIN, "--resume", "--overwrite"], "contradict each other"),
+    ([*TRAIN, "--data", "npz:array.npy"], "a single .npy array, not an .npz archive"),
+    ([*TRAIN, "--data", "npz:unseen.npz"], "y_test holds label 7, a class no training image has"),
+    ([*TRAIN, "--data", "npz:huge.npz"], "y_train holds label 1000000000000"),
+    ([*TRAIN, "--data", "npz:constant.npz"], "constant images carry nothing"),
+    ([*TRAIN, "--arch", "binary.txt"], "binary.txt: not a UTF-8 text file"),
+    (["train", "--quiet", "--out", "cells.txt"], "is a file, not a folder"),
+    (["train", "--quiet", "--out", "cells.txt/run"], "cells.txt is a file"),
+    (
+        ["train", "--quiet", "--out", "earlier"],
+        "already holds results (checkpoint.pt, history.csv)",
+    ),
+    (["train", "--quiet", "--out", "earlier", "--resume"], "not a readable nasbox checkpoint"),
+    (["describe", "--classes", "0"], "--classes must be at least 2"),
+    (["describe", "--classes", "-5"], "--classes must be at least 2"),
+    (["describe", "--input", "4"], "--input must be at least 8"),
+    (["describe", "--space", "darts"], "unknown search space 'darts'"),
+    ([*SCORE, "--seed", "-1"], "--seed must be"),
+    ([*SCORE, "--archs", "binary.txt"], "not a UTF-8 text file"),
+    ([*SCORE, "--archs", "missing.txt"], "missing.txt: file not found"),
+    ([*SCORE, "--out", "scores.csv"], "scores.csv already exists; choose another file name"),
+    ([*SCORE, "--out", "empty-run"], "is a folder; give a file name"),
+    ([*SCORE, "--estimator", " , "], "--estimator needs at least one value"),
+    ([*SCORE, "--estimator", "train:x", *NPZ], "takes a whole number of epochs"),
+    ([*SCORE, "--estimator", "train:0", *NPZ], "train:EPOCHS must be at least 1"),
+    ([*SCORE, "--estimator", "train"], "needs an epoch count, e.g. train:2"),
+    ([*SCORE, "--estimator", "table:empty", "--benchmark", "table.csv"], "holds no values"),
+    ([*SCORE, "--estimator", "table:arch", "--benchmark", "table.csv"], "no column 'arch'"),
+    ([*SCORE, "--estimator", "naswot", *NPZ, "--batch-size", "0"], "--batch-size must be"),
+    ([*BENCH, "--repeats", "0"], "--repeats must be at least 1"),
+    ([*BENCH, "--seed", str(2**32 - 2), "--repeats", "3"], "--seed + --repeats - 1 must be"),
+    ([*BENCH, "--budget", "20000"], "more than the 15,625 architectures"),
+    ([*BENCH, "--out", "bench"], "already holds results (trajectories.csv)"),
+    (["bench", "convert", "nothing.pth", "--out", "t.csv"], "nothing.pth: file not found"),
+    (["bench", "convert", "other.pickle.pbz2", "--out", "scores.csv"], "already exists"),
+    (["bench", "convert", "other.pickle.pbz2", "--out", "t.json"], "unknown table format"),
+    ([*PETRI_FIT, "--k", "1"], "--k must be at least 2"),
+    ([*PETRI_FIT, "--seed", "-4"], "--seed must be"),
+    ([*PETRI_FIT, "--out", "scores.csv"], "already exists"),
+    (["petri", "evaluate", "corrupt.pt", "--labels", "labels.csv"], "not a readable petri dish"),
+    (["petri", "evaluate", "dish.pt", "--labels", "labels.csv"], "a damaged petri dish file"),
+    (["petri", "evaluate", "dish.pt", "--labels", "labels.csv", "--held-out", "-1"], "--held-out"),
+    (["petri", "evaluate", "dish.pt", "--labels", "labels.csv", "--out", "scores.csv"], "exists"),
+]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize(("argv", "message"), WRONG, ids=[" ".join(a) for a, _ in WRONG])
+def test_wrong_invocation_is_one_line_exit_2_and_writes_nothing(inputs, capsys, argv, message):
+    before = _snapshot(inputs)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nasbox: error: "), err
+    assert message in err and "Traceback" not in err
+    assert _snapshot(inputs) == before
+    assert sorted(p.name for p in inputs.iterdir()) == sorted(
+        p.name for p in inputs.iterdir() if str(p) in before or p.is_dir()
+    )
+
+
+def test_bench_convert_refuses_a_file_without_the_dataset(inputs, capsys):
+    """The warning that the pickle is loaded comes first; then one error, and no table."""
+    argv = ["bench", "convert", "other.pickle.pbz2", "--out", "t.csv", "--quiet"]
+    assert main(argv) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "no cell has results of the 'cifar10-valid' setting" in last
+    assert not (inputs / "t.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--lr", "nan", "--out", "run"],
+        ["describe", "--classes", "-5"],
+    ],
+)
+def test_wrong_invocation_in_a_real_process(inputs, argv):
+    done = subprocess.run(
+        [sys.executable, "-m", "nasbox.cli", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (inputs / "run").exists()

@@ -1,0 +1,102 @@
+"""Training keeps results safe (no overwrite, divergence stops cleanly), the train:EPOCHS estimator,
+and `nasbox list`."""
+
+import argparse
+import csv
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from nasbox.cli import list as list_command
+from nasbox.cli import main
+from nasbox.data import load_npz
+from nasbox.errors import NasboxError
+from nasbox.estimators import ESTIMATORS, EstimatorContext, get_estimator
+from nasbox.spaces import get_space
+from nasbox.train import TrainConfig, train
+
+CELL = "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|"
+
+
+def _train_args(tiny_npz, out, *extra):
+    args = ["train", "--arch", CELL, "--cells", "1", "--filters", "16", "--epochs", "1"]
+    return [*args, "--data", f"npz:{tiny_npz}", "--out", str(out), "--quiet", *extra]
+
+
+def test_train_refuses_earlier_results_and_records_what_it_used(tmp_path, tiny_npz, capsys):
+    out = tmp_path / "run"
+    assert main(_train_args(tiny_npz, out, "--batch-size", "64")) == 0
+    captured = capsys.readouterr()
+    assert "--batch-size 64 is more than the 40 training images" in captured.err
+    used = json.loads((out / "settings.json").read_text())["used"]
+    assert used["batch_size"] == 40 and used["cutout"] == 0  # 8x8 images: cutout off
+    first = (out / "checkpoint.pt").read_bytes()
+    assert main(_train_args(tiny_npz, out, "--seed", "3")) == 2
+    assert "--resume --out" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == first
+    assert main(_train_args(tiny_npz, out, "--seed", "3", "--overwrite")) == 0
+    assert (out / "checkpoint.pt").read_bytes() != first
+
+
+class DivergesAfter(nn.Module):
+    """A linear classifier whose training logits turn NaN after `steps` steps."""
+
+    def __init__(self, steps: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3 * 8 * 8, 4)
+        self.steps, self.calls = steps, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.linear(x.flatten(1))
+        if self.training:
+            self.calls += 1
+            if self.calls > self.steps:
+                return logits * float("nan")
+        return logits
+
+
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_npz):
+    data = load_npz(tiny_npz)
+    config = TrainConfig(epochs=3, batch_size=16, seed=0)  # 3 steps per epoch
+    with pytest.raises(NasboxError, match="loss became nan in epoch 2, step 2.*epoch 1"):
+        train(DivergesAfter(4), data, config, tmp_path, progress=False)
+    rows = list(csv.DictReader((tmp_path / "history.csv").open()))
+    assert len(rows) == 1
+    assert len(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["history"]) == 1
+
+
+def test_train_estimator_scores_validation_accuracy_without_writing(
+    tmp_path, tiny_npz, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    space = get_space("nb201")
+    context = EstimatorContext(
+        space,
+        load_npz(tiny_npz),
+        seed=2,
+        batch_size=16,
+        build_options={"cells_per_stage": 1, "channels": 4},
+    )
+    estimator = get_estimator("train:1", context)
+    cell = space.parse(CELL)
+    value = estimator(cell)
+    assert 0.0 <= value <= 100.0 and value == estimator(cell)
+    held_out, kept = len(estimator.data.x_test), len(estimator.data.x_train)
+    assert held_out + kept == 40 and 4 <= held_out <= 8  # a fifth of each class, rounded down
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.npz"]
+    with pytest.raises(NasboxError, match="needs data"):
+        get_estimator("train:1", EstimatorContext(space))
+
+
+def test_list_names_every_component_with_its_syntax(capsys):
+    parser = argparse.ArgumentParser()
+    list_command.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["list"])
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    for syntax in ("table:COLUMN", "petri:FILE", "train:EPOCHS", "npz:FILE", "nb201", "area"):
+        assert f"  {syntax} " in out
+    for name in ESTIMATORS.names():
+        assert ESTIMATORS.get(name).cost in out
