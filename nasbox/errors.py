@@ -5,4 +5,11 @@ The CLI prints its message as a single line and exits with status 2; anything el
 
 
 class NasboxError(ValueError):
-    """Bad input: the message names the problem and, where possible, the fix."""
+    """Bad input: the message names the problem and, where possible, the fix.
+
+    Line breaks that come in with user data (a column name, a file's text) are shown escaped,
+    so the message stays one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))

@@ -47,11 +47,13 @@ def load_labels(path: str | Path, space: MotifSpace, column: str = "valid_acc") 
     if table.empty:
         raise NasboxError(f"{path}: no labelled motifs in the file")
     # line numbers of the file: the header is line 1
+    values = pd.to_numeric(table[column], errors="coerce")
+    for name, absent in (("arch", table["arch"].isna()), (f"numeric {column}", values.isna())):
+        if absent.any():
+            line = int(absent.to_numpy().argmax()) + 2
+            raise NasboxError(f"{path}, line {line}: no {name} value")
     motifs = space.parse_many(table["arch"].tolist(), source=str(path), first_line=2)
-    if table[column].isna().any():
-        line = int(table[column].isna().to_numpy().argmax()) + 2
-        raise NasboxError(f"{path}, line {line}: no {column} value")
-    return Labels(motifs, table[column].to_numpy(dtype=np.float64))
+    return Labels(motifs, values.to_numpy(dtype=np.float64))
 
 
 def choose_labelled(
