@@ -4,7 +4,7 @@ from nasbox.registry import Registry
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 from nasbox.strategies.controller import ControllerStrategy, PPOController, ReinforceController
-from nasbox.strategies.evolution import AssistedEvolution, RegularizedEvolution
+from nasbox.strategies.evolution import AssistedEvolution, BatchScorer, RegularizedEvolution
 from nasbox.strategies.petri_evolution import PetriEvolution
 from nasbox.strategies.random import RandomSearch
 from nasbox.strategies.reinforce import Reinforce
@@ -31,6 +31,7 @@ def uses_prescore(name: str) -> bool:
 __all__ = [
     "STRATEGIES",
     "AssistedEvolution",
+    "BatchScorer",
     "ControllerStrategy",
     "PPOController",
     "PetriEvolution",

@@ -1,11 +1,18 @@
 """What a search strategy is: an ask/tell object that proposes architectures and learns from scores.
 
 Strategies never evaluate anything themselves, so the same strategy runs with a table lookup, a
-training-free score or a cluster of trainers. Higher values are better; `-inf` is the worst.
+training-free score or a cluster of trainers. Higher values are better; `-inf` is the worst (a
+failed evaluation is told as `-inf` or NaN).
+
+Strategies are asynchronous: with parallel workers `ask` is called while earlier proposals are
+still pending (asked, not yet told), and their values arrive in any order. A strategy never
+proposes an architecture twice, pending or told. With one worker (ask, tell, ask, ...) and a
+fixed seed a strategy makes the same proposals as it did before it handled pending ones.
 """
 
 import math
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Hashable
 
 import numpy as np
@@ -25,19 +32,33 @@ class Strategy(ABC):
         self.rng = np.random.default_rng(seed)
         self.history: list[tuple[Hashable, float]] = []
         self._proposed: set[Hashable] = set()
+        self.pending: Counter[Hashable] = Counter()  # asked and not yet told
 
     @abstractmethod
     def ask(self) -> Hashable:
         """Propose the next architecture to evaluate."""
 
     def tell(self, arch: Hashable, value: float) -> None:
-        """Record the value of an architecture returned by `ask` (NaN counts as `-inf`)."""
+        """Record the value of a pending architecture returned by `ask` (NaN counts as `-inf`)."""
+        if not self.pending[arch]:
+            raise NasboxError(
+                f"told a value for an architecture {self.name} did not ask, or told it twice: "
+                f"{arch}"
+            )
+        self.pending[arch] -= 1
+        if not self.pending[arch]:
+            del self.pending[arch]
         self.history.append((arch, -math.inf if math.isnan(value) else float(value)))
 
     def _propose(self, arch: Hashable) -> Hashable:
-        """Mark `arch` as proposed, so the strategy never spends a query on it again."""
-        self._proposed.add(arch)
+        """Hand `arch` out as pending; it is never proposed again (see `_reserve`)."""
+        self._reserve(arch)
+        self.pending[arch] += 1
         return arch
+
+    def _reserve(self, arch: Hashable) -> None:
+        """Keep `arch` from being sampled again before `ask` hands it out."""
+        self._proposed.add(arch)
 
     def _unseen_sample(self) -> Hashable:
         """A uniform sample among the architectures not proposed yet."""

@@ -131,7 +131,7 @@ class ControllerStrategy(Strategy):
         self.distinct = distinct
         self.baseline: float | None = None
         self.minibatch_rewards: list[float] = []
-        self._pending: dict[Hashable, list[tuple[list[int], float]]] = defaultdict(list)
+        self._samples: dict[Hashable, list[tuple[list[int], float]]] = defaultdict(list)
         self._batch: list[tuple[list[int], float, float]] = []
         self._lowest_reward = math.inf
 
@@ -155,18 +155,14 @@ class ControllerStrategy(Strategy):
             decisions = self.space.to_decisions(arch)
             with torch.no_grad():
                 log_prob = float(self.policy.evaluate(torch.tensor([decisions]))[0][0])
-        self._pending[arch].append((decisions, log_prob))
+        self._samples[arch].append((decisions, log_prob))
         return self._propose(arch)
 
     def tell(self, arch: Hashable, value: float) -> None:
         super().tell(arch, value)
-        if not self._pending.get(arch):
-            raise NasboxError(
-                f"told a value for an architecture this controller did not ask: {arch}"
-            )
-        decisions, log_prob = self._pending[arch].pop(0)
-        if not self._pending[arch]:
-            del self._pending[arch]
+        decisions, log_prob = self._samples[arch].pop(0)
+        if not self._samples[arch]:
+            del self._samples[arch]
         reward = self.history[-1][1]
         if math.isfinite(reward):
             self._lowest_reward = min(self._lowest_reward, reward)

@@ -5,12 +5,17 @@ best of S population members drawn without replacement; the child joins the popu
 oldest member leaves, however good it is (aging). AREA (Mellor et al., 2021) starts the population
 from the best P of M random cells ranked by a cheap training-free score instead of from random
 cells; the pre-scoring time is reported separately (`prescore_seconds`) as it is not a query.
+
+With parallel workers the population holds completed (told) cells only, as in Real et al.'s
+asynchronous workers: until P cells are told, every proposal is an initial cell, so tournaments
+never see a pending cell and a burst of asks before any tell never lacks a parent.
 """
 
 import math
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
+from typing import Protocol
 
 from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
@@ -49,17 +54,12 @@ class RegularizedEvolution(Strategy):
         self.population: deque[tuple[Hashable, float]] = deque()
 
     def initial_cell(self) -> Hashable:
-        """A member of the first population; evolution starts from uniform random cells."""
+        """A cell proposed while the population fills; evolution uses uniform random cells."""
         return self._unseen_sample()
 
     def ask(self) -> Hashable:
-        if len(self._proposed) < self.population_size:
+        if len(self.population) < self.population_size:
             return self._propose(self.initial_cell())
-        if not self.population:
-            raise NasboxError(
-                f"{self.name} asked for a child before any of its first "
-                f"{self.population_size} cells was told; tell each proposal its value"
-            )
         for _ in range(MAX_REDRAWS):
             child = self.space.mutate(self.tournament_winner()[0], self.rng)
             if child not in self._proposed:
@@ -79,11 +79,20 @@ class RegularizedEvolution(Strategy):
             self.population.popleft()
 
 
+class BatchScorer(Protocol):
+    """Scores many cells in one call, e.g. by spreading them over a search's workers."""
+
+    def many(self, cells: Sequence[Hashable]) -> Sequence[float]: ...
+
+
 class AssistedEvolution(RegularizedEvolution):
     """AREA: evolution whose first population is the best P of M pre-scored random cells.
 
-    `prescore` is any cheap estimator (NASWOT by default on the command line). `pool`, when
-    given, restricts the M candidates to those cells, e.g. cells whose scores are cached.
+    `prescore` is any cheap estimator (NASWOT by default on the command line): a per-cell
+    callable, or a `BatchScorer` whose `many` scores all M candidates at once. `pool`, when
+    given, restricts the M candidates to those cells, e.g. cells whose scores are cached. When
+    parallel workers ask for more than P cells before the population fills, the next-ranked
+    candidates follow the best P, then random unseen cells.
     """
 
     name = "area"
@@ -96,7 +105,7 @@ class AssistedEvolution(RegularizedEvolution):
         population_size: int = 10,
         tournament_size: int = 5,
         candidates: int = 20,
-        prescore: Callable[[Hashable], float] | None = None,
+        prescore: Callable[[Hashable], float] | BatchScorer | None = None,
         pool: Sequence[Hashable] | None = None,
     ) -> None:
         super().__init__(space, seed, population_size, tournament_size)
@@ -112,9 +121,10 @@ class AssistedEvolution(RegularizedEvolution):
         self.prescore = prescore
         self.pool = pool
         self.prescore_seconds = 0.0
-        self._seeds: list[Hashable] | None = None
+        self._ranked: list[Hashable] | None = None
 
     def _ranked_candidates(self) -> list[Hashable]:
+        """All M candidates, best pre-score first (ties keep the draw order)."""
         if self.pool is not None:
             picks = self.rng.choice(len(self.pool), size=self.candidates, replace=False)
             cells = [self.pool[int(i)] for i in picks]
@@ -125,13 +135,25 @@ class AssistedEvolution(RegularizedEvolution):
                 if cell not in cells:
                     cells.append(cell)
         start = time.perf_counter()
-        scores = [float(self.prescore(cell)) for cell in cells]
+        scores = [float(score) for score in self._prescore_all(cells)]
         self.prescore_seconds += time.perf_counter() - start
         scores = [-math.inf if math.isnan(score) else score for score in scores]
         order = sorted(range(len(cells)), key=scores.__getitem__, reverse=True)
-        return [cells[i] for i in order[: self.population_size]]
+        return [cells[i] for i in order]
+
+    def _prescore_all(self, cells: list[Hashable]) -> Sequence[float]:
+        """The M scores from one `many` call when `prescore` has it, so they can run in parallel."""
+        many = getattr(self.prescore, "many", None)
+        if many is None:
+            return [self.prescore(cell) for cell in cells]
+        scores = many(cells)
+        if len(scores) != len(cells):
+            raise NasboxError(
+                f"area's batch pre-scorer returned {len(scores)} scores for {len(cells)} cells"
+            )
+        return scores
 
     def initial_cell(self) -> Hashable:
-        if self._seeds is None:
-            self._seeds = self._ranked_candidates()
-        return self._seeds[len(self._proposed)]
+        if self._ranked is None:
+            self._ranked = self._ranked_candidates()
+        return self._ranked.pop(0) if self._ranked else self._unseen_sample()

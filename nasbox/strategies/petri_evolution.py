@@ -4,6 +4,10 @@ Each round refits the dish on every architecture evaluated so far (warm-started 
 synthetic data), runs a small aging evolution whose fitness is the dish score, and proposes the
 top predicted architecture not yet evaluated plus one random architecture (which keeps the
 labelled set from collapsing onto one region). The first `initial` proposals are random.
+
+With parallel workers the dish is fitted on the told values only, and refitted only when a value
+arrived since the last fit: a burst of asks reuses the fitted dish instead of refitting it on the
+same data.
 """
 
 import math
@@ -55,13 +59,20 @@ class PetriEvolution(Strategy):
         self.initial, self.population, self.tournament = initial, population, tournament
         self.generations, self.children = generations, children
         self._queue: list[Hashable] = []
+        self._fitted_on: int | None = None  # how many values were told at the last refit
+        self._fitted = False
 
     def _refit(self) -> bool:
+        """Whether the dish is fitted to the told values, refitting it when new ones came."""
+        if self._fitted_on == len(self.history):
+            return self._fitted
+        self._fitted_on = len(self.history)
         labelled = [(arch, value) for arch, value in self.history if math.isfinite(value)]
         values = [value for _, value in labelled]
         if len(labelled) < 2 or np.std(values) == 0:
             return False
         self.dish.fit([arch for arch, _ in labelled], values, progress=False)
+        self._fitted = True
         return True
 
     def _evolve(self) -> Hashable:
@@ -90,6 +101,7 @@ class PetriEvolution(Strategy):
             if len(self._proposed) < self.initial or not self._refit():
                 self._queue = [self._unseen_sample()]
             else:
-                top = self._propose(self._evolve())
+                top = self._evolve()
+                self._reserve(top)
                 self._queue = [top, self._unseen_sample()]
         return self._propose(self._queue.pop(0))

@@ -4,7 +4,8 @@ The policy holds independent logits for each decision of the space (6 edges x 5 
 After each value it takes one gradient-ascent step on (value - baseline) * log p(arch), where the
 baseline is an exponential moving average of the values. The advantage is divided by a moving
 average of its own magnitude, so one learning rate suits accuracies in percent and NASWOT scores
-in the thousands alike.
+in the thousands alike. With parallel workers each value updates the policy when it arrives, in
+whatever order; failed evaluations (`-inf`) leave the policy alone.
 """
 
 import math
