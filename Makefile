@@ -15,7 +15,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/nasbox search --out runs/demo
+	$(VENV)/bin/nasbox search --out runs/demo --overwrite
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

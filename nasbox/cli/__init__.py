@@ -7,7 +7,8 @@ import threading
 from collections.abc import Sequence
 
 from nasbox import __version__
-from nasbox.cli import bench, describe, petri, score, search, train
+from nasbox.cli import bench, describe, petri, runs, score, search, train
+from nasbox.cli import list as list_command
 from nasbox.errors import NasboxError
 
 
@@ -18,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nasbox {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for module in (search, score, bench, train, describe, petri):
+    for module in (search, runs, score, bench, train, describe, petri, list_command):
         module.add_parser(commands)
     return parser
 
@@ -40,7 +41,7 @@ def _stop_on_sigterm(signum, frame) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else [*argv]
     args = build_parser().parse_args(argv)
     args.argv = argv
     _Signals.terminated = False

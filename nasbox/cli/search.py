@@ -7,10 +7,13 @@ evaluated again, so the resumed run ends exactly as an uninterrupted one would.
 """
 
 import argparse
+import ast
 import importlib
+import inspect
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from nasbox import __version__
@@ -25,7 +28,9 @@ from nasbox.cli.common import (
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, get_estimator
 from nasbox.runs import (
+    DATABASE,
     EstimatorSpec,
+    ExecutorScorer,
     InlineExecutor,
     ProcessExecutor,
     RunFolder,
@@ -35,6 +40,7 @@ from nasbox.runs import (
     Trial,
     TrialAppender,
     check_output_path,
+    locate_run,
     plot_trials,
     run_search,
     write_json,
@@ -43,7 +49,6 @@ from nasbox.runs import (
 from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES, get_strategy, uses_prescore
 
-DATABASE = "nasbox.db"
 RESULTS = (
     "trials.csv",
     "summary.json",
@@ -65,6 +70,7 @@ RUN_SETTINGS = {
     "benchmark": "--benchmark",
     "seed": "--seed",
     "imports": "--import",
+    "strategy_options": "--strategy-option",
 }
 MAX_SEED = 2**32 - 1
 
@@ -101,38 +107,23 @@ def _import_plugins(modules: list[str]) -> None:
             raise NasboxError(f"--import {module}: cannot import it ({err})") from None
 
 
-def _locate_run(args: argparse.Namespace) -> tuple[Path, str, Path]:
-    """(storage file, run name, run folder) of `--resume RUN`: a run folder or a stored name."""
-    target = Path(args.resume)
-    if target.is_dir():
-        summary_file = target / "summary.json"
-        if summary_file.is_file():
-            import json
-
-            try:
-                summary = json.loads(summary_file.read_text())
-                storage = target / summary["storage"]
-                name = summary["run"]
-            except (ValueError, KeyError, TypeError):
-                raise NasboxError(f"{summary_file}: not a nasbox search summary") from None
-            return storage, name, target
-        if (target / DATABASE).is_file():
-            runs = RunStore(target / DATABASE).runs()
-            if len(runs) == 1:
-                return target / DATABASE, runs[0].name, target
-        raise NasboxError(f"--resume {target}: the folder holds no nasbox search run")
-    if args.storage:
-        store = RunStore(args.storage)
-        run = store.find_run(args.resume)
-        if run is None:
-            names = ", ".join(r.name for r in store.runs()) or "none"
+def _strategy_options(strategy: str, pairs: list[str]) -> dict:
+    """`KEY=VALUE` pairs checked against the strategy's constructor (values read as literals)."""
+    accepted = inspect.signature(STRATEGIES.get(strategy)).parameters
+    valid = [name for name in accepted if name not in {"self", "space", "seed", "prescore", "pool"}]
+    options = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or key not in valid:
             raise NasboxError(
-                f"--resume {args.resume}: no such run in {args.storage} (runs: {names})"
+                f"--strategy-option {pair!r}: {strategy} takes KEY=VALUE with KEY one of: "
+                f"{', '.join(valid) or 'none'}"
             )
-        return Path(args.storage), run.name, Path(run.folder)
-    raise NasboxError(
-        f"--resume {args.resume}: no such run folder (to resume a run by name, add --storage FILE)"
-    )
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[key] = text
+    return options
 
 
 def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
@@ -205,10 +196,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.executor != "ray" and (args.ray_address or _given(args.argv, "--cpus-per-trial")):
         raise NasboxError("--ray-address and --cpus-per-trial need --executor ray")
     if args.resume:
-        storage, name, out = _locate_run(args)
+        storage, name, out = locate_run(args.resume, args.storage, "--resume")
         if args.out and Path(args.out).resolve() != out.resolve():
             raise NasboxError(f"--out {args.out} conflicts with the resumed run's folder {out}")
-        stored = RunStore(storage).find_run(name)
+        with RunStore(storage) as store:
+            stored = store.find_run(name)
         if stored is None:
             raise NasboxError(f"{storage}: no run named {name!r}")
         _resumed_settings(args, stored.settings)
@@ -230,8 +222,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     context = estimator_context(
         args, space, [args.estimator] + ([args.prescore] if prescored else [])
     )
-    options = {"prescore": get_estimator(args.prescore, context)} if prescored else {}
-    strategy = get_strategy(args.strategy, space, seed=args.seed, **options)
     estimator = get_estimator(args.estimator, context)
     spec = EstimatorSpec(
         args.space,
@@ -243,8 +233,29 @@ def cmd_search(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         imports=tuple(args.imports),
     )
+    options = _strategy_options(args.strategy, args.strategy_options)
+    if prescored:
+        prescore = get_estimator(args.prescore, context)
+        if args.executor == "ray" or (args.workers or 1) > 1:  # pre-score on the workers too
+            prescore_spec = replace(spec, estimator=args.prescore)
+            prescore = ExecutorScorer(lambda: _executor(args, prescore, prescore_spec))
+        options["prescore"] = prescore
+    try:
+        strategy = get_strategy(args.strategy, space, seed=args.seed, **options)
+    except TypeError as err:
+        raise NasboxError(f"--strategy-option: {err}") from None
     folder = RunFolder(out, RESULTS, resume=bool(args.resume), overwrite=args.overwrite)
-    with folder:
+    folder.check()
+    if storage.parent.resolve() != out.resolve():  # a shared database: check it before writing
+        with RunStore(storage) as store:
+            store.check_writable()
+            taken = store.find_run(name) is not None
+        if taken and not (args.resume or args.overwrite):
+            raise NasboxError(
+                f"{storage} already holds a run named {name!r}; resume it with --resume {out}, "
+                "choose another --out or pass --overwrite"
+            )
+    with _executor(args, estimator, spec) as executor, folder:
         store = RunStore(storage)
         settings = {key: getattr(args, key) for key in RUN_SETTINGS} | {"samples": args.samples}
         if args.resume:
@@ -278,18 +289,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         status, code, failure = "interrupted", 130, ""
         try:
-            with _executor(args, estimator, spec) as executor:
-                run_search(
-                    strategy,
-                    executor,
-                    args.samples,
-                    recorder=recorder,
-                    history=history,
-                    running=running,
-                    max_failures=args.max_failures,
-                    progress=not args.quiet,
-                )
+            run_search(
+                strategy,
+                executor,
+                args.samples,
+                recorder=recorder,
+                history=history,
+                running=running,
+                max_failures=args.max_failures,
+                progress=not args.quiet,
+            )
             status, code = "complete", 0
+        except KeyboardInterrupt:
+            pass  # status "interrupted": the finished trials are kept and the run can resume
         except TooManyFailures as err:
             status, code = "failed", 1
             failure = str(err)
@@ -340,6 +352,14 @@ def add_parser(commands) -> None:
     )
     search.add_argument(
         "--samples", "--budget", type=int, default=100, help="trials to finish (complete or failed)"
+    )
+    search.add_argument(
+        "--strategy-option",
+        dest="strategy_options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the strategy, e.g. population_size=20 (repeatable)",
     )
     add_prescore_option(search)
     add_data_options(search)

@@ -4,6 +4,7 @@ from nasbox.runs.executors import (
     EstimatorSpec,
     Evaluation,
     Executor,
+    ExecutorScorer,
     InlineExecutor,
     ProcessExecutor,
     SimulatedExecutor,
@@ -11,12 +12,21 @@ from nasbox.runs.executors import (
 from nasbox.runs.folder import RunFolder, check_output_path, replaced_atomically
 from nasbox.runs.loop import Recorder, TooManyFailures, Trial, run_search
 from nasbox.runs.report import TrialAppender, plot_trials, write_json, write_trials_csv
-from nasbox.runs.store import RunStore, StoredRun, StoredTrial, StoreRecorder
+from nasbox.runs.store import (
+    DATABASE,
+    RunStore,
+    StoredRun,
+    StoredTrial,
+    StoreRecorder,
+    locate_run,
+)
 
 __all__ = [
+    "DATABASE",
     "EstimatorSpec",
     "Evaluation",
     "Executor",
+    "ExecutorScorer",
     "InlineExecutor",
     "ProcessExecutor",
     "Recorder",
@@ -32,6 +42,7 @@ __all__ = [
     "check_output_path",
     "plot_trials",
     "replaced_atomically",
+    "locate_run",
     "run_search",
     "write_json",
     "write_trials_csv",

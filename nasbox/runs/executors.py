@@ -20,7 +20,7 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
@@ -163,6 +163,35 @@ class SimulatedExecutor(Executor):
         self.now = finish
         value, _, error = evaluate_safely(self.evaluate, arch)
         return [Evaluation(number, arch, value, seconds, error, "simulated")]
+
+
+class ExecutorScorer:
+    """Scores a batch of architectures on fresh executors, e.g. AREA's pre-scoring on the workers.
+
+    `many` keeps every worker busy until all are scored; a failed evaluation scores `-inf`.
+    """
+
+    def __init__(self, make_executor: Callable[[], Executor]) -> None:
+        self.make_executor = make_executor
+
+    def __call__(self, arch: Hashable) -> float:
+        return self.many([arch])[0]
+
+    def many(self, archs: Sequence[Hashable]) -> list[float]:
+        values: dict[int, float] = {}
+        waiting = list(enumerate(archs))
+        with self.make_executor() as executor:
+            running = 0
+            while waiting or running:
+                while waiting and running < executor.capacity:
+                    executor.submit(*waiting.pop(0))
+                    running += 1
+                for evaluation in executor.wait():
+                    running -= 1
+                    values[evaluation.number] = (
+                        -math.inf if evaluation.failed else float(evaluation.value)
+                    )
+        return [values[index] for index in range(len(archs))]
 
 
 def _worker_main(connection: Connection, spec: EstimatorSpec, threads: int) -> None:

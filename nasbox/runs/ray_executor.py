@@ -63,7 +63,8 @@ class RayExecutor(Executor):
         if address not in (None, "auto", "local"):
             _check_reachable(address)
         self._ray = ray
-        if not ray.is_initialized():
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
             try:
                 ray.init(
                     address=address,
@@ -124,3 +125,5 @@ class RayExecutor(Executor):
         for ref in self._running:
             self._ray.cancel(ref, force=True)
         self._running.clear()
+        if self._owns_ray:  # a local instance we started goes with us; a cluster stays up
+            self._ray.shutdown()

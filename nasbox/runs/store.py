@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 """
 
+DATABASE = "nasbox.db"  # the store's file name inside a run folder, unless --storage
+
 # How long to wait for another process's write before calling the database locked.
 BUSY_TIMEOUT_S = 5.0
 
@@ -133,8 +135,19 @@ class RunStore:
         except sqlite3.Error as err:
             raise self._error(err) from None
 
+    def check_writable(self) -> None:
+        """Take and release the write lock, so a locked database is refused before any work."""
+        self._write("BEGIN IMMEDIATE")
+        self._write("ROLLBACK")
+
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     # runs
 
@@ -285,3 +298,34 @@ class StoreRecorder:
                     trial.number, arch, trial.state, value, trial.seconds, trial.worker, trial.error
                 )
             )
+
+
+def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str, Path]:
+    """(database, run name, run folder) for a run given as its folder or its name in `storage`."""
+    folder = Path(target)
+    if folder.is_dir():
+        summary_file = folder / "summary.json"
+        if summary_file.is_file():
+            try:
+                summary = json.loads(summary_file.read_text())
+                return folder / summary["storage"], summary["run"], folder
+            except (ValueError, KeyError, TypeError):
+                raise NasboxError(f"{summary_file}: not a nasbox search summary") from None
+        if (folder / DATABASE).is_file():
+            with RunStore(folder / DATABASE) as store:
+                runs = store.runs()
+            if len(runs) == 1:
+                return folder / DATABASE, runs[0].name, folder
+        raise NasboxError(f"{option} {target}: the folder holds no nasbox search run")
+    if storage:
+        if not Path(storage).is_file():
+            raise NasboxError(f"--storage {storage}: file not found")
+        with RunStore(storage) as store:
+            run = store.find_run(target)
+            names = ", ".join(r.name for r in store.runs()) or "none"
+        if run is None:
+            raise NasboxError(f"{option} {target}: no such run in {storage} (runs: {names})")
+        return Path(storage), run.name, Path(run.folder or ".")
+    raise NasboxError(
+        f"{option} {target}: no such run folder (to name a run in a database, add --storage FILE)"
+    )

@@ -1,0 +1,162 @@
+"""`nasbox runs list | show | export`: what the experiment store holds."""
+
+import argparse
+import statistics
+from collections import Counter
+from pathlib import Path
+
+from nasbox.errors import NasboxError
+from nasbox.runs import (
+    DATABASE,
+    RunStore,
+    StoredRun,
+    StoredTrial,
+    check_output_path,
+    locate_run,
+    replaced_atomically,
+)
+
+
+def _databases(path: Path) -> list[Path]:
+    """A database file itself, or every run folder's database under a folder."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise NasboxError(f"{path}: no such database file or folder")
+    return sorted(path.glob(DATABASE)) + sorted(path.glob(f"*/{DATABASE}"))
+
+
+def _best(trials: list[StoredTrial]) -> StoredTrial | None:
+    complete = [t for t in trials if t.state == "complete"]
+    return max(complete, key=lambda t: (t.value, -t.number), default=None)
+
+
+def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
+    database, name, _ = locate_run(args.run, args.storage, "RUN")
+    store = RunStore(database)
+    run = store.find_run(name)
+    if run is None:
+        store.close()
+        raise NasboxError(f"{database}: no run named {name!r}")
+    return store, run
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for database in _databases(Path(args.path)):
+        store = RunStore(database)
+        for run in store.runs():
+            trials = store.trials(run)
+            best = _best(trials)
+            counts = Counter(t.state for t in trials)
+            settings = run.settings
+            rows.append(
+                (
+                    run.name,
+                    run.status,
+                    f"{settings.get('space')}/{settings.get('strategy')}/{settings.get('estimator')}",
+                    f"{counts['complete'] + counts['failed']}/{settings.get('samples', '?')}",
+                    str(counts["failed"]),
+                    f"{best.value:.4g}" if best else "-",
+                    str(run.folder or database),
+                )
+            )
+        store.close()
+    if not rows:
+        print(f"no runs in {args.path}")
+        return 0
+    header = ("run", "status", "space/strategy/estimator", "done", "failed", "best", "folder")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store, run = _open(args)
+    trials = store.trials(run)
+    complete = [t for t in trials if t.state == "complete"]
+    failed = [t for t in trials if t.state == "failed"]
+    best = _best(trials)
+    print(f"run         {run.name} ({run.status})")
+    print(f"folder      {run.folder}")
+    print(f"database    {store.path}")
+    for key, value in run.settings.items():
+        if value not in (None, [], ""):
+            print(f"{key:<11} {value}")
+    print(
+        f"trials      {len(complete)} complete, {len(failed)} failed, "
+        f"{len(trials) - len(complete) - len(failed)} running"
+    )
+    finite = [t.value for t in complete if t.value is not None and abs(t.value) != float("inf")]
+    if finite:
+        print(
+            f"values      median {statistics.median(finite):.4g}, best {max(finite):.4g}, "
+            f"worst {min(finite):.4g}"
+        )
+        print(f"seconds     median {statistics.median(t.seconds for t in complete):.4f} per trial")
+    for error, count in Counter(t.error for t in failed).most_common(5):
+        print(f"failed      {count} x {error}")
+    if best is not None:
+        print(f"best        {best.value:.4f} (trial {best.number})")
+        print(f"best arch   {best.arch}")
+    store.close()
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    out = Path(args.out)
+    if out.suffix not in {".csv", ".parquet"}:
+        raise NasboxError(f"--out {out}: give a .csv or .parquet file")
+    if out.exists() and not args.overwrite:
+        raise NasboxError(f"--out {out} exists; choose another file or pass --overwrite")
+    check_output_path(out.parent, "--out")
+    store, run = _open(args)
+    trials = store.trials(run)
+    store.close()
+    frame = pd.DataFrame(
+        [{**{k: v for k, v in t.__dict__.items() if k != "metrics"}, **t.metrics} for t in trials]
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with replaced_atomically(out) as temporary:
+        if out.suffix == ".csv":
+            frame.to_csv(temporary, index=False)
+        else:
+            frame.to_parquet(temporary, index=False)
+    print(f"wrote {len(frame)} trials of run {run.name} to {out}")
+    return 0
+
+
+def add_parser(commands) -> None:
+    runs = commands.add_parser("runs", help="list, show and export the runs in an experiment store")
+    actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+
+    listing = actions.add_parser(
+        "list", help="every run: status, trials done and failed, best", formatter_class=formatter
+    )
+    listing.add_argument(
+        "path", nargs="?", default="runs", help="a database file, or a folder of run folders"
+    )
+    listing.set_defaults(handler=cmd_list)
+
+    run_help = "a run folder, or a run name with --storage"
+    show = actions.add_parser(
+        "show", help="a run's settings, best architecture and trials", formatter_class=formatter
+    )
+    show.add_argument("run", help=run_help)
+    show.add_argument("--storage", help="database file holding the run")
+    show.set_defaults(handler=cmd_show)
+
+    export = actions.add_parser(
+        "export", help="a run's trials as CSV or Parquet", formatter_class=formatter
+    )
+    export.add_argument("run", help=run_help)
+    export.add_argument("--storage", help="database file holding the run")
+    export.add_argument("--out", required=True, help="file to write: .csv or .parquet")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    export.set_defaults(handler=cmd_export)

@@ -1,0 +1,358 @@
+"""Runs that survive: the experiment store, resume after SIGKILL, failures, workers and Ray."""
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from nasbox.cli import main
+from nasbox.runs import RunStore
+
+FAULTY_ESTIMATOR = '''
+"""An estimator that misbehaves on purpose, chosen by the ops on the cell's first two edges."""
+
+import math
+import os
+import signal
+import time
+
+from nasbox.estimators import ESTIMATORS, Estimator
+
+
+def behaviour(ops):
+    first, second = ops[0], ops[1]
+    if first == "none":
+        return "raise"
+    if first == "skip_connect":
+        return "nan"
+    if (first, second) == ("avg_pool_3x3", "avg_pool_3x3"):
+        return "hang"
+    if (first, second) == ("avg_pool_3x3", "none"):
+        return "die"
+    return "ok"
+
+
+class Faulty(Estimator):
+    name = "faulty"
+
+    def __call__(self, arch):
+        what = behaviour(arch.ops)
+        if what == "raise":
+            raise RuntimeError("this cell cannot be built")
+        if what == "nan":
+            return math.nan
+        if what == "hang":
+            time.sleep(600)
+        if what == "die":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return float(arch.ops.count("nor_conv_3x3"))
+
+
+ESTIMATORS.register("faulty")(Faulty)
+'''
+
+
+def nasbox(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    """A real `nasbox` process (its own interpreter, as a user starts it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nasbox.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **kwargs,
+    )
+
+
+def finished_trials(database: Path) -> int:
+    if not database.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM trials WHERE state != 'running'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def kill_after(process: subprocess.Popen, database: Path, trials: int) -> None:
+    """SIGKILL `process` as soon as `trials` trials have finished (it must still be running)."""
+    deadline = time.monotonic() + 120
+    while finished_trials(database) < trials:
+        assert process.poll() is None, (
+            f"the run ended before {trials} trials: {process.stderr.read()}"
+        )
+        assert time.monotonic() < deadline, "the run did not reach the kill point in time"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+def rows(folder: Path) -> list[tuple[str, str, str, str]]:
+    with (folder / "trials.csv").open() as handle:
+        return [(r["number"], r["arch"], r["state"], r["value"]) for r in csv.DictReader(handle)]
+
+
+RESUMABLE = ["random", "evolution", "area", "reinforce", "ppo", "lstm-reinforce", "petri-evolution"]
+
+
+@pytest.mark.parametrize("strategy", RESUMABLE)
+def test_a_run_killed_twice_and_resumed_equals_an_uninterrupted_one(strategy, tmp_path, tiny_npz):
+    """SIGKILL at two points (the second after the controllers' first minibatch of 20)."""
+    budget, kill_points = 24, (6, 21)
+    args = ["search", "--strategy", strategy, "--data", f"npz:{tiny_npz}", "--batch-size", "16"]
+    args += ["--samples", str(budget), "--seed", "2", "--quiet"]
+    if strategy == "petri-evolution":  # a small dish and evolution: refits in seconds, not minutes
+        budget, kill_points = 8, (3, 6)
+        args[args.index("--samples") + 1] = str(budget)
+        for option in (
+            "initial=4",
+            "population=4",
+            "tournament=2",
+            "generations=1",
+            "children=4",
+            "refit_steps=1",
+        ):
+            args += ["--strategy-option", option]
+    assert main([*args, "--out", str(tmp_path / "straight")]) == 0
+
+    folder = tmp_path / "killed"
+    process = nasbox(*args, "--out", str(folder))
+    for point in kill_points:
+        kill_after(process, folder / "nasbox.db", point)
+        process = nasbox("search", "--resume", str(folder), "--quiet")
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert rows(folder) == rows(tmp_path / "straight")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["complete"] == budget
+
+
+@pytest.fixture(scope="module")
+def faulty_module(tmp_path_factory) -> dict:
+    """A user's estimator module on the path, loaded with `--import faulty_estimator`.
+
+    Module-scoped: once imported, its estimator stays registered in this process.
+    """
+    plugins = tmp_path_factory.mktemp("plugins")
+    (plugins / "faulty_estimator.py").write_text(FAULTY_ESTIMATOR)
+    sys.path.insert(0, str(plugins))
+    yield {"PYTHONPATH": os.pathsep.join([str(plugins), *sys.path[1:]])}
+    sys.path.remove(str(plugins))
+
+
+def test_failures_are_recorded_and_the_search_goes_on(tmp_path, faulty_module):
+    from faulty_estimator import behaviour
+
+    out = tmp_path / "run"
+    process = nasbox(
+        "search", "--import", "faulty_estimator", "--estimator", "faulty", "--samples", "40",
+        "--workers", "2", "--trial-timeout", "1.5", "--seed", "1", "--out", str(out), "--quiet",
+        env=faulty_module,
+    )  # fmt: skip
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    trials = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(trials) == 40
+    errors = {
+        "raise": "RuntimeError: this cell cannot be built",
+        "nan": "the estimator returned NaN",
+        "hang": "timed out after 1.5 s",
+        "die": "the worker process died (killed by signal 9)",
+    }
+    seen = set()
+    for trial in trials:
+        ops = tuple(
+            part.split("~")[0] for part in trial["arch"].strip("|").split("|") if part != "+"
+        )
+        what = behaviour(ops)
+        seen.add(what)
+        if what == "ok":
+            assert trial["state"] == "complete" and float(trial["value"]) >= 0
+        else:
+            assert trial["state"] == "failed" and errors[what] in trial["error"], trial
+    assert seen == {"ok", *errors}, "seed 1 no longer draws every kind of failure"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] == sum(t["state"] == "failed" for t in trials)
+    assert "failed" in stdout and summary["best_value"] == max(
+        float(t["value"]) for t in trials if t["state"] == "complete"
+    )
+
+
+def test_max_failures_ends_the_run_with_one_line_and_keeps_the_trials(
+    tmp_path, faulty_module, capsys
+):
+    out = tmp_path / "run"
+    args = ["search", "--import", "faulty_estimator", "--estimator", "faulty", "--samples", "40"]
+    code = main([*args, "--max-failures", "3", "--seed", "1", "--out", str(out), "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3 trials failed (--max-failures 3)" in err[0]
+    store = RunStore(out / "nasbox.db")
+    run = store.runs()[0]
+    assert run.status == "failed" and store.counts(run)["failed"] == 3
+    assert len(list(csv.DictReader((out / "trials.csv").open()))) == len(store.trials(run))
+
+
+def test_two_workers_finish_the_budget_with_distinct_cells(tmp_path, tiny_npz):
+    out = tmp_path / "run"
+    args = ["search", "--strategy", "evolution", "--data", f"npz:{tiny_npz}", "--batch-size", "16"]
+    assert main([*args, "--samples", "16", "--workers", "2", "--out", str(out), "--quiet"]) == 0
+    trials = list(csv.DictReader((out / "trials.csv").open()))
+    assert len({t["arch"] for t in trials}) == 16
+    assert {t["worker"].split(":")[0] for t in trials} == {"process-0", "process-1"}
+
+
+def test_a_search_through_a_real_local_ray_instance(tmp_path, tiny_npz):
+    pytest.importorskip("ray")
+    out = tmp_path / "run"
+    process = nasbox(
+        "search", "--executor", "ray", "--workers", "2", "--samples", "20",
+        "--data", f"npz:{tiny_npz}", "--batch-size", "16", "--out", str(out), "--quiet",
+    )  # fmt: skip
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    trials = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(trials) == 20 and all(t["state"] == "complete" for t in trials)
+    assert all(t["worker"].startswith("ray:") for t in trials)
+
+
+def test_runs_list_show_and_export(tmp_path, capsys):
+    import pandas as pd
+
+    runs = tmp_path / "runs"
+    storage = tmp_path / "all.db"
+    for name, strategy in (("first", "random"), ("second", "evolution")):
+        args = ["search", "--estimator", "params", "--strategy", strategy, "--samples", "5"]
+        args += ["--storage", str(storage), "--out", str(runs / name), "--quiet"]
+        assert main(args) == 0
+    capsys.readouterr()
+    assert main(["runs", "list", str(storage)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split()[:4] == ["run", "status", "space/strategy/estimator", "done"]
+    assert [line.split()[:4] for line in listing[1:]] == [
+        ["first", "complete", "nb201/random/params", "5/5"],
+        ["second", "complete", "nb201/evolution/params", "5/5"],
+    ]
+    assert main(["runs", "show", str(runs / "second")]) == 0
+    shown = capsys.readouterr().out
+    assert "strategy    evolution" in shown and "5 complete, 0 failed" in shown
+    assert "best arch   |" in shown
+    assert (
+        main(
+            [
+                "runs",
+                "export",
+                "first",
+                "--storage",
+                str(storage),
+                "--out",
+                str(tmp_path / "t.parquet"),
+            ]
+        )
+        == 0
+    )
+    frame = pd.read_parquet(tmp_path / "t.parquet")
+    assert len(frame) == 5 and {"number", "arch", "state", "value", "seconds"} <= set(frame.columns)
+
+
+def test_a_finished_run_can_be_extended_with_a_larger_budget(tmp_path):
+    out = tmp_path / "run"
+    base = ["search", "--estimator", "params", "--strategy", "evolution", "--quiet"]
+    assert main([*base, "--samples", "8", "--out", str(tmp_path / "straight")]) == 0
+    assert main([*base, "--samples", "5", "--out", str(out)]) == 0
+    assert main(["search", "--resume", str(out), "--samples", "8", "--quiet"]) == 0
+    assert rows(out) == rows(tmp_path / "straight")
+
+
+def bad_invocations(tmp_path: Path) -> list[tuple[list[str], str]]:
+    finished = tmp_path / "finished"
+    assert (
+        main(
+            ["search", "--estimator", "params", "--samples", "2", "--out", str(finished), "--quiet"]
+        )
+        == 0
+    )
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    return [
+        (["search", "--resume", str(tmp_path / "nowhere")], "no such run folder"),
+        (
+            ["search", "--resume", str(finished), "--strategy", "evolution"],
+            "conflicts with the resumed run's --strategy random",
+        ),
+        (
+            ["search", "--resume", "nameless", "--storage", str(corrupt)],
+            "not a usable nasbox database",
+        ),
+        (
+            ["search", "--storage", str(corrupt), "--out", str(tmp_path / "new")],
+            "not a usable nasbox database",
+        ),
+        (["search", "--out", str(finished)], "already holds results"),
+        (
+            ["search", "--workers", "0", "--out", str(tmp_path / "w")],
+            "--workers must be at least 1",
+        ),
+        (
+            [
+                "search",
+                "--executor",
+                "ray",
+                "--ray-address",
+                "127.0.0.1:1",
+                "--out",
+                str(tmp_path / "r"),
+            ],
+            "no Ray cluster answers there",
+        ),
+        (
+            ["search", "--samples", "20000", "--out", str(tmp_path / "s")],
+            "more than the 15625 architectures",
+        ),
+        (["search", "--seed", "-1", "--out", str(tmp_path / "s")], "--seed must be in"),
+        (
+            ["search", "--trial-timeout", "0", "--out", str(tmp_path / "s")],
+            "--trial-timeout must be",
+        ),
+        (["runs", "show", str(tmp_path / "nowhere")], "no such run folder"),
+    ]
+
+
+def test_bad_run_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    for args, message in bad_invocations(tmp_path):
+        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+        assert main([*args, "--quiet"] if args[0] == "search" else args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], (args, err)
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before, args
+
+
+def test_a_locked_database_and_a_busy_run_folder_are_refused(tmp_path, capsys, monkeypatch):
+    from filelock import FileLock
+
+    import nasbox.runs.store
+
+    monkeypatch.setattr(nasbox.runs.store, "BUSY_TIMEOUT_S", 0.2)
+    storage = tmp_path / "shared.db"
+    RunStore(storage).close()
+    holder = sqlite3.connect(storage, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    args = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
+    assert main([*args, "--storage", str(storage), "--out", str(tmp_path / "a")]) == 2
+    assert "the database is locked by another process" in capsys.readouterr().err
+    holder.execute("ROLLBACK")
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    with FileLock(busy / ".nasbox.lock"):  # as a running nasbox process holds it
+        assert main([*args, "--out", str(busy)]) == 2
+    assert "in use by another nasbox process" in capsys.readouterr().err
+    assert main([*args, "--out", str(busy)]) == 0  # released: a killed holder leaves no stale lock
