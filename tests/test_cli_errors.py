@@ -2,6 +2,7 @@
 written. Each runs in a folder of prepared inputs whose contents must not change."""
 
 import bz2
+import os
 import pickle
 import subprocess
 import sys
@@ -127,6 +128,27 @@ WRONG = [
     (["petri", "evaluate", "dish.pt", "--labels", "labels.csv"], "a damaged petri dish file"),
     (["petri", "evaluate", "dish.pt", "--labels", "labels.csv", "--held-out", "-1"], "--held-out"),
     (["petri", "evaluate", "dish.pt", "--labels", "labels.csv", "--out", "scores.csv"], "exists"),
+    # found by a hunt for wrong inputs nobody had tried (issue 11)
+    ([*SCORE, "--estimator", "params,params"], "--estimator names 'params' twice"),
+    ([*SCORE, "--out", ""], "--out is empty; give a file name"),
+    ([*BENCH, "--strategy", "random,random"], "--strategy names 'random' twice"),
+    ([*BENCH, "--budget", "5"], "bench run needs a table of every cell"),
+    ([*BENCH, "--metric", "empty"], "column 'empty' holds no values"),
+    (
+        ["search", "--quiet", "--space", "nasnet", "--estimator", "table:valid_acc"]
+        + ["--benchmark", "table.csv", "--samples", "2", "--out", "search-out"],
+        "not a nasnet architecture",
+    ),
+    (["bench", "convert", "cells.txt", "--out", "t.csv"], "it is not a NAS-Bench-201 .pth"),
+    (["bench", "convert", "empty-run", "--out", "t.csv"], "meta.pickle.pbz2: file not found"),
+    (
+        ["bench", "convert", "other.pickle.pbz2", "--out", "t.csv", "--dataset", "cifar1000"],
+        "unknown dataset 'cifar1000'",
+    ),
+    ([*TRAIN, *NPZ], "data set 'good' has no test split"),
+    (["describe", "--filters", str(10**9)], "--filters must be at most 10000"),
+    (["describe", "--cells", str(10**6)], "--cells must be at most 100"),
+    (["petri", "evaluate", "dish.pt", "--labels", "labels.csv", "--out", ""], "--out is empty"),
 ]
 
 
@@ -145,6 +167,28 @@ def test_wrong_invocation_is_one_line_exit_2_and_writes_nothing(inputs, capsys, 
     assert sorted(p.name for p in inputs.iterdir()) == sorted(
         p.name for p in inputs.iterdir() if str(p) in before or p.is_dir()
     )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes past file modes")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*SCORE, "--out", "locked/scores.csv"], "--out locked/scores.csv: cannot reach it"),
+        ([*PETRI_FIT, "--labels", "unreadable.csv"], "unreadable.csv: cannot read it"),
+        (["bench", "convert", "unreadable.csv", "--out", "t.csv"], "cannot read it"),
+    ],
+)
+def test_unreadable_paths_are_one_line(inputs, capsys, argv, message):
+    (inputs / "unreadable.csv").write_text("arch,valid_acc\n")
+    (inputs / "unreadable.csv").chmod(0)
+    (inputs / "locked").mkdir()
+    (inputs / "locked").chmod(0)
+    try:
+        assert main(argv) == 2
+    finally:
+        (inputs / "locked").chmod(0o755)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
 def test_bench_convert_refuses_a_file_without_the_dataset(inputs, capsys):

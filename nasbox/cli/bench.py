@@ -24,7 +24,7 @@ from nasbox.cli.common import (
     split_names,
 )
 from nasbox.errors import NasboxError
-from nasbox.estimators import get_estimator
+from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.runs import RunFolder, replaced_atomically, write_json
 from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES, uses_prescore
@@ -64,12 +64,18 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     folder = RunFolder(out, RESULTS, overwrite=args.overwrite)
     claim_check(folder, "choose a new --out, or pass --overwrite to replace them")
     benchmark = TabularBenchmark.from_file(args.benchmark)
-    benchmark.require_column(args.metric)
-    benchmark.require_column(args.report)
+    for column in (args.metric, args.report):
+        get_estimator(f"table:{column}", EstimatorContext(space, None, benchmark=benchmark))
     if budgets[-1] > len(space):
         raise NasboxError(
             f"--budget {budgets[-1]} is more than the {len(space):,} architectures of the "
             f"{args.space} space; no strategy queries one twice"
+        )
+    if len(benchmark) < len(space):
+        raise NasboxError(
+            f"{args.benchmark}: the table has {len(benchmark):,} of the {len(space):,} "
+            f"{args.space} cells; a cell that is not in the table stops a run, so bench run "
+            "needs a table of every cell (is it the right --space?)"
         )
     prescore = None
     if any(uses_prescore(name) for name in strategies):
@@ -126,14 +132,36 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_convert(args: argparse.Namespace) -> int:
-    from nasbox.benchmarks.convert import PICKLE_WARNING, convert
+# How the official files begin: bzip2 (.pickle.pbz2), a zip archive or a bare pickle (.pth).
+MAGIC = {".pbz2": (b"BZh",), ".pth": (b"PK\x03\x04", b"\x80")}
 
-    out = check_output_file(check_table_path(args.out), args.overwrite)
-    if not Path(args.source).exists():
+
+def _check_source(source: Path) -> None:
+    """What can be checked without unpickling: the file (or folder's meta file) and its start."""
+    expected = "expected a .pth, .pickle.pbz2 or NATS-Bench fast-mode folder"
+    path = source / "meta.pickle.pbz2" if source.is_dir() else source
+    if not path.is_file():
+        raise NasboxError(f"{path}: file not found ({expected})")
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(4)
+    except OSError as err:
+        raise NasboxError(f"{path}: cannot read it ({err.strerror})") from None
+    magic = MAGIC.get(path.suffix)
+    if magic is None or not start.startswith(magic):
         raise NasboxError(
-            f"{args.source}: file not found (expected a .pth, .pickle.pbz2 or folder)"
+            f"{path}: cannot read the benchmark file: it is not a NAS-Bench-201 .pth or a "
+            "NATS-Bench .pickle.pbz2 file (convert takes the official files)"
         )
+
+
+def cmd_bench_convert(args: argparse.Namespace) -> int:
+    from nasbox.benchmarks.convert import PICKLE_WARNING, SOURCES, convert
+
+    if args.dataset not in SOURCES:
+        raise NasboxError(f"unknown dataset {args.dataset!r}; choose one of: {', '.join(SOURCES)}")
+    out = check_output_file(check_table_path(args.out), args.overwrite)
+    _check_source(Path(args.source))
     print(f"warning: {PICKLE_WARNING.format(path=args.source)}", file=sys.stderr)
     with replaced_atomically(out) as temporary:
         frame = convert(args.source, temporary, dataset=args.dataset, progress=not args.quiet)

@@ -128,13 +128,22 @@ def split_names(text: str, what: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:
         raise NasboxError(f"{what} needs at least one value")
+    twice = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    if twice is not None:
+        raise NasboxError(f"{what} names {twice!r} twice; give each value once")
     return names
 
 
-def check_output_file(path: Path, overwrite: bool, option: str = "--out") -> Path:
+def check_output_file(path: str | Path, overwrite: bool, option: str = "--out") -> Path:
     """Refuse, before any compute, a file path that cannot be written or holds earlier results."""
+    if not str(path).strip():
+        raise NasboxError(f"{option} is empty; give a file name")
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as err:
+        raise NasboxError(f"{option} {path}: cannot reach it ({err.strerror})") from None
+    if is_dir:
         raise NasboxError(f"{option} {path} is a folder; give a file name")
     check_output_path(path.parent, option)
     if path.exists() and not overwrite:
@@ -170,6 +179,8 @@ def read_text_lines(path: Path, what: str) -> list[str]:
 # the NAS-Bench-201 network 5@64); `train` builds networks that train in minutes on a laptop.
 PUBLISHED_SIZES = {"nasnet": (6, 768), "nb201": (5, 64)}
 LAPTOP_SIZES = {"nasnet": (2, 96), "nb201": (1, 64)}
+# Far above every published network; larger ones exhaust memory or take hours to build.
+MAX_CELLS, MAX_FILTERS = 100, 10000
 
 
 def network_options(
@@ -183,8 +194,15 @@ def network_options(
     """
     if args.cells is not None:
         check_count(args.cells, "--cells")
+        if args.cells > MAX_CELLS:
+            raise NasboxError(f"--cells must be at most {MAX_CELLS}, got {args.cells}")
     if args.filters is not None:
         check_count(args.filters, "--filters", minimum=8)
+        if args.filters > MAX_FILTERS:
+            raise NasboxError(
+                f"--filters must be at most {MAX_FILTERS} (NASNet-A large has 4032), "
+                f"got {args.filters}"
+            )
     if space.name not in sizes:
         raise NasboxError(f"--space {space.name} has no N@F network builder")
     cells, filters = args.cells or sizes[space.name][0], args.filters or sizes[space.name][1]

@@ -71,7 +71,7 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
 
     check_seed(args.seed)
     check_count(args.held_out, "--held-out", minimum=0)
-    out = check_output_file(Path(args.out), args.overwrite) if args.out else None
+    out = check_output_file(args.out, args.overwrite) if args.out is not None else None
     dish = PetriDish.load(args.dish)
     if not dish.labelled:
         raise NasboxError(f"{args.dish}: the dish was never fitted; run `nasbox petri fit`")

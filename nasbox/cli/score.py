@@ -40,7 +40,7 @@ def _csv_target(out: Path | None):
 def cmd_score(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     names = split_names(args.estimator, "--estimator")
-    out = check_output_file(Path(args.out), args.overwrite) if args.out else None
+    out = check_output_file(args.out, args.overwrite) if args.out is not None else None
     archs_path = Path(args.archs)
     lines = read_text_lines(archs_path, "one architecture per line")
     archs = space.parse_many(lines, source=str(archs_path))

@@ -77,6 +77,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         load_checkpoint(out / "checkpoint.pt")  # missing or corrupt: fail before any work
     data = load_data(args.data, args.data_dir)
+    if data.x_test is None:
+        raise NasboxError(
+            f"data set {data.name!r} has no test split; training needs one (add x_test and "
+            "y_test to the .npz file)"
+        )
     used = config.for_data(data)
     if used.batch_size < config.batch_size:
         note(

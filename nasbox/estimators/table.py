@@ -25,6 +25,14 @@ class TableLookup(Estimator):
                 f"of: {', '.join(self.benchmark.columns)}"
             )
         self.column = column
+        first = self.benchmark.archs[0]
+        try:
+            context.space.parse(first)
+        except NasboxError:
+            raise NasboxError(
+                f"{self.benchmark.source}: row 1 holds {first!r}, not a {context.space.name} "
+                "architecture; pass the table's --space or a table of this space"
+            ) from None
 
     def __call__(self, arch: Hashable) -> float:
         return self.benchmark.lookup(self.context.space.format(arch), self.column)

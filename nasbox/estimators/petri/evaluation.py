@@ -38,6 +38,8 @@ def load_labels(path: str | Path, space: MotifSpace, column: str = "valid_acc") 
         table = pd.read_csv(path, dtype={"arch": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise NasboxError(f"{path}: not a readable CSV ({type(err).__name__})") from None
+    except OSError as err:
+        raise NasboxError(f"{path}: cannot read it ({err.strerror})") from None
     missing = {"arch", column} - set(table.columns)
     if missing:
         raise NasboxError(
