@@ -216,3 +216,26 @@ def test_convert_rejects_malformed_files(tmp_path, capsys):
         )
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("nasbox: error:") and message in err[-1]
+
+
+def test_an_interrupted_bench_run_summarises_and_plots_its_finished_runs(
+    synthetic_table, tmp_path, capsys, monkeypatch
+):
+    import nasbox.benchmarks.compare as compare
+
+    run_on_benchmark, calls = compare.run_on_benchmark, []
+
+    def ctrl_c_in_the_third_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return run_on_benchmark(*args, **kwargs)
+
+    monkeypatch.setattr(compare, "run_on_benchmark", ctrl_c_in_the_third_run)
+    out = tmp_path / "run"
+    assert _bench(synthetic_table, out, "--budget", "20", "--repeats", "5") == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("interrupted after 2 of 5 runs") and "--overwrite" in err[-1]
+    assert len(list(csv.DictReader((out / "trajectories.csv").open()))) == 2 * 20
+    assert "| random | 20 | 2 |" in (out / "summary.md").read_text()
+    assert (out / "anytime.png").stat().st_size > 5000

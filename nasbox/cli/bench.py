@@ -25,11 +25,11 @@ from nasbox.cli.common import (
 )
 from nasbox.errors import NasboxError
 from nasbox.estimators import EstimatorContext, get_estimator
-from nasbox.runs import RunFolder, replaced_atomically, write_json
+from nasbox.runs import COMMAND_RESULTS, RunFolder, replaced_atomically, write_json
 from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES, uses_prescore
 
-RESULTS = ("trajectories.csv", "summary.md", "summary.json", "anytime.png")
+RESULTS = COMMAND_RESULTS["bench run"]
 
 
 def _budgets(text: str) -> list[int]:
@@ -86,6 +86,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     jobs = [(name, repeat) for name in strategies for repeat in range(args.repeats)]
     with folder:
         writer = TrajectoryWriter(out / "trajectories.csv")
+        interrupted = False
         try:
             for name, repeat in tqdm(jobs, desc="bench", unit="run", disable=args.quiet):
                 run = run_on_benchmark(
@@ -102,10 +103,12 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
                 writer(run)
                 runs.append(run)
         except KeyboardInterrupt:
-            print(f"interrupted; the finished runs are in {writer.path}", file=sys.stderr)
-            return 130
+            interrupted = True  # the finished runs are summarised and plotted below
         finally:
             writer.close()
+        if interrupted and not runs:
+            print(f"interrupted before the first run finished; nothing in {out}/", file=sys.stderr)
+            return 130
         rows = summarize(runs, budgets)
         table = markdown_table(rows, args.report)
         with replaced_atomically(out / "summary.md") as temporary:
@@ -122,11 +125,20 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
                 "repeats": args.repeats,
                 "seed": args.seed,
                 "prescore": args.prescore if prescore is not None else None,
+                "finished_runs": len(runs),
+                "interrupted": interrupted,
                 "rows": [row.__dict__ for row in rows],
             },
         )
         with replaced_atomically(out / "anytime.png") as temporary:
             plot_anytime(temporary, runs, args.report, title=Path(args.benchmark).name)
+    if interrupted:
+        print(
+            f"interrupted after {len(runs)} of {len(jobs)} runs; their trajectories, summary and "
+            f"plot are in {out}/ (to finish, run again with --overwrite)",
+            file=sys.stderr,
+        )
+        return 130
     print(table)
     print(f"search signal {args.metric}, reported {args.report}; results in {out}/")
     return 0
