@@ -23,13 +23,13 @@ from nasbox.cli.common import (
 )
 from nasbox.data import load_data
 from nasbox.errors import NasboxError
-from nasbox.runs import RunFolder, write_json
+from nasbox.runs import COMMAND_RESULTS, RunFolder, write_json
 from nasbox.spaces import get_space
 from nasbox.train import TrainConfig, train
 from nasbox.train.trainer import load_checkpoint
 
 # Files that mean "a run trained here before": refused unless --resume or --overwrite.
-RESULTS = ("checkpoint.pt", "history.csv", "history.png")
+RESULTS = COMMAND_RESULTS["train"]
 
 
 def _parameter_counts(network) -> str:

@@ -9,7 +9,12 @@ from nasbox.runs.executors import (
     ProcessExecutor,
     SimulatedExecutor,
 )
-from nasbox.runs.folder import RunFolder, check_output_path, replaced_atomically
+from nasbox.runs.folder import (
+    COMMAND_RESULTS,
+    RunFolder,
+    check_output_path,
+    replaced_atomically,
+)
 from nasbox.runs.loop import Recorder, TooManyFailures, Trial, run_search
 from nasbox.runs.report import TrialAppender, plot_trials, write_json, write_trials_csv
 from nasbox.runs.store import (
@@ -22,6 +27,7 @@ from nasbox.runs.store import (
 )
 
 __all__ = [
+    "COMMAND_RESULTS",
     "DATABASE",
     "EstimatorSpec",
     "Evaluation",

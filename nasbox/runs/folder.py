@@ -16,15 +16,27 @@ from filelock import FileLock, Timeout
 from nasbox.errors import NasboxError
 
 LOCK_NAME = ".nasbox.lock"
+# What each command leaves in its folder: a folder holding another command's results is refused,
+# even with --overwrite, so `search --out` never mixes into (or deletes) a training run.
+COMMAND_RESULTS = {
+    "search": ("trials.csv", "summary.json", "trials.png", "nasbox.db"),
+    "train": ("checkpoint.pt", "history.csv", "history.png", "settings.json"),
+    "bench run": ("trajectories.csv", "summary.md", "summary.json", "anytime.png"),
+}
 
 
 def check_output_path(path: Path, option: str = "--out") -> None:
     """Fail early, before any compute, when `path` cannot become (or be) a writable folder."""
-    if path.exists() and not path.is_dir():
-        raise NasboxError(f"{option} {path} is a file, not a folder; give a folder path")
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
+    if not str(path).strip():
+        raise NasboxError(f"{option} is empty; give a folder path")
+    try:
+        if path.exists() and not path.is_dir():
+            raise NasboxError(f"{option} {path} is a file, not a folder; give a folder path")
+        existing = path
+        while not existing.exists():
+            existing = existing.parent
+    except PermissionError:
+        raise NasboxError(f"{option} {path}: cannot reach it (permission denied)") from None
     if not existing.is_dir():
         raise NasboxError(f"{option} {path}: {existing} is a file, so no folder can be made there")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -61,6 +73,13 @@ class RunFolder:
     def check(self) -> None:
         """Everything that can be checked without creating the folder."""
         check_output_path(self.path, self.option)
+        for command, names in COMMAND_RESULTS.items():
+            foreign = [n for n in names if n not in self.results and (self.path / n).exists()]
+            if foreign:
+                raise NasboxError(
+                    f"{self.option} {self.path} holds the results of `nasbox {command}` "
+                    f"({', '.join(foreign)}); choose another {self.option}"
+                )
         found = self.existing_results()
         if found and not (self.resume or self.overwrite):
             raise NasboxError(
