@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from nasbox.cli import main
 from nasbox.runs import RunStore
@@ -105,7 +106,13 @@ RESUMABLE = ["random", "evolution", "area", "reinforce", "ppo", "lstm-reinforce"
 
 @pytest.mark.parametrize("strategy", RESUMABLE)
 def test_a_run_killed_twice_and_resumed_equals_an_uninterrupted_one(strategy, tmp_path, tiny_npz):
-    """SIGKILL at two points (the second after the controllers' first minibatch of 20)."""
+    """SIGKILL at two points (the second after the controllers' first minibatch of 20).
+
+    One torch thread everywhere: tiny networks gain nothing from two, and on a busy machine a
+    second thread that waits for a core made the petri dish 20-40x slower.
+    """
+    torch.set_num_threads(1)
+    one_thread = {"OMP_NUM_THREADS": "1"}
     budget, kill_points = 24, (6, 21)
     args = ["search", "--strategy", strategy, "--data", f"npz:{tiny_npz}", "--batch-size", "16"]
     args += ["--samples", str(budget), "--seed", "2", "--quiet"]
@@ -124,10 +131,10 @@ def test_a_run_killed_twice_and_resumed_equals_an_uninterrupted_one(strategy, tm
     assert main([*args, "--out", str(tmp_path / "straight")]) == 0
 
     folder = tmp_path / "killed"
-    process = nasbox(*args, "--out", str(folder))
+    process = nasbox(*args, "--out", str(folder), env=one_thread)
     for point in kill_points:
         kill_after(process, folder / "nasbox.db", point)
-        process = nasbox("search", "--resume", str(folder), "--quiet")
+        process = nasbox("search", "--resume", str(folder), "--quiet", env=one_thread)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
     assert rows(folder) == rows(tmp_path / "straight")
@@ -191,6 +198,7 @@ def test_max_failures_ends_the_run_with_one_line_and_keeps_the_trials(
 ):
     out = tmp_path / "run"
     args = ["search", "--import", "faulty_estimator", "--estimator", "faulty", "--samples", "40"]
+    args += ["--trial-timeout", "1.5"]  # in a worker process: some cells hang or kill theirs
     code = main([*args, "--max-failures", "3", "--seed", "1", "--out", str(out), "--quiet"])
     assert code == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -282,7 +290,37 @@ def bad_invocations(tmp_path: Path) -> list[tuple[list[str], str]]:
     )
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"this is not a database" * 100)
+    foreign = tmp_path / "other.sqlite"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE songs (title TEXT)")
+    training = tmp_path / "training"
+    training.mkdir()
+    (training / "checkpoint.pt").write_bytes(b"weights")
     return [
+        (["search", "--resume", ""], "--resume is empty"),
+        (["search", "--out", " "], "--out is empty"),
+        (["search", "--import", "", "--out", str(tmp_path / "i")], "--import is empty"),
+        (
+            ["search", "--storage", str(foreign), "--out", str(tmp_path / "f")],
+            "a database of another program",
+        ),
+        (
+            ["search", "--resume", str(finished), "--storage", str(corrupt)],
+            "is not the database of run folder",
+        ),
+        (["search", "--out", str(training)], "holds the results of `nasbox train`"),
+        (
+            ["search", "--workers", "100000", "--out", str(tmp_path / "w")],
+            "local processes is more than",
+        ),
+        (
+            ["search", "--strategy", "area", "--prescore", "train:1", "--out", str(tmp_path / "p")],
+            "trains every candidate",
+        ),
+        (
+            ["runs", "export", str(finished), "--out", str(tmp_path / "missing" / "t.csv")],
+            "does not exist; create it first",
+        ),
         (["search", "--resume", str(tmp_path / "nowhere")], "no such run folder"),
         (
             ["search", "--resume", str(finished), "--strategy", "evolution"],
@@ -317,7 +355,7 @@ def bad_invocations(tmp_path: Path) -> list[tuple[list[str], str]]:
             ["search", "--samples", "20000", "--out", str(tmp_path / "s")],
             "more than the 15625 architectures",
         ),
-        (["search", "--seed", "-1", "--out", str(tmp_path / "s")], "--seed must be in"),
+        (["search", "--seed", "-1", "--out", str(tmp_path / "s")], "--seed must be a whole number"),
         (
             ["search", "--trial-timeout", "0", "--out", str(tmp_path / "s")],
             "--trial-timeout must be",

@@ -12,8 +12,16 @@ from nasbox.cli import list as list_command
 from nasbox.errors import NasboxError
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage mistakes (an unknown option, `--epochs abc`) end like every other error: one line
+    naming the problem and where to look, exit status 2. Subcommand parsers inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"nasbox: error: {self.prog}: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="nasbox", description="Neural architecture search that runs on a laptop CPU."
     )
     parser.add_argument("--version", action="version", version=f"nasbox {__version__}")

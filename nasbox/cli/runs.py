@@ -1,6 +1,7 @@
 """`nasbox runs list | show | export`: what the experiment store holds."""
 
 import argparse
+import os
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -23,6 +24,8 @@ def _databases(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise NasboxError(f"{path}: no such database file or folder")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise NasboxError(f"{path}: cannot read the folder (permission denied)")
     return sorted(path.glob(DATABASE)) + sorted(path.glob(f"*/{DATABASE}"))
 
 
@@ -114,6 +117,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise NasboxError(f"--out {out}: give a .csv or .parquet file")
     if out.exists() and not args.overwrite:
         raise NasboxError(f"--out {out} exists; choose another file or pass --overwrite")
+    if not out.parent.is_dir():
+        raise NasboxError(f"--out {out}: the folder {out.parent} does not exist; create it first")
     check_output_path(out.parent, "--out")
     store, run = _open(args)
     trials = store.trials(run)
@@ -121,7 +126,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     frame = pd.DataFrame(
         [{**{k: v for k, v in t.__dict__.items() if k != "metrics"}, **t.metrics} for t in trials]
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
     with replaced_atomically(out) as temporary:
         if out.suffix == ".csv":
             frame.to_csv(temporary, index=False)

@@ -10,6 +10,8 @@ import argparse
 import ast
 import importlib
 import inspect
+import math
+import os
 import statistics
 import sys
 import time
@@ -17,9 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from nasbox import __version__
+from nasbox.checks import check_count, check_number, check_seed
 from nasbox.cli.common import (
     add_benchmark_option,
+    add_command,
     add_data_options,
+    add_overwrite_option,
     add_prescore_option,
     add_space_option,
     default_out,
@@ -28,6 +33,7 @@ from nasbox.cli.common import (
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, get_estimator
 from nasbox.runs import (
+    COMMAND_RESULTS,
     DATABASE,
     EstimatorSpec,
     ExecutorScorer,
@@ -37,7 +43,6 @@ from nasbox.runs import (
     RunStore,
     StoreRecorder,
     TooManyFailures,
-    Trial,
     TrialAppender,
     check_output_path,
     locate_run,
@@ -49,14 +54,9 @@ from nasbox.runs import (
 from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES, get_strategy, uses_prescore
 
-RESULTS = (
-    "trials.csv",
-    "summary.json",
-    "trials.png",
-    DATABASE,
-    f"{DATABASE}-wal",
-    f"{DATABASE}-shm",
-)
+RESULTS = (*COMMAND_RESULTS["search"], f"{DATABASE}-wal", f"{DATABASE}-shm")
+# Local worker processes beyond this many per core only add memory and start-up time.
+WORKERS_PER_CORE = 8
 # Options that define what a run searches; a resumed run keeps them, so giving another value
 # on the command line is a conflict. Everything else (workers, executor, budget...) may change.
 RUN_SETTINGS = {
@@ -72,30 +72,38 @@ RUN_SETTINGS = {
     "imports": "--import",
     "strategy_options": "--strategy-option",
 }
-MAX_SEED = 2**32 - 1
 
 
 def _given(argv: list[str], option: str) -> bool:
     return any(token == option or token.startswith(option + "=") for token in argv)
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
-    if args.samples < 1:
-        raise NasboxError(f"--samples must be at least 1, got {args.samples}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise NasboxError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
-    if args.batch_size < 2:
-        raise NasboxError(f"--batch-size must be at least 2, got {args.batch_size}")
-    if args.workers is not None and args.workers < 1:
-        raise NasboxError(f"--workers must be at least 1, got {args.workers}")
-    if args.trial_timeout is not None and not args.trial_timeout > 0:
-        raise NasboxError(
-            f"--trial-timeout must be a positive number of seconds, got {args.trial_timeout}"
-        )
-    if args.max_failures is not None and args.max_failures < 1:
-        raise NasboxError(f"--max-failures must be at least 1, got {args.max_failures}")
-    if args.cpus_per_trial <= 0 or args.gpus_per_trial < 0:
-        raise NasboxError("--cpus-per-trial must be positive and --gpus-per-trial not negative")
+def _check_inputs(args: argparse.Namespace) -> None:
+    for option in ("out", "storage", "resume", "ray_address"):
+        value = getattr(args, option)
+        if value is not None and not value.strip():
+            raise NasboxError(
+                f"--{option.replace('_', '-')} is empty; leave it out or give a value"
+            )
+    if any(not module.strip() for module in args.imports):
+        raise NasboxError("--import is empty; give a module name such as my_estimators")
+    check_count(args.samples, "--samples")
+    check_seed(args.seed)
+    check_count(args.batch_size, "--batch-size", minimum=2)
+    if args.workers is not None:
+        check_count(args.workers, "--workers")
+        most = WORKERS_PER_CORE * (os.cpu_count() or 1)
+        if args.executor == "local" and args.workers > most:
+            raise NasboxError(
+                f"--workers {args.workers} local processes is more than {most} "
+                f"({WORKERS_PER_CORE} per core); use fewer, or --executor ray for a cluster"
+            )
+    if args.trial_timeout is not None:
+        check_number(args.trial_timeout, "--trial-timeout", 0, math.inf, include_low=False)
+    if args.max_failures is not None:
+        check_count(args.max_failures, "--max-failures")
+    check_number(args.cpus_per_trial, "--cpus-per-trial", 0, math.inf, include_low=False)
+    check_number(args.gpus_per_trial, "--gpus-per-trial", 0, math.inf)
 
 
 def _import_plugins(modules: list[str]) -> None:
@@ -103,7 +111,7 @@ def _import_plugins(modules: list[str]) -> None:
     for module in modules:
         try:
             importlib.import_module(module)
-        except ImportError as err:
+        except (ImportError, ValueError) as err:
             raise NasboxError(f"--import {module}: cannot import it ({err})") from None
 
 
@@ -141,7 +149,7 @@ def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
 
 
 def _executor(args: argparse.Namespace, estimator, spec: EstimatorSpec):
-    workers = args.workers or 1
+    workers = min(args.workers or 1, args.samples)  # more would never get a trial
     if args.executor == "ray":
         from nasbox.runs.ray_executor import RayExecutor
 
@@ -158,7 +166,7 @@ def _executor(args: argparse.Namespace, estimator, spec: EstimatorSpec):
     return ProcessExecutor(spec, workers, timeout=args.trial_timeout)
 
 
-def _summary(args, space, store: RunStore, run, storage: Path, out: Path, status: str) -> dict:
+def _summary(args, store: RunStore, run, storage: Path, out: Path, status: str) -> dict:
     trials = store.trials(run)
     counts = store.counts(run)
     finished = [t for t in trials if t.state == "complete"]
@@ -173,6 +181,7 @@ def _summary(args, space, store: RunStore, run, storage: Path, out: Path, status
         "status": status,
         **{key: getattr(args, key) for key in RUN_SETTINGS},
         "samples": args.samples,
+        "batch_size_used": args.batch_size_used,
         "complete": counts["complete"],
         "failed": counts["failed"],
         "running": counts["running"],
@@ -189,27 +198,27 @@ def _summary(args, space, store: RunStore, run, storage: Path, out: Path, status
     return summary
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    _check_numbers(args)
-    if args.resume and args.overwrite:
-        raise NasboxError("--resume continues a run and --overwrite replaces one; give only one")
-    if args.executor != "ray" and (args.ray_address or _given(args.argv, "--cpus-per-trial")):
-        raise NasboxError("--ray-address and --cpus-per-trial need --executor ray")
-    if args.resume:
-        storage, name, out = locate_run(args.resume, args.storage, "--resume")
-        if args.out and Path(args.out).resolve() != out.resolve():
-            raise NasboxError(f"--out {args.out} conflicts with the resumed run's folder {out}")
-        with RunStore(storage) as store:
-            stored = store.find_run(name)
-        if stored is None:
-            raise NasboxError(f"{storage}: no run named {name!r}")
-        _resumed_settings(args, stored.settings)
-    else:
+def _run_location(args: argparse.Namespace) -> tuple[Path, str, Path]:
+    """(database, run name, run folder), adopting a resumed run's stored settings."""
+    if not args.resume:
         out = Path(args.out) if args.out else default_out("search")
         storage = Path(args.storage) if args.storage else out / DATABASE
-        name = out.name
         if args.storage:
             check_output_path(storage.parent, "--storage")
+        return storage, out.name, out
+    storage, name, out = locate_run(args.resume, args.storage, "--resume")
+    if args.out and Path(args.out).resolve() != out.resolve():
+        raise NasboxError(f"--out {args.out} conflicts with the resumed run's folder {out}")
+    with RunStore(storage) as store:
+        stored = store.find_run(name)
+    if stored is None:
+        raise NasboxError(f"{storage}: no run named {name!r}")
+    _resumed_settings(args, stored.settings)
+    return storage, name, out
+
+
+def _build_search(args: argparse.Namespace):
+    """The space, strategy, in-process estimator and the estimator's recipe for workers."""
     _import_plugins(args.imports)
     space = get_space(args.space)
     STRATEGIES.get(args.strategy)
@@ -223,6 +232,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         args, space, [args.estimator] + ([args.prescore] if prescored else [])
     )
     estimator = get_estimator(args.estimator, context)
+    args.batch_size_used = context.batch_size
     spec = EstimatorSpec(
         args.space,
         args.estimator,
@@ -230,11 +240,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         benchmark=str(Path(args.benchmark).resolve()) if args.benchmark else None,
         seed=args.seed,
-        batch_size=args.batch_size,
+        batch_size=context.batch_size,
         imports=tuple(args.imports),
     )
     options = _strategy_options(args.strategy, args.strategy_options)
     if prescored:
+        if args.prescore.split(":")[0].strip() == "train":
+            raise NasboxError(
+                f"--prescore {args.prescore} trains every candidate; pre-scoring needs a "
+                "training-free estimator such as naswot or jacov"
+            )
         prescore = get_estimator(args.prescore, context)
         if args.executor == "ray" or (args.workers or 1) > 1:  # pre-score on the workers too
             prescore_spec = replace(spec, estimator=args.prescore)
@@ -244,17 +259,35 @@ def cmd_search(args: argparse.Namespace) -> int:
         strategy = get_strategy(args.strategy, space, seed=args.seed, **options)
     except TypeError as err:
         raise NasboxError(f"--strategy-option: {err}") from None
+    return space, strategy, estimator, spec
+
+
+def _check_shared_storage(args: argparse.Namespace, storage: Path, name: str, out: Path) -> None:
+    """A database outside the run folder is checked (readable, writable, name free) up front."""
+    if storage.parent.resolve() == out.resolve():
+        return
+    with RunStore(storage) as store:
+        store.check_writable()
+        taken = store.find_run(name) is not None
+    if taken and not (args.resume or args.overwrite):
+        raise NasboxError(
+            f"{storage} already holds a run named {name!r}; resume it with --resume {out}, "
+            "choose another --out or pass --overwrite"
+        )
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    args.imports, args.strategy_options = args.imports or [], args.strategy_options or []
+    _check_inputs(args)
+    if args.resume and args.overwrite:
+        raise NasboxError("--resume continues a run and --overwrite replaces one; give only one")
+    if args.executor != "ray" and (args.ray_address or _given(args.argv, "--cpus-per-trial")):
+        raise NasboxError("--ray-address and --cpus-per-trial need --executor ray")
+    storage, name, out = _run_location(args)
+    space, strategy, estimator, spec = _build_search(args)
     folder = RunFolder(out, RESULTS, resume=bool(args.resume), overwrite=args.overwrite)
     folder.check()
-    if storage.parent.resolve() != out.resolve():  # a shared database: check it before writing
-        with RunStore(storage) as store:
-            store.check_writable()
-            taken = store.find_run(name) is not None
-        if taken and not (args.resume or args.overwrite):
-            raise NasboxError(
-                f"{storage} already holds a run named {name!r}; resume it with --resume {out}, "
-                "choose another --out or pass --overwrite"
-            )
+    _check_shared_storage(args, storage, name, out)
     with _executor(args, estimator, spec) as executor, folder:
         store = RunStore(storage)
         settings = {key: getattr(args, key) for key in RUN_SETTINGS} | {"samples": args.samples}
@@ -265,25 +298,11 @@ def cmd_search(args: argparse.Namespace) -> int:
                 store.delete_run(name)
             run = store.create_run(name, settings, str(out.resolve()), __version__)
         stored_trials = store.trials(run)
-        history = [
-            Trial(
-                t.number,
-                space.parse(t.arch),
-                -float("inf") if t.value is None else t.value,
-                t.seconds or 0.0,
-                t.state,
-                t.error,
-                t.worker or "",
-                t.told_after,
-                t.tell_order,
-            )
-            for t in stored_trials
-            if t.state != "running"
-        ]
+        history = [t.to_trial(space.parse) for t in stored_trials if t.state != "running"]
         running = [(t.number, space.parse(t.arch)) for t in stored_trials if t.state == "running"]
         store.set_status(run, "running", settings)
         write_trials_csv(out / "trials.csv", stored_trials)
-        _summary(args, space, store, run, storage, out, "running")
+        _summary(args, store, run, storage, out, "running")
         appender = TrialAppender(out / "trials.csv")
         recorder = StoreRecorder(store, run, space, on_finished=appender)
         started = time.perf_counter()
@@ -303,14 +322,20 @@ def cmd_search(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass  # status "interrupted": the finished trials are kept and the run can resume
         except TooManyFailures as err:
-            status, code = "failed", 1
-            failure = str(err)
+            status, code, failure = "failed", 1, str(err)
+        except NasboxError:
+            status = "failed"
+            raise
         finally:
             appender.close()
             store.set_status(run, status)
-            summary = _summary(args, space, store, run, storage, out, status)
+            summary = _summary(args, store, run, storage, out, status)
             store.close()
-    elapsed = time.perf_counter() - started
+    return _report(args, summary, out, code, failure, time.perf_counter() - started)
+
+
+def _report(args, summary: dict, out: Path, code: int, failure: str, elapsed: float) -> int:
+    """The last lines a user reads: the best architecture, or how to continue."""
     done = summary["complete"] + summary["failed"]
     if code == 130:
         print(
@@ -335,12 +360,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands) -> None:
-    search = commands.add_parser(
-        "search",
-        help="search a space with a strategy and an estimator; keep the best",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False,
+    search = add_command(
+        commands, "search", "search a space with a strategy and an estimator; keep the best"
     )
+    search.allow_abbrev = False  # RUN_SETTINGS are recognised by their full names
     add_space_option(search)
     search.add_argument(
         "--strategy", default="random", help=f"one of: {', '.join(STRATEGIES.names())}"
@@ -348,7 +371,9 @@ def add_parser(commands) -> None:
     search.add_argument(
         "--estimator",
         default="naswot",
-        help=f"one of: {', '.join(ESTIMATORS.names())} (table:COLUMN, petri:FILE, train:EPOCHS)",
+        help="one of: "
+        + ", ".join(ESTIMATORS.get(name).syntax() for name in ESTIMATORS.names())
+        + " (`nasbox list` says what each one does)",
     )
     search.add_argument(
         "--samples", "--budget", type=int, default=100, help="trials to finish (complete or failed)"
@@ -357,7 +382,6 @@ def add_parser(commands) -> None:
         "--strategy-option",
         dest="strategy_options",
         action="append",
-        default=[],
         metavar="KEY=VALUE",
         help="a setting of the strategy, e.g. population_size=20 (repeatable)",
     )
@@ -373,9 +397,7 @@ def add_parser(commands) -> None:
         metavar="RUN",
         help="continue an interrupted run: its folder, or its name in --storage",
     )
-    search.add_argument(
-        "--overwrite", action="store_true", help="replace the results already in --out"
-    )
+    add_overwrite_option(search)
     search.add_argument(
         "--workers",
         type=int,
@@ -397,7 +419,6 @@ def add_parser(commands) -> None:
         "--import",
         dest="imports",
         action="append",
-        default=[],
         metavar="MODULE",
         help="import a module that registers your own estimators (repeatable)",
     )

@@ -37,6 +37,7 @@ class Evaluation:
     seconds: float
     error: str | None = None
     worker: str = ""
+    bad_input: bool = False  # the estimator refused the user's settings: stop, don't record 100x
 
     @property
     def failed(self) -> bool:
@@ -75,18 +76,24 @@ class EstimatorSpec:
 
 def evaluate_safely(
     estimator: Callable[[Hashable], float], arch: Hashable
-) -> tuple[float | None, float, str | None]:
-    """(value, seconds, error): exceptions and NaN become an error message, never a raise."""
+) -> tuple[float | None, float, str | None, bool]:
+    """(value, seconds, error, bad input): exceptions and NaN become an error, never a raise.
+
+    A `NasboxError` (a cell missing from --benchmark, say) is the user's to fix, so it is
+    flagged as bad input and ends the search; any other exception fails only this trial.
+    """
     started = time.perf_counter()
     try:
         value = float(estimator(arch))
+    except NasboxError as err:
+        return None, time.perf_counter() - started, str(err), True
     except Exception as err:  # noqa: BLE001 - any estimator failure fails only this trial
         message = " ".join(str(err).split()) or "no message"
-        return None, time.perf_counter() - started, f"{type(err).__name__}: {message}"
+        return None, time.perf_counter() - started, f"{type(err).__name__}: {message}", False
     seconds = time.perf_counter() - started
     if math.isnan(value):
-        return None, seconds, "the estimator returned NaN"
-    return value, seconds, None
+        return None, seconds, "the estimator returned NaN", False
+    return value, seconds, None, False
 
 
 def threads_per_worker(workers: int) -> int:
@@ -129,8 +136,8 @@ class InlineExecutor(Executor):
 
     def wait(self) -> list[Evaluation]:
         number, arch = self._pending.pop(0)
-        value, seconds, error = evaluate_safely(self.estimator, arch)
-        return [Evaluation(number, arch, value, seconds, error, "main")]
+        value, seconds, error, bad_input = evaluate_safely(self.estimator, arch)
+        return [Evaluation(number, arch, value, seconds, error, "main", bad_input)]
 
 
 class SimulatedExecutor(Executor):
@@ -161,8 +168,8 @@ class SimulatedExecutor(Executor):
     def wait(self) -> list[Evaluation]:
         finish, number, arch, seconds = heapq.heappop(self._running)
         self.now = finish
-        value, _, error = evaluate_safely(self.evaluate, arch)
-        return [Evaluation(number, arch, value, seconds, error, "simulated")]
+        value, _, error, bad_input = evaluate_safely(self.evaluate, arch)
+        return [Evaluation(number, arch, value, seconds, error, "simulated", bad_input)]
 
 
 class ExecutorScorer:
@@ -322,10 +329,10 @@ class ProcessExecutor(Executor):
     def _collect(self, slot: _Slot) -> Evaluation:
         try:
             if slot.connection.poll():
-                number, value, seconds, error = slot.connection.recv()
+                number, value, seconds, error, bad_input = slot.connection.recv()
                 arch = slot.trial[1]
                 slot.trial = None
-                return Evaluation(number, arch, value, seconds, error, slot.name)
+                return Evaluation(number, arch, value, seconds, error, slot.name, bad_input)
         except (EOFError, OSError):
             pass
         slot.process.join(timeout=1)

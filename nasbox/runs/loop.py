@@ -145,6 +145,8 @@ def run_search(
                     break
                 for evaluation in executor.wait():
                     trial = finish(evaluation)
+                    if evaluation.bad_input:
+                        raise NasboxError(evaluation.error)
                     best = max(best, trial.value)
                     failures += trial.state == "failed"
                     bar.set_postfix(best=f"{best:.4g}", failed=failures)

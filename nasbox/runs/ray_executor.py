@@ -17,15 +17,14 @@ _ESTIMATORS: dict[EstimatorSpec, Callable[[Hashable], float]] = {}
 
 
 def _evaluate_task(spec: EstimatorSpec, arch: Hashable, threads: int):
-    """The Ray task: (value, seconds, error, node) with the estimator cached per worker."""
+    """The Ray task: `evaluate_safely`'s outcome and the node, the estimator cached per worker."""
     import ray
     import torch
 
     torch.set_num_threads(threads)
     if spec not in _ESTIMATORS:
         _ESTIMATORS[spec] = spec.build()
-    value, seconds, error = evaluate_safely(_ESTIMATORS[spec], arch)
-    return value, seconds, error, ray.get_runtime_context().get_node_id()[:8]
+    return (*evaluate_safely(_ESTIMATORS[spec], arch), ray.get_runtime_context().get_node_id()[:8])
 
 
 def _check_reachable(address: str) -> None:
@@ -112,14 +111,14 @@ class RayExecutor(Executor):
     def _result(self, ref) -> Evaluation:
         number, arch, started = self._running.pop(ref)
         try:
-            value, seconds, error, node = self._ray.get(ref)
+            value, seconds, error, bad_input, node = self._ray.get(ref)
         except self._ray.exceptions.RayError as err:
             message = " ".join(str(err).split())[:300]
             cause = "the worker process died" if "died" in message.lower() else "Ray task failed"
             return Evaluation(
                 number, arch, None, time.monotonic() - started, f"{cause}: {message}", "ray"
             )
-        return Evaluation(number, arch, value, seconds, error, f"ray:{node}")
+        return Evaluation(number, arch, value, seconds, error, f"ray:{node}", bad_input)
 
     def close(self) -> None:
         for ref in self._running:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nasbox.errors import NasboxError
+from nasbox.runs.loop import Trial
 from nasbox.spaces import SearchSpace
 
 SCHEMA = """
@@ -74,6 +75,20 @@ class StoredTrial:
     tell_order: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
+    def to_trial(self, parse: Callable[[str], Hashable]) -> Trial:
+        """The finished trial as the loop replays it (a failure is told as `-inf`)."""
+        return Trial(
+            self.number,
+            parse(self.arch),
+            -math.inf if self.value is None else self.value,
+            self.seconds or 0.0,
+            self.state,
+            self.error,
+            self.worker or "",
+            self.told_after or 0,
+            self.tell_order or 0,
+        )
+
 
 @dataclass(frozen=True)
 class StoredRun:
@@ -101,6 +116,12 @@ class RunStore:
             raise NasboxError(f"--storage {self.path} is a folder; give a database file")
         try:
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+            if tables and not {"runs", "trials"} <= tables:
+                raise NasboxError(
+                    f"{self.path}: a database of another program (tables: "
+                    f"{', '.join(sorted(tables)[:5])}); give nasbox its own --storage file"
+                )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
@@ -278,7 +299,7 @@ class StoreRecorder:
     def started(self, number: int, arch: Hashable) -> None:
         self.store.trial_started(self.run, number, self.space.format(arch))
 
-    def finished(self, trial) -> None:
+    def finished(self, trial: Trial) -> None:
         value = None if trial.state == "failed" else trial.value
         self.store.trial_finished(
             self.run,
@@ -302,21 +323,17 @@ class StoreRecorder:
 
 def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str, Path]:
     """(database, run name, run folder) for a run given as its folder or its name in `storage`."""
+    if not target.strip():
+        raise NasboxError(f"{option} is empty; give a run folder or a run name")
     folder = Path(target)
     if folder.is_dir():
-        summary_file = folder / "summary.json"
-        if summary_file.is_file():
-            try:
-                summary = json.loads(summary_file.read_text())
-                return folder / summary["storage"], summary["run"], folder
-            except (ValueError, KeyError, TypeError):
-                raise NasboxError(f"{summary_file}: not a nasbox search summary") from None
-        if (folder / DATABASE).is_file():
-            with RunStore(folder / DATABASE) as store:
-                runs = store.runs()
-            if len(runs) == 1:
-                return folder / DATABASE, runs[0].name, folder
-        raise NasboxError(f"{option} {target}: the folder holds no nasbox search run")
+        database, name = _run_in_folder(folder, option)
+        if storage and Path(storage).resolve() != database.resolve():
+            raise NasboxError(
+                f"--storage {storage} is not the database of run folder {folder} ({database}); "
+                "leave --storage out"
+            )
+        return database, name, folder
     if storage:
         if not Path(storage).is_file():
             raise NasboxError(f"--storage {storage}: file not found")
@@ -329,3 +346,20 @@ def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str
     raise NasboxError(
         f"{option} {target}: no such run folder (to name a run in a database, add --storage FILE)"
     )
+
+
+def _run_in_folder(folder: Path, option: str) -> tuple[Path, str]:
+    """(database, run name) of a search run folder, from its summary or its own database."""
+    summary_file = folder / "summary.json"
+    if summary_file.is_file():
+        try:
+            summary = json.loads(summary_file.read_text())
+            return folder / summary["storage"], summary["run"]
+        except (ValueError, KeyError, TypeError, OSError):
+            raise NasboxError(f"{summary_file}: not a nasbox search summary") from None
+    if (folder / DATABASE).is_file():
+        with RunStore(folder / DATABASE) as store:
+            runs = store.runs()
+        if len(runs) == 1:
+            return folder / DATABASE, runs[0].name
+    raise NasboxError(f"{option} {folder}: the folder holds no nasbox search run")
