@@ -12,11 +12,21 @@ budget); the table gives their medians over seeds, the speed-up of the median ti
 worker (ideal: the worker count), and the mean quality after 200 queries, which shows where
 asynchrony starts to cost quality.
 
+`--overhead`: the per-trial cost of the search loop and the experiment store with an instant
+estimator (`table:valid_acc`), in this process, with 2 local worker processes and through a local
+Ray instance. Each executor runs a short and a long random search; the per-trial cost is the
+difference in time over the difference in trials, so starting workers is reported apart.
+
+`--throughput`: NASWOT cells scored per second (CIFAR-10 subset, batch 128) by 1 worker in this
+process, 2 local worker processes (1 torch thread each) and 2 Ray tasks, the same way.
+
     python measurements/runs_scaling.py --simulate
+    python measurements/runs_scaling.py --overhead --throughput
 """
 
 import argparse
 import math
+import tempfile
 import time
 from collections.abc import Hashable
 from concurrent.futures import ProcessPoolExecutor
@@ -30,7 +40,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from nasbox.runs import SimulatedExecutor, run_search  # noqa: E402
+from nasbox.runs import (  # noqa: E402
+    EstimatorSpec,
+    InlineExecutor,
+    ProcessExecutor,
+    RunStore,
+    SimulatedExecutor,
+    StoreRecorder,
+    TrialAppender,
+    run_search,
+)
 from nasbox.spaces import get_space  # noqa: E402
 from nasbox.strategies import get_strategy  # noqa: E402
 
@@ -188,9 +207,100 @@ def simulate_cluster(args: argparse.Namespace) -> None:
     print(f"\nplot: {out}")
 
 
+def timed_search(make_executor, trials: int, seed: int, folder: Path | None) -> float:
+    """Seconds of one random search of `trials` trials (with the store and CSV in `folder`)."""
+    space = get_space("nb201")
+    strategy = get_strategy("random", space, seed=seed)
+    recorder = appender = store = None
+    if folder is not None:
+        store = RunStore(folder / f"{seed}-{trials}.db")
+        run = store.create_run("measure", {}, str(folder), "measure")
+        appender = TrialAppender(folder / f"{seed}-{trials}.csv")
+        recorder = StoreRecorder(store, run, space, on_finished=appender)
+    started = time.perf_counter()
+    with make_executor() as executor:
+        run_search(strategy, executor, trials, recorder=recorder, progress=False)
+    seconds = time.perf_counter() - started
+    if store is not None:
+        appender.close()
+        store.close()
+    return seconds
+
+
+def per_trial(make_executor, short: int, long: int, folder: Path | None) -> tuple[float, float]:
+    """(start-up seconds, seconds per trial) from a short and a long search.
+
+    A first, untimed search starts what is started once per process (the fork server, Ray).
+    """
+    if folder is not None:
+        folder = Path(tempfile.mkdtemp(dir=folder))
+    timed_search(make_executor, 2, 2, folder)
+    first = timed_search(make_executor, short, 0, folder)
+    second = timed_search(make_executor, long, 1, folder)
+    each = (second - first) / (long - short)
+    return max(0.0, first - short * each), each
+
+
+def executors(spec: EstimatorSpec, estimator, ray: bool) -> dict:
+    """The executors compared, by label; each call builds a fresh one."""
+    made = {
+        "1 worker (in process)": lambda: InlineExecutor(estimator),
+        "2 local worker processes": lambda: ProcessExecutor(spec, 2),
+    }
+    if ray:
+        from nasbox.runs.ray_executor import RayExecutor
+
+        made["Ray, local instance (2 tasks in flight)"] = lambda: RayExecutor(spec, workers=2)
+    return made
+
+
+def loop_overhead(args: argparse.Namespace) -> None:
+    from nasbox.benchmarks import TabularBenchmark
+    from nasbox.estimators import EstimatorContext, get_estimator
+
+    space = get_space("nb201")
+    lookup = get_estimator(
+        "table:valid_acc",
+        EstimatorContext(space, benchmark=TabularBenchmark.from_file(args.table)),
+    )
+    spec = EstimatorSpec("nb201", "table:valid_acc", benchmark=str(Path(args.table).resolve()))
+    print("\nLoop and store overhead, table:valid_acc (instant), random search on nb201:\n")
+    print("| executor | store | start-up (s) | ms per trial |")
+    print("| --- | --- | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as folder:
+        start, each = per_trial(lambda: InlineExecutor(lookup), 200, 2000, None)
+        print(f"| 1 worker (in process) | none (bare loop) | {start:.2f} | {1000 * each:.3f} |")
+        for label, make in executors(spec, lookup, args.ray).items():
+            trials = (200, 2000) if "in process" in label else (50, 1000)
+            start, each = per_trial(make, *trials, Path(folder))
+            print(f"| {label} | SQLite + trials.csv | {start:.2f} | {1000 * each:.3f} |")
+
+
+def naswot_throughput(args: argparse.Namespace) -> None:
+    from nasbox.data import load_data
+    from nasbox.estimators import EstimatorContext, get_estimator
+
+    space = get_space("nb201")
+    data_spec = f"npz:{args.data}"
+    context = EstimatorContext(space, load_data(data_spec), seed=0, batch_size=128)
+    naswot = get_estimator("naswot", context)
+    spec = EstimatorSpec("nb201", "naswot", data=data_spec, seed=0, batch_size=128)
+    print("\nNASWOT throughput, CIFAR-10 subset, batch 128, random nb201 cells:\n")
+    print("| executor | start-up (s) | s per cell | cells per second |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, make in executors(spec, naswot, args.ray).items():
+        start, each = per_trial(make, args.cells // 4, args.cells, None)
+        print(f"| {label} | {start:.2f} | {each:.3f} | {1 / each:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--simulate", action="store_true", help="the simulated cluster")
+    parser.add_argument("--overhead", action="store_true", help="loop and store cost per trial")
+    parser.add_argument("--throughput", action="store_true", help="NASWOT cells per second")
+    parser.add_argument("--no-ray", dest="ray", action="store_false", help="skip Ray")
+    parser.add_argument("--cells", type=int, default=60, help="cells per throughput search")
+    parser.add_argument("--data", default=str(SHARED / "cifar10-subset.npz"))
     parser.add_argument("--table", default=str(SHARED / "nb201-cifar10.csv"))
     parser.add_argument("--seeds", type=int, default=100, help="seeded searches per setting")
     parser.add_argument("--seed", type=int, default=0, help="the first seed")
@@ -205,11 +315,16 @@ def main() -> None:
         "--out", default=str(ROOT / "measurements/results/runs_scaling_simulated.png")
     )
     args = parser.parse_args()
-    if not args.simulate:
-        parser.error("choose a measurement: --simulate")
+    if not (args.simulate or args.overhead or args.throughput):
+        parser.error("choose measurements: --simulate, --overhead, --throughput")
     if args.workers[0] != 1 or min(args.budget, args.random_budget) < args.target_queries:
         parser.error("--workers must start with 1 and the budgets be at least --target-queries")
-    simulate_cluster(args)
+    if args.overhead:
+        loop_overhead(args)
+    if args.throughput:
+        naswot_throughput(args)
+    if args.simulate:
+        simulate_cluster(args)
 
 
 if __name__ == "__main__":
