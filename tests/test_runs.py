@@ -232,6 +232,27 @@ def test_a_search_through_a_real_local_ray_instance(tmp_path, tiny_npz):
     assert all(t["worker"].startswith("ray:") for t in trials)
 
 
+def test_a_search_joins_a_cluster_started_with_ray_start(tmp_path, tiny_npz):
+    """As on a real cluster: `ray start --head`, then `--ray-address HEAD:PORT` (token auth)."""
+    pytest.importorskip("ray")
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    head = [ray_cli, "start", "--head", "--port", "6390", "--num-cpus", "2"]
+    head += ["--include-dashboard=false", "--disable-usage-stats"]
+    subprocess.run(head, check=True, capture_output=True, timeout=120)
+    try:
+        out = tmp_path / "run"
+        process = nasbox(
+            "search", "--executor", "ray", "--ray-address", "127.0.0.1:6390", "--samples", "6",
+            "--data", f"npz:{tiny_npz}", "--batch-size", "16", "--out", str(out), "--quiet",
+        )  # fmt: skip
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+    trials = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(trials) == 6 and all(t["worker"].startswith("ray:") for t in trials)
+
+
 def test_runs_list_show_and_export(tmp_path, capsys):
     import pandas as pd
 

@@ -6,9 +6,11 @@ worker process builds the estimator once and keeps it for later tasks. Ray is op
 `pip install nasbox[ray]`.
 """
 
+import os
 import socket
 import time
 from collections.abc import Callable, Hashable
+from pathlib import Path
 
 from nasbox.errors import NasboxError
 from nasbox.runs.executors import EstimatorSpec, Evaluation, Executor, evaluate_safely
@@ -40,6 +42,15 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
+def _use_cluster_token() -> None:
+    """`ray start --head` (Ray >= 2.59) enables token authentication and saves the token in
+    ~/.ray/auth_token; a driver joining it must ask for token mode, so do that when the user has
+    a token and chose no mode. Also quiet the core's per-second retry warnings."""
+    if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+
+
 class RayExecutor(Executor):
     """Submits each evaluation as a Ray task; `workers` in flight (default: CPUs / per trial)."""
 
@@ -53,14 +64,15 @@ class RayExecutor(Executor):
         gpus_per_trial: float = 0.0,
         timeout: float | None = None,
     ) -> None:
+        if address not in (None, "auto", "local"):
+            _check_reachable(address)
+            _use_cluster_token()  # before Ray is imported: it reads the mode then
         try:
             import ray
         except ImportError:
             raise NasboxError(
                 "--executor ray needs Ray; install it with: pip install 'nasbox[ray]'"
             ) from None
-        if address not in (None, "auto", "local"):
-            _check_reachable(address)
         self._ray = ray
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
@@ -73,7 +85,10 @@ class RayExecutor(Executor):
                     configure_logging=True,
                 )
             except (ConnectionError, RuntimeError, ValueError) as err:
-                raise NasboxError(f"cannot start or join Ray ({err})") from None
+                raise NasboxError(
+                    f"cannot start or join Ray ({err}); a cluster with token authentication "
+                    "needs RAY_AUTH_MODE=token and its token (`ray get-auth-token`)"
+                ) from None
         cpus = ray.cluster_resources().get("CPU", 1.0)
         self.capacity = workers or max(1, int(cpus // cpus_per_trial))
         self.threads = max(1, int(cpus_per_trial))
