@@ -415,3 +415,44 @@ def test_a_locked_database_and_a_busy_run_folder_are_refused(tmp_path, capsys, m
         assert main([*args, "--out", str(busy)]) == 2
     assert "in use by another nasbox process" in capsys.readouterr().err
     assert main([*args, "--out", str(busy)]) == 0  # released: a killed holder leaves no stale lock
+
+
+def test_a_run_of_eight_asynchronous_workers_resumes_from_any_point():
+    """Replaying the recorded interleaving of asks and tells rebuilds the strategy exactly, so
+    the resumed run proposes the recorded in-flight cells again and never repeats a cell."""
+    from nasbox.runs import SimulatedExecutor, run_search
+    from nasbox.spaces import get_space
+    from nasbox.strategies import get_strategy
+
+    space = get_space("nb201")
+
+    def value(arch):
+        return float(arch.ops.count("nor_conv_3x3") + 0.1 * arch.ops.count("skip_connect"))
+
+    def duration(arch):
+        return 1.0 + arch.ops.count("nor_conv_3x3")
+
+    def executor():
+        return SimulatedExecutor(value, duration, workers=8)
+
+    straight = run_search(get_strategy("evolution", space, seed=5), executor(), 60, progress=False)
+    for told in (3, 17, 41):
+        history = [t for t in straight if t.tell_order < told]
+        asked = max(t.told_after for t in history)
+        done = {t.number for t in history}
+        arch_of = {t.number: t.arch for t in straight}
+        running = [(n, arch_of[n]) for n in range(asked) if n not in done]
+        resumed = run_search(
+            get_strategy("evolution", space, seed=5),
+            executor(),
+            60,
+            history=history,
+            running=running,
+            progress=False,
+        )
+        assert resumed[:told] == history
+        assert sorted(t.number for t in resumed) == list(range(60))
+        assert len({t.arch for t in resumed}) == 60
+        assert {t.number: t.arch for t in resumed if t.number < asked} == {
+            n: arch_of[n] for n in range(asked)
+        }

@@ -255,7 +255,6 @@ class ProcessExecutor(Executor):
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["nasbox.runs.executors", "torch"])
         self._slots: list[_Slot] = []
-        self._started = 0
 
     def _start_worker(self, index: int) -> _Slot:
         parent, child = self._context.Pipe()
@@ -264,7 +263,6 @@ class ProcessExecutor(Executor):
         )
         process.start()
         child.close()
-        self._started += 1
         return _Slot(index, process, parent)
 
     def _ensure_workers(self) -> None:
