@@ -81,7 +81,8 @@ def test_search_with_a_table_estimator(small_table, tmp_path, capsys):
     args = ["search", "--estimator", "table:valid_acc", "--benchmark", str(small_table)]
     assert main([*args, "--samples", "3", "--out", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "is not in the table" in err
+    assert len(err.splitlines()) == 1 and "need a table of every one" in err
+    assert not (tmp_path / "r").exists()  # refused before the run folder is made
 
 
 @pytest.mark.integration

@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NasboxError as err:
         print(f"nasbox: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a path the checks could not foresee (permissions, a full disk)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"nasbox: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("nasbox: interrupted", file=sys.stderr)
         code = INTERRUPTED

@@ -233,6 +233,12 @@ def _build_search(args: argparse.Namespace):
     )
     estimator = get_estimator(args.estimator, context)
     args.batch_size_used = context.batch_size
+    table = context.benchmark
+    if args.estimator.startswith("table:") and table is not None and len(table) < len(space):
+        raise NasboxError(
+            f"--benchmark {args.benchmark} holds {len(table):,} of the {len(space):,} "
+            f"architectures of {args.space}; table:COLUMN searches need a table of every one"
+        )
     spec = EstimatorSpec(
         args.space,
         args.estimator,
