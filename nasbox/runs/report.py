@@ -106,7 +106,7 @@ def plot_trials(path: Path, trials: Sequence[StoredTrial], label: str) -> None:
         )
     axis.set_xlabel("trial")
     axis.set_ylabel(label)
-    axis.legend(loc="lower right")
+    axis.legend(loc="best")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     with replaced_atomically(path) as temporary:
