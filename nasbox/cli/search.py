@@ -337,10 +337,13 @@ def cmd_search(args: argparse.Namespace) -> int:
             store.set_status(run, status)
             summary = _summary(args, store, run, storage, out, status)
             store.close()
-    return _report(args, summary, out, code, failure, time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return _report(args, summary, out, code, failure, elapsed, resumed=len(history))
 
 
-def _report(args, summary: dict, out: Path, code: int, failure: str, elapsed: float) -> int:
+def _report(
+    args, summary: dict, out: Path, code: int, failure: str, elapsed: float, resumed: int
+) -> int:
     """The last lines a user reads: the best architecture, or how to continue."""
     done = summary["complete"] + summary["failed"]
     if code == 130:
@@ -357,7 +360,8 @@ def _report(args, summary: dict, out: Path, code: int, failure: str, elapsed: fl
         )
         return code
     failed = f", {summary['failed']} failed" if summary["failed"] else ""
-    print(f"evaluated {done} architectures{failed} in {elapsed:.1f} s; results in {out}/")
+    new = f" ({done - resumed} new, {resumed} from before the resume)" if resumed else ""
+    print(f"evaluated {done} architectures{failed}{new} in {elapsed:.1f} s; results in {out}/")
     if summary["best_arch"] is None:
         print("no trial completed; see the errors in trials.csv")
         return 1
