@@ -18,7 +18,6 @@ from nasbox.cli.common import (
     add_prescore_option,
     add_space_option,
     check_output_file,
-    claim_check,
     default_out,
     estimator_context,
     split_names,
@@ -61,8 +60,13 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         STRATEGIES.get(name)
     budgets = _budgets(args.budget)
     out = Path(args.out) if args.out else default_out("bench")
-    folder = RunFolder(out, RESULTS, overwrite=args.overwrite)
-    claim_check(folder, "choose a new --out, or pass --overwrite to replace them")
+    folder = RunFolder(
+        out,
+        RESULTS,
+        overwrite=args.overwrite,
+        way_on="choose a new --out, or pass --overwrite to replace them",
+    )
+    folder.check()
     benchmark = TabularBenchmark.from_file(args.benchmark)
     for column in (args.metric, args.report):
         get_estimator(f"table:{column}", EstimatorContext(space, None, benchmark=benchmark))

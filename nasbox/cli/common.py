@@ -11,7 +11,7 @@ from nasbox.checks import check_count, check_seed
 from nasbox.data import DATA_SOURCES, load_data
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, EstimatorContext
-from nasbox.runs import RunFolder, check_output_path
+from nasbox.runs import check_output_path
 from nasbox.spaces import SPACES
 
 # The architecture `train` and `describe` use without --arch: NASNet-A, and the NAS-Bench-201
@@ -151,16 +151,6 @@ def check_output_file(path: str | Path, overwrite: bool, option: str = "--out") 
             f"{option} {path} already exists; choose another file name or pass --overwrite"
         )
     return path
-
-
-def claim_check(folder: RunFolder, way_on: str) -> None:
-    """`folder.check()` with the ways on that this command offers (not every one can resume)."""
-    found = folder.existing_results()
-    if found and not (folder.resume or folder.overwrite):
-        raise NasboxError(
-            f"{folder.option} {folder.path} already holds results ({', '.join(found)}); {way_on}"
-        )
-    folder.check()
 
 
 def read_text_lines(path: Path, what: str) -> list[str]:

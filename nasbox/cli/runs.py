@@ -11,7 +11,7 @@ from nasbox.runs import (
     DATABASE,
     RunStore,
     StoredRun,
-    StoredTrial,
+    best_trial,
     check_output_path,
     locate_run,
     replaced_atomically,
@@ -27,11 +27,6 @@ def _databases(path: Path) -> list[Path]:
     if not os.access(path, os.R_OK | os.X_OK):
         raise NasboxError(f"{path}: cannot read the folder (permission denied)")
     return sorted(path.glob(DATABASE)) + sorted(path.glob(f"*/{DATABASE}"))
-
-
-def _best(trials: list[StoredTrial]) -> StoredTrial | None:
-    complete = [t for t in trials if t.state == "complete"]
-    return max(complete, key=lambda t: (t.value, -t.number), default=None)
 
 
 def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
@@ -50,7 +45,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         store = RunStore(database)
         for run in store.runs():
             trials = store.trials(run)
-            best = _best(trials)
+            best = best_trial(trials)
             counts = Counter(t.state for t in trials)
             settings = run.settings
             rows.append(
@@ -82,7 +77,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     trials = store.trials(run)
     complete = [t for t in trials if t.state == "complete"]
     failed = [t for t in trials if t.state == "failed"]
-    best = _best(trials)
+    best = best_trial(trials)
     print(f"run         {run.name} ({run.status})")
     print(f"folder      {run.folder}")
     print(f"database    {store.path}")

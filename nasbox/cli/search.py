@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from nasbox.runs import (
     StoreRecorder,
     TooManyFailures,
     TrialAppender,
+    best_trial,
     check_output_path,
     locate_run,
     plot_trials,
@@ -168,9 +170,9 @@ def _executor(args: argparse.Namespace, estimator, spec: EstimatorSpec):
 
 def _summary(args, store: RunStore, run, storage: Path, out: Path, status: str) -> dict:
     trials = store.trials(run)
-    counts = store.counts(run)
+    counts = Counter(t.state for t in trials)
     finished = [t for t in trials if t.state == "complete"]
-    best = max(finished, key=lambda t: (t.value, -t.number), default=None)
+    best = best_trial(trials)
     summary = {
         "command": "search",
         "version": __version__,
@@ -307,7 +309,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         history = [t.to_trial(space.parse) for t in stored_trials if t.state != "running"]
         running = [(t.number, space.parse(t.arch)) for t in stored_trials if t.state == "running"]
         store.set_status(run, "running", settings)
-        write_trials_csv(out / "trials.csv", stored_trials)
         _summary(args, store, run, storage, out, "running")
         appender = TrialAppender(out / "trials.csv")
         recorder = StoreRecorder(store, run, space, on_finished=appender)

@@ -14,7 +14,6 @@ from nasbox.cli.common import (
     add_overwrite_option,
     add_seed_option,
     add_space_option,
-    claim_check,
     data_help,
     default_out,
     network_options,
@@ -68,12 +67,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     arch = read_arch(space, args.arch)
     out = Path(args.out) if args.out else default_out("train")
-    folder = RunFolder(out, RESULTS, resume=args.resume, overwrite=args.overwrite)
-    claim_check(
-        folder,
-        f"continue with --resume --out {out}, choose a new --out, or pass --overwrite to replace "
-        "them",
+    folder = RunFolder(
+        out,
+        RESULTS,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        way_on=f"continue with --resume --out {out}, choose a new --out, or pass --overwrite to "
+        "replace them",
     )
+    folder.check()
     if args.resume:
         load_checkpoint(out / "checkpoint.pt")  # missing or corrupt: fail before any work
     data = load_data(args.data, args.data_dir)

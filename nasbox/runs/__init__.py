@@ -23,6 +23,7 @@ from nasbox.runs.store import (
     StoredRun,
     StoredTrial,
     StoreRecorder,
+    best_trial,
     locate_run,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "TooManyFailures",
     "Trial",
     "TrialAppender",
+    "best_trial",
     "check_output_path",
     "plot_trials",
     "replaced_atomically",

@@ -47,8 +47,9 @@ class RunFolder:
     """Exclusive use of an output folder for the lifetime of one command (a context manager).
 
     `results` are the file names that mean "an earlier run left results here". Without `resume`
-    or `overwrite` such a folder is refused; with `overwrite` those files are deleted once the
-    lock is held; with `resume` they are kept for the command to continue.
+    or `overwrite` such a folder is refused with `way_on` (the ways this command offers, by
+    default a search's); with `overwrite` those files are deleted once the lock is held; with
+    `resume` they are kept for the command to continue.
     """
 
     def __init__(
@@ -59,12 +60,17 @@ class RunFolder:
         resume: bool = False,
         overwrite: bool = False,
         option: str = "--out",
+        way_on: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.results = tuple(results)
         self.resume = resume
         self.overwrite = overwrite
         self.option = option
+        self.way_on = way_on or (
+            f"continue with --resume {self.path}, choose a new {option}, "
+            "or pass --overwrite to replace them"
+        )
         self._lock: FileLock | None = None
 
     def existing_results(self) -> list[str]:
@@ -84,8 +90,7 @@ class RunFolder:
         if found and not (self.resume or self.overwrite):
             raise NasboxError(
                 f"{self.option} {self.path} already holds results ({', '.join(found)}); "
-                f"continue with --resume {self.path}, choose a new {self.option}, "
-                "or pass --overwrite to replace them"
+                f"{self.way_on}"
             )
 
     def __enter__(self) -> "RunFolder":

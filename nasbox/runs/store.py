@@ -321,6 +321,12 @@ class StoreRecorder:
             )
 
 
+def best_trial(trials: list[StoredTrial]) -> StoredTrial | None:
+    """The complete trial with the highest value; ties go to the earliest."""
+    complete = [t for t in trials if t.state == "complete"]
+    return max(complete, key=lambda t: (t.value, -t.number), default=None)
+
+
 def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str, Path]:
     """(database, run name, run folder) for a run given as its folder or its name in `storage`."""
     if not target.strip():

@@ -60,20 +60,19 @@ class PetriEvolution(Strategy):
         self.generations, self.children = generations, children
         self._queue: list[Hashable] = []
         self._fitted_on: int | None = None  # how many values were told at the last refit
-        self._fitted = False
+        self._fit_usable = False  # whether that refit fitted the dish
 
     def _refit(self) -> bool:
         """Whether the dish is fitted to the told values, refitting it when new ones came."""
         if self._fitted_on == len(self.history):
-            return self._fitted
+            return self._fit_usable
         self._fitted_on = len(self.history)
         labelled = [(arch, value) for arch, value in self.history if math.isfinite(value)]
         values = [value for _, value in labelled]
-        if len(labelled) < 2 or np.std(values) == 0:
-            return False
-        self.dish.fit([arch for arch, _ in labelled], values, progress=False)
-        self._fitted = True
-        return True
+        self._fit_usable = len(labelled) >= 2 and bool(np.std(values) > 0)
+        if self._fit_usable:
+            self.dish.fit([arch for arch, _ in labelled], values, progress=False)
+        return self._fit_usable
 
     def _evolve(self) -> Hashable:
         """Aging evolution on dish scores; the best predicted architecture not yet proposed."""
