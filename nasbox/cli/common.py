@@ -14,13 +14,6 @@ from nasbox.estimators import ESTIMATORS, EstimatorContext
 from nasbox.runs import check_output_path
 from nasbox.spaces import SPACES
 
-# The architecture `train` and `describe` use without --arch: NASNet-A, and the NAS-Bench-201
-# cell with the best CIFAR-10 test accuracy that uses only 3x3 convolutions and skips.
-DEFAULT_ARCHS = {
-    "nasnet": "nasnet-a",
-    "nb201": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
-    "nor_conv_3x3~2|",
-}
 # Estimators that read images, so `--data` is loaded for them.
 DATA_ESTIMATORS = {"naswot", "jacov", "train"}
 
@@ -165,22 +158,15 @@ def read_text_lines(path: Path, what: str) -> list[str]:
         raise NasboxError(f"{path}: cannot read it ({err.strerror})") from None
 
 
-# N@F without --cells/--filters: `describe` counts the published networks (NASNet-A 6@768,
-# the NAS-Bench-201 network 5@64); `train` builds networks that train in minutes on a laptop.
-PUBLISHED_SIZES = {"nasnet": (6, 768), "nb201": (5, 64)}
-LAPTOP_SIZES = {"nasnet": (2, 96), "nb201": (1, 64)}
 # Far above every published network; larger ones exhaust memory or take hours to build.
 MAX_CELLS, MAX_FILTERS = 100, 10000
 
 
-def network_options(
-    args: argparse.Namespace, space, arch, input_size: int, sizes: dict[str, tuple[int, int]]
-) -> dict:
+def network_options(args: argparse.Namespace, space, arch, input_size: int, size: str) -> dict:
     """Build options for `--cells N --filters F` (N@F) in the space's own terms.
 
-    `sizes` gives each space's N@F when the options are not given. F is rounded to what the
-    space can build (nb201: F = 4C; nasnet: F = 4 x C x the normal cell's concatenated states);
-    a note says so when that differs from what was asked.
+    Without the options the space's `size` N@F is used: `published_size` (`describe`) or
+    `laptop_size` (`train`). F is rounded to what the space can build; a note says so.
     """
     if args.cells is not None:
         check_count(args.cells, "--cells")
@@ -193,43 +179,37 @@ def network_options(
                 f"--filters must be at most {MAX_FILTERS} (NASNet-A large has 4032), "
                 f"got {args.filters}"
             )
-    if space.name not in sizes:
-        raise NasboxError(f"--space {space.name} has no N@F network builder")
-    cells, filters = args.cells or sizes[space.name][0], args.filters or sizes[space.name][1]
-    if args.space == "nasnet":
-        from nasbox.spaces.nasnet import channels_for
-
-        per_channel = 4 * len(arch.normal.outputs)
-        built = per_channel * channels_for(arch, filters)
-        if built != filters:
-            smallest = " (the smallest this cell allows)" if built > filters else ""
-            note(f"--filters {filters} builds {built} filters{smallest} with this cell")
-        stem = args.stem or ("imagenet" if input_size >= 128 else "cifar")
-        return {"cells": cells, "filters": filters, "stem": stem}
-    # nb201: N cells per stage, F = 4C channels after the last stage
-    if filters % 4:
-        note(f"--filters {filters} builds {filters // 4 * 4} filters (4 x C for nb201)")
-    return {"cells_per_stage": cells, "channels": filters // 4}
+    default_cells, default_filters = getattr(space, size)
+    filters = args.filters or default_filters
+    options, built = space.network_options(arch, args.cells or default_cells, filters)
+    if args.filters is not None and built != filters:
+        note(f"--filters {filters} builds {built} filters with this {space.name} architecture")
+    if space.has_auxiliary_head:
+        options["stem"] = args.stem or ("imagenet" if input_size >= 128 else "cifar")
+    elif args.stem:
+        raise NasboxError(f"--stem applies to cell spaces like nasnet, not to {space.name}")
+    return options
 
 
 def read_arch(space, text: str | None):
     """`--arch`: a string, a name or a .txt/.json file; the space's default when not given."""
     if text is None:
-        text = DEFAULT_ARCHS[space.name]
+        text = space.default_arch
     path = Path(text)
     if path.suffix in {".txt", ".json"} and path.is_file():
         text = "\n".join(read_text_lines(path, "an architecture"))
     return space.parse(text)
 
 
-def add_network_options(parser: argparse.ArgumentParser, sizes: dict[str, tuple[int, int]]) -> None:
+def add_network_options(parser: argparse.ArgumentParser, size: str) -> None:
+    spaces = [(name, SPACES.get(name)) for name in SPACES.names()]
+    defaults = "; ".join(f"{name} {space.default_arch}" for name, space in spaces)
     parser.add_argument(
         "--arch",
-        help="genotype or cell string, name (nasnet-a), or .txt/.json file "
-        "(default: nasnet-a for nasnet; for nb201 the 3x3-conv cell of README's examples)",
+        help=f"cell string or genotype, a name, or a .txt/.json file (default: {defaults})",
     )
     by_space = {
-        option: ", ".join(f"{name} {size[index]}" for name, size in sizes.items())
+        option: ", ".join(f"{name} {getattr(space, size)[index]}" for name, space in spaces)
         for index, option in enumerate(("cells", "filters"))
     }
     parser.add_argument(

@@ -4,7 +4,6 @@ import argparse
 
 from nasbox.checks import check_count
 from nasbox.cli.common import (
-    PUBLISHED_SIZES,
     add_command,
     add_network_options,
     add_space_option,
@@ -29,13 +28,15 @@ def cmd_describe(args: argparse.Namespace) -> int:
     check_count(args.classes, "--classes", minimum=2)
     space = get_space(args.space)
     arch = read_arch(space, args.arch)
-    options = network_options(args, space, arch, args.input, PUBLISHED_SIZES)
+    options = network_options(args, space, arch, args.input, "published_size")
     params, madds = _describe_network(space, arch, options, args.classes, 3, args.input)
     print(f"space       {args.space}")
     print(f"arch        {space.format(arch)}")
-    print(f"network     {', '.join(f'{key}={value}' for key, value in options.items())}")
+    sizes = ", ".join(f"{key}={value}" for key, value in options.items())
+    print(f"network     {sizes or 'as the architecture sets it'}")
     print(f"input       3x{args.input}x{args.input}, {args.classes} classes")
-    print(f"parameters  {params / 1e6:.3f} M ({params:,}) without an auxiliary head")
+    head = " without an auxiliary head" if space.has_auxiliary_head else ""
+    print(f"parameters  {params / 1e6:.3f} M ({params:,}){head}")
     print(f"mult-adds   {madds / 1e6:.1f} M ({madds:,})")
     return 0
 
@@ -43,7 +44,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def add_parser(commands) -> None:
     parser = add_command(commands, "describe", "parameters and multiply-adds of N@F")
     add_space_option(parser)
-    add_network_options(parser, PUBLISHED_SIZES)
+    add_network_options(parser, "published_size")
     parser.add_argument("--input", type=int, default=32, help="input side in pixels")
     parser.add_argument(
         "--classes",

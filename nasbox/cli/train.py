@@ -8,7 +8,6 @@ from pathlib import Path
 from nasbox import __version__
 from nasbox.checks import check_number
 from nasbox.cli.common import (
-    LAPTOP_SIZES,
     add_command,
     add_network_options,
     add_overwrite_option,
@@ -90,8 +89,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--batch-size {config.batch_size} is more than the {used.batch_size} training "
             f"images of {data.name}; using {used.batch_size}"
         )
-    options = network_options(args, space, arch, data.image_size[0], LAPTOP_SIZES)
-    if args.space == "nasnet":
+    options = network_options(args, space, arch, data.image_size[0], "laptop_size")
+    if space.has_auxiliary_head:
         options.update(auxiliary=args.aux_weight > 0, dropout=args.dropout)
     torch.manual_seed(args.seed)
     network = space.build(
@@ -142,7 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_parser(commands) -> None:
     parser = add_command(commands, "train", "train an architecture (N@F) on a data set")
     add_space_option(parser)
-    add_network_options(parser, LAPTOP_SIZES)
+    add_network_options(parser, "laptop_size")
     parser.add_argument("--data", default="digits", help=data_help())
     parser.add_argument("--data-dir", help="folder of the CIFAR-10 python batches")
     parser.add_argument("--epochs", type=int, default=10, help="passes over the training images")

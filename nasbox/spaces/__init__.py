@@ -3,11 +3,13 @@
 from nasbox.registry import Registry
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.nasnet import NASNET_A, NASNetGenotype, NASNetSpace
+from nasbox.spaces.nats import NATSSizeArch, NATSSizeSpace
 from nasbox.spaces.nb201 import NB201Cell, NB201Space
 
 SPACES: Registry[SearchSpace] = Registry("search space")
 SPACES.register("nb201")(NB201Space)
 SPACES.register("nasnet")(NASNetSpace)
+SPACES.register("nats-size")(NATSSizeSpace)
 
 
 def get_space(name: str) -> SearchSpace:
@@ -19,6 +21,8 @@ __all__ = [
     "SPACES",
     "NASNetGenotype",
     "NASNetSpace",
+    "NATSSizeArch",
+    "NATSSizeSpace",
     "NB201Cell",
     "NB201Space",
     "SearchSpace",

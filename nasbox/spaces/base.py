@@ -18,6 +18,14 @@ class SearchSpace(ABC):
     """
 
     name: str
+    #: The architecture `train` and `describe` use when no --arch is given (a string or a name).
+    default_arch: str
+    #: N@F (cells per stage, penultimate filters) of the network the space's paper reports.
+    published_size: tuple[int, int]
+    #: N@F of a network that trains in minutes on a laptop CPU (`nasbox train`'s default).
+    laptop_size: tuple[int, int]
+    #: Whether `build` takes `auxiliary=` and `dropout=` (cell networks that train with them).
+    has_auxiliary_head: bool = False
 
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> Hashable:
@@ -40,6 +48,13 @@ class SearchSpace(ABC):
         self, arch: Hashable, *, num_classes: int, in_channels: int = 3, **options
     ) -> nn.Module:
         """A freshly initialised network that uses `arch`."""
+
+    @abstractmethod
+    def network_options(self, arch: Hashable, cells: int, filters: int) -> tuple[dict, int]:
+        """`build` options for the N@F network of `arch`, and the F those options really build.
+
+        F is rounded to what the space can build; callers say so when it differs.
+        """
 
     @abstractmethod
     def decision_sizes(self) -> list[int]:

@@ -525,6 +525,10 @@ class NASNetSpace(SearchSpace):
 
     name = "nasnet"
     ops = OPS
+    default_arch = "nasnet-a"
+    published_size = (6, 768)  # NASNet-A 6@768, the paper's CIFAR-10 model
+    laptop_size = (2, 96)
+    has_auxiliary_head = True
 
     def __init__(self, blocks: int = 5) -> None:
         if blocks < 1:
@@ -534,6 +538,13 @@ class NASNetSpace(SearchSpace):
     def __len__(self) -> int:
         """The number of decision sequences, capped at `sys.maxsize` (the most `len` allows)."""
         return min(math.prod(self.decision_sizes()), sys.maxsize)
+
+    def network_options(
+        self, arch: NASNetGenotype, cells: int, filters: int
+    ) -> tuple[dict, int]:
+        """F = 4 x C x the normal cell's concatenated states, for a whole C of at least 2."""
+        built = 4 * len(arch.normal.outputs) * channels_for(arch, filters)
+        return {"cells": cells, "filters": filters}, built
 
     def decision_sizes(self) -> list[int]:
         sizes = []

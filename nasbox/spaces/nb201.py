@@ -87,32 +87,54 @@ class ReLUConvBN(nn.Sequential):
 
 
 class Zero(nn.Module):
+    """The `none` op: zeros with `channels` channels (NATS size cells change the width)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mul(0.0)
+        if x.shape[1] == self.channels:
+            return x.mul(0.0)
+        return x.new_zeros((x.shape[0], self.channels, *x.shape[2:]))
 
 
-def make_op(name: str, channels: int) -> nn.Module:
-    """A cell operation; inside nb201 cells every op keeps channels and resolution."""
+def make_op(name: str, channels: int, in_channels: int | None = None) -> nn.Module:
+    """A cell operation at stride 1 from `in_channels` (default: `channels`) to `channels`.
+
+    Only NATS-Bench size cells change the width, on the edges that leave the cell input; there a
+    skip is a 1x1 convolution with BN and a pooling is preceded by a 1x1 ReLU-conv-BN, as in the
+    benchmark's code.
+    """
+    c_in = channels if in_channels is None else in_channels
     if name == "none":
-        return Zero()
+        return Zero(channels)
     if name == "skip_connect":
-        return nn.Identity()
+        if c_in == channels:
+            return nn.Identity()
+        return nn.Sequential(nn.Conv2d(c_in, channels, 1, bias=False), nn.BatchNorm2d(channels))
     if name == "nor_conv_1x1":
-        return ReLUConvBN(channels, channels, 1, 1, 0)
+        return ReLUConvBN(c_in, channels, 1, 1, 0)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(channels, channels, 3, 1, 1)
+        return ReLUConvBN(c_in, channels, 3, 1, 1)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        if c_in == channels:
+            return pool
+        return nn.Sequential(ReLUConvBN(c_in, channels, 1, 1, 0), pool)
     raise NasboxError(f"unknown nb201 operation {name!r}; choose one of: {', '.join(OPS)}")
 
 
 class Cell(nn.Module):
     """Node j is the sum of the ops on its incoming edges; the cell outputs the last node."""
 
-    def __init__(self, cell: NB201Cell, channels: int) -> None:
+    def __init__(self, cell: NB201Cell, channels: int, in_channels: int | None = None) -> None:
         super().__init__()
         self.edges = EDGES
-        self.ops = nn.ModuleList(make_op(op, channels) for op in cell.ops)
+        self.ops = nn.ModuleList(
+            make_op(op, channels, in_channels if source == 0 else None)
+            for op, (source, _) in zip(cell.ops, EDGES, strict=True)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -182,6 +204,13 @@ class NB201Space(SearchSpace):
 
     name = "nb201"
     ops = OPS
+    # The best CIFAR-10 cell that uses only 3x3 convolutions and skips.
+    default_arch = (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+        "nor_conv_3x3~2|"
+    )
+    published_size = (5, 64)  # the benchmark's network: C=16, N=5
+    laptop_size = (1, 64)
 
     def sample(self, rng: np.random.Generator) -> NB201Cell:
         return NB201Cell(tuple(OPS[i] for i in rng.integers(len(OPS), size=len(EDGES))))
@@ -209,6 +238,10 @@ class NB201Space(SearchSpace):
         cells_per_stage: int = 5,
     ) -> NB201Network:
         return NB201Network(arch, channels, cells_per_stage, num_classes, in_channels)
+
+    def network_options(self, arch: NB201Cell, cells: int, filters: int) -> tuple[dict, int]:
+        """N cells per stage; F = 4C, the channels after the last stage."""
+        return {"cells_per_stage": cells, "channels": filters // 4}, filters // 4 * 4
 
     def decision_sizes(self) -> list[int]:
         return [len(OPS)] * len(EDGES)

@@ -1,0 +1,97 @@
+"""Every registered space keeps the `SearchSpace` contract and runs under every strategy."""
+
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from nasbox.errors import NasboxError
+from nasbox.estimators.petri import MOTIF_SPACES
+from nasbox.spaces import SPACES, get_space
+from nasbox.strategies import STRATEGIES, get_strategy, uses_prescore
+
+SPACE_NAMES = SPACES.names()
+
+
+def fake_accuracy(space, arch) -> float:
+    """A deterministic stand-in for an estimator: the same architecture, the same value."""
+    return zlib.crc32(space.format(arch).encode()) / 2**32
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_sample_format_parse_round_trip(name):
+    space = get_space(name)
+    first = [space.sample(np.random.default_rng(3)) for _ in range(2)]
+    assert first[0] == first[1], "the same seed must give the same architecture"
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(20)]
+    assert len(set(archs)) > 10
+    for arch in archs:
+        assert space.parse(space.format(arch)) == arch
+        mutant = space.mutate(arch, rng)
+        assert mutant != arch
+        assert space.parse(space.format(mutant)) == mutant
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_any_decision_sequence_is_a_valid_architecture(name):
+    space = get_space(name)
+    sizes = space.decision_sizes()
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        decisions = [int(rng.integers(size)) for size in sizes]
+        arch = space.from_decisions(decisions)
+        assert space.parse(space.format(arch)) == arch
+        assert space.from_decisions(space.to_decisions(arch)) == arch
+    with pytest.raises(NasboxError):
+        space.from_decisions([0] * (len(sizes) + 1))
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_default_architecture_builds_and_runs(name):
+    space = get_space(name)
+    arch = space.parse(space.default_arch)
+    torch.manual_seed(0)
+    network = space.build(arch, num_classes=7, in_channels=1).eval()
+    with torch.no_grad():
+        logits = network(torch.randn(2, 1, 16, 16))
+    assert logits.shape == (2, 7)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_network_options_build_the_filters_they_report(name):
+    space = get_space(name)
+    arch = space.parse(space.default_arch)
+    cells, filters = space.laptop_size
+    options, built = space.network_options(arch, cells, filters)
+    with torch.device("meta"):
+        network = space.build(arch, num_classes=10, **options)
+    classifier = [m for m in network.modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert classifier.in_features == built
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES.names())
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_every_strategy_searches_every_space(name, strategy):
+    space = get_space(name)
+    options = {}
+    if uses_prescore(strategy):
+        options = {"prescore": lambda arch: fake_accuracy(space, arch), "candidates": 10}
+    if strategy in ("ppo", "lstm-reinforce"):
+        options = {"minibatch": 4}
+    if strategy == "petri-evolution" and name not in MOTIF_SPACES:
+        with pytest.raises(NasboxError, match="no petri dish"):
+            get_strategy(strategy, space, seed=0)
+        return
+    if strategy == "petri-evolution":
+        options = {"initial": 2, "population": 4, "tournament": 2, "children": 4}
+    search = get_strategy(strategy, space, seed=0, **options)
+    seen = []
+    for _ in range(12):
+        arch = search.ask()
+        assert arch not in seen, f"{strategy} proposed {space.format(arch)} twice"
+        seen.append(arch)
+        search.tell(arch, fake_accuracy(space, arch))
+    assert all(space.parse(space.format(arch)) == arch for arch in seen)
