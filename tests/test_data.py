@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from nasbox.data import load_data
+from nasbox.data.images import channel_statistics
 from nasbox.errors import NasboxError
 
 
@@ -14,6 +15,14 @@ def test_digits_is_bundled_and_normalised():
     images, labels = data.batch(128, seed=0)
     assert images.shape == (128, 1, 8, 8) and labels.shape == (128,)
     assert abs(float(images.mean())) < 0.2 and 0.8 < float(images.std()) < 1.2
+
+
+def test_channel_statistics_match_numpy_across_chunks():
+    images = np.random.default_rng(0).integers(0, 256, size=(600, 3, 5, 4), dtype=np.uint8)
+    scaled = images.astype(np.float64) / 255
+    mean, std = channel_statistics(images, chunk_pixels=1000)  # 16 images a chunk
+    assert mean == pytest.approx(scaled.mean(axis=(0, 2, 3)).tolist(), rel=1e-12)
+    assert std == pytest.approx(scaled.std(axis=(0, 2, 3)).tolist(), rel=1e-12)
 
 
 def test_batches_are_seeded():

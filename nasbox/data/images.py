@@ -28,6 +28,28 @@ DATA_SOURCES = (
 )
 
 
+def channel_statistics(
+    images: np.ndarray, chunk_pixels: int = 1 << 22
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 NCHW images scaled to [0, 1].
+
+    From each channel's histogram of its 256 values, counted a few million pixels at a time:
+    exact, and a large data set needs no float copy of every image.
+    """
+    channels = images.shape[1]
+    counts = np.zeros((channels, 256), dtype=np.int64)
+    step = max(1, chunk_pixels // images[0].size)
+    for start in range(0, len(images), step):
+        part = images[start : start + step]
+        for channel in range(channels):
+            counts[channel] += np.bincount(part[:, channel].ravel(), minlength=256)
+    values = np.arange(256) / 255.0
+    total = counts.sum(axis=1)
+    mean = counts @ values / total
+    std = np.sqrt(np.maximum(counts @ values**2 / total - mean**2, 0.0))
+    return tuple(mean.tolist()), tuple(np.maximum(std, 1e-8).tolist())
+
+
 @dataclass
 class ImageData:
     """Train/test images (uint8, NCHW) with labels and the per-channel statistics to normalise."""
@@ -43,9 +65,7 @@ class ImageData:
     def __post_init__(self) -> None:
         self._check_labels()
         if not self.mean:
-            scaled = self.x_train.astype(np.float64) / 255.0
-            self.mean = tuple(scaled.mean(axis=(0, 2, 3)).tolist())
-            self.std = tuple(np.maximum(scaled.std(axis=(0, 2, 3)), 1e-8).tolist())
+            self.mean, self.std = channel_statistics(self.x_train)
 
     def _check_labels(self) -> None:
         """Labels are class indices 0..K-1, with K from the training labels and at most one
