@@ -47,6 +47,13 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="digits", help=data_help())
     parser.add_argument("--data-dir", help="folder of the CIFAR-10 python batches")
     parser.add_argument(
+        "--image-size",
+        type=int,
+        metavar="N",
+        help="folder:DIR only: resize images to N x N (default: keep their size if all share "
+        "one, else 32)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=128,
@@ -100,7 +107,8 @@ def estimator_context(
     check_seed(args.seed)
     check_count(args.batch_size, "--batch-size")
     data_needed = any(name.split(":")[0].strip() in DATA_ESTIMATORS for name in estimators)
-    data = load_data(args.data, args.data_dir) if data_needed or args.data != "digits" else None
+    load = data_needed or args.data != "digits" or args.image_size is not None
+    data = load_data(args.data, args.data_dir, args.image_size) if load else None
     batch_size = args.batch_size
     if data is not None and batch_size > len(data.x_train):
         batch_size = len(data.x_train)

@@ -1,7 +1,8 @@
 """Image classification data sets, held as uint8 NCHW arrays and normalised per channel on use.
 
 Sources: scikit-learn's bundled digits (no download), the CIFAR-10 python batches from a folder,
-or any `.npz` file with `x_train`, `y_train` (and optionally `x_test`, `y_test`).
+any `.npz` file with `x_train`, `y_train` (and optionally `x_test`, `y_test`), or a folder of
+images in one folder per class (`nasbox.data.folder`).
 """
 
 import pickle
@@ -24,6 +25,11 @@ DATA_SOURCES = (
         "npz:FILE",
         "arrays x_train, y_train and optionally x_test, y_test (uint8, NCHW or NHWC)",
         "as long as reading the file",
+    ),
+    (
+        "folder:DIR",
+        "images in DIR/<class>/ or DIR/train/<class>/ + DIR/test/<class>/ (--image-size N)",
+        "decoding every image once, then reading a cache",
     ),
 )
 
@@ -61,6 +67,7 @@ class ImageData:
     y_test: np.ndarray | None = None
     mean: tuple[float, ...] = field(default=())
     std: tuple[float, ...] = field(default=())
+    classes: tuple[str, ...] = field(default=())  # class names by label, where the source has them
 
     def __post_init__(self) -> None:
         self._check_labels()
@@ -127,6 +134,7 @@ class ImageData:
             self.y_train[held],
             mean=self.mean,
             std=self.std,
+            classes=self.classes,
         )
 
     def batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,8 +147,22 @@ class ImageData:
         return self.normalize(self.x_train[index]), torch.from_numpy(self.y_train[index]).long()
 
 
-def load_data(spec: str = "digits", data_dir: str | Path | None = None) -> ImageData:
-    """Load a data set by its CLI name: `digits`, `cifar10` (with `data_dir`) or `npz:FILE`."""
+def load_data(
+    spec: str = "digits", data_dir: str | Path | None = None, image_size: int | None = None
+) -> ImageData:
+    """Load a data set by its CLI name: `digits`, `cifar10` (with `data_dir`), `npz:FILE` or
+    `folder:DIR`; only folder images are decoded, so only they take `image_size`."""
+    if spec.startswith("folder:"):
+        from nasbox.data.folder import load_folder
+
+        if spec == "folder:":
+            raise NasboxError("--data folder: needs a folder, e.g. --data folder:photos")
+        return load_folder(spec.removeprefix("folder:"), image_size)
+    if image_size is not None:
+        raise NasboxError(
+            f"--image-size resizes the images of --data folder:DIR only; {spec} images keep "
+            "their size, so leave --image-size out"
+        )
     if spec == "digits":
         return load_digits()
     if spec == "cifar10":
