@@ -220,6 +220,9 @@ COMMANDS: dict[str, Quick | Slow] = {
         "needs the official NATS-Bench topology folder (not in ../shared)"
     ),
     "nasbox search --space nasnet --strategy ppo": Slow("300 NASNet children: minutes"),
+    "nasbox search --data folder:photos": Slow(
+        "needs the user's image folder (tests/test_image_folder.py searches a generated one)"
+    ),
     "nasbox train --data digits": Slow("trains for 10 epochs: 20 to 80 s"),
     "nasbox train --space nasnet": Slow("trains NASNet-A 2@96 on CIFAR for minutes"),
     "nasbox train --space nb201": Slow("trains nb201 5@64 on CIFAR for minutes"),
