@@ -49,7 +49,7 @@ def test_score_writes_one_column_per_estimator(tmp_path, tiny_npz):
     [
         (["search", "--strategy", "annealing"], "unknown strategy 'annealing'"),
         (["search", "--data", "npz:/nonexistent/x.npz"], "/nonexistent/x.npz: file not found"),
-        (["search", "--space", "darts"], "unknown search space 'darts'"),
+        (["search", "--space", "resnet"], "unknown search space 'resnet'"),
         (["search", "--samples", "0"], "--samples must be at least 1"),
     ],
 )

@@ -101,7 +101,7 @@ WRONG = [
     (["describe", "--classes", "0"], "--classes must be at least 2"),
     (["describe", "--classes", "-5"], "--classes must be at least 2"),
     (["describe", "--input", "4"], "--input must be at least 8"),
-    (["describe", "--space", "darts"], "unknown search space 'darts'"),
+    (["describe", "--space", "resnet"], "unknown search space 'resnet'"),
     ([*SCORE, "--seed", "-1"], "--seed must be"),
     ([*SCORE, "--archs", "binary.txt"], "not a UTF-8 text file"),
     ([*SCORE, "--archs", "missing.txt"], "missing.txt: file not found"),

@@ -33,6 +33,12 @@ from nasbox.cli.common import (
 )
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, get_estimator
+from nasbox.estimators.objectives import (
+    ConstraintCheck,
+    get_evaluator,
+    parse_constraint,
+    parse_objectives,
+)
 from nasbox.runs import (
     COMMAND_RESULTS,
     DATABASE,
@@ -51,6 +57,7 @@ from nasbox.runs import (
     plot_trials,
     run_search,
     write_json,
+    write_pareto,
     write_trials_csv,
 )
 from nasbox.spaces import get_space
@@ -65,10 +72,14 @@ RUN_SETTINGS = {
     "space": "--space",
     "strategy": "--strategy",
     "estimator": "--estimator",
+    "objectives": "--objectives",
+    "constraints": "--constraint",
     "prescore": "--prescore",
     "data": "--data",
     "data_dir": "--data-dir",
+    "image_size": "--image-size",
     "batch_size": "--batch-size",
+    "latency_batch": "--latency-batch",
     "benchmark": "--benchmark",
     "seed": "--seed",
     "imports": "--import",
@@ -139,7 +150,7 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
 def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
     """Adopt the stored run's settings; refuse command-line values that contradict them."""
     for key, option in RUN_SETTINGS.items():
-        stored = settings.get(key)
+        stored = settings.get(key, getattr(args, key))  # a setting newer than the run: as given
         if _given(args.argv, option) and getattr(args, key) != stored:
             raise NasboxError(
                 f"{option} {getattr(args, key)} conflicts with the resumed run's {option} "
@@ -172,7 +183,8 @@ def _summary(args, store: RunStore, run, storage: Path, out: Path, status: str) 
     trials = store.trials(run)
     counts = Counter(t.state for t in trials)
     finished = [t for t in trials if t.state == "complete"]
-    best = best_trial(trials)
+    objectives = parse_objectives(args.objectives) if args.objectives else []
+    best = None if objectives else best_trial(trials)
     summary = {
         "command": "search",
         "version": __version__,
@@ -187,16 +199,20 @@ def _summary(args, store: RunStore, run, storage: Path, out: Path, status: str) 
         "complete": counts["complete"],
         "failed": counts["failed"],
         "running": counts["running"],
+        "rejected": counts["rejected"],
         "best_arch": best.arch if best else None,
         "best_value": best.value if best else None,
         "seconds_median": round(statistics.median(t.seconds for t in finished), 4)
         if finished
         else None,
     }
-    write_trials_csv(out / "trials.csv", trials)
+    names = [o.estimator for o in objectives]
+    write_trials_csv(out / "trials.csv", trials, names)
+    if objectives:
+        summary.update(write_pareto(out, trials, objectives))
     write_json(out / "summary.json", summary)
     if trials:
-        plot_trials(out / "trials.png", trials, args.estimator)
+        plot_trials(out / "trials.png", trials, names[0] if names else args.estimator)
     return summary
 
 
@@ -230,25 +246,40 @@ def _build_search(args: argparse.Namespace):
             f"{args.space}; use at most {len(space)}"
         )
     prescored = uses_prescore(args.strategy)
+    objectives = parse_objectives(args.objectives) if args.objectives else []
+    if objectives and not STRATEGIES.get(args.strategy).multi_objective:
+        several = [name for name in STRATEGIES.names() if STRATEGIES.get(name).multi_objective]
+        raise NasboxError(
+            f"--objectives needs a strategy that handles several objectives ("
+            f"{', '.join(several)}); {args.strategy} optimises one --estimator"
+        )
+    constraints = [parse_constraint(text) for text in args.constraints]
+    evaluated = [o.estimator for o in objectives] or [args.estimator]
     context = estimator_context(
-        args, space, [args.estimator] + ([args.prescore] if prescored else [])
+        args,
+        space,
+        evaluated + [c.estimator for c in constraints] + ([args.prescore] if prescored else []),
     )
-    estimator = get_estimator(args.estimator, context)
+    estimator = get_evaluator(args.objectives or args.estimator, context)
+    admissible = ConstraintCheck(constraints, context) if constraints else None
     args.batch_size_used = context.batch_size
     table = context.benchmark
-    if args.estimator.startswith("table:") and table is not None and len(table) < len(space):
+    lookups = any(name.startswith("table:") for name in evaluated)
+    if lookups and table is not None and len(table) < len(space):
         raise NasboxError(
             f"--benchmark {args.benchmark} holds {len(table):,} of the {len(space):,} "
             f"architectures of {args.space}; table:COLUMN searches need a table of every one"
         )
     spec = EstimatorSpec(
         args.space,
-        args.estimator,
+        args.objectives or args.estimator,
         data=args.data if context.data is not None else None,
         data_dir=args.data_dir,
+        image_size=args.image_size,
         benchmark=str(Path(args.benchmark).resolve()) if args.benchmark else None,
         seed=args.seed,
         batch_size=context.batch_size,
+        latency_batch=args.latency_batch,
         imports=tuple(args.imports),
     )
     options = _strategy_options(args.strategy, args.strategy_options)
@@ -267,7 +298,7 @@ def _build_search(args: argparse.Namespace):
         strategy = get_strategy(args.strategy, space, seed=args.seed, **options)
     except TypeError as err:
         raise NasboxError(f"--strategy-option: {err}") from None
-    return space, strategy, estimator, spec
+    return space, strategy, estimator, spec, admissible
 
 
 def _check_shared_storage(args: argparse.Namespace, storage: Path, name: str, out: Path) -> None:
@@ -286,13 +317,21 @@ def _check_shared_storage(args: argparse.Namespace, storage: Path, name: str, ou
 
 def cmd_search(args: argparse.Namespace) -> int:
     args.imports, args.strategy_options = args.imports or [], args.strategy_options or []
+    args.constraints = args.constraints or []
+    if args.objectives is not None and _given(args.argv, "--estimator"):
+        raise NasboxError(
+            "--objectives replaces --estimator (give naswot,-params for naswot and params); "
+            "drop --estimator"
+        )
     _check_inputs(args)
     if args.resume and args.overwrite:
         raise NasboxError("--resume continues a run and --overwrite replaces one; give only one")
     if args.executor != "ray" and (args.ray_address or _given(args.argv, "--cpus-per-trial")):
         raise NasboxError("--ray-address and --cpus-per-trial need --executor ray")
     storage, name, out = _run_location(args)
-    space, strategy, estimator, spec = _build_search(args)
+    args.constraints = args.constraints or []  # runs made before constraints existed
+    space, strategy, estimator, spec, admissible = _build_search(args)
+    objectives = parse_objectives(args.objectives) if args.objectives else []
     folder = RunFolder(out, RESULTS, resume=bool(args.resume), overwrite=args.overwrite)
     folder.check()
     _check_shared_storage(args, storage, name, out)
@@ -306,12 +345,15 @@ def cmd_search(args: argparse.Namespace) -> int:
                 store.delete_run(name)
             run = store.create_run(name, settings, str(out.resolve()), __version__)
         stored_trials = store.trials(run)
-        history = [t.to_trial(space.parse) for t in stored_trials if t.state != "running"]
+        history = [
+            t.to_trial(space.parse, objectives) for t in stored_trials if t.state != "running"
+        ]
         running = [(t.number, space.parse(t.arch)) for t in stored_trials if t.state == "running"]
         store.set_status(run, "running", settings)
         _summary(args, store, run, storage, out, "running")
-        appender = TrialAppender(out / "trials.csv")
-        recorder = StoreRecorder(store, run, space, on_finished=appender)
+        names = [o.estimator for o in objectives]
+        appender = TrialAppender(out / "trials.csv", names)
+        recorder = StoreRecorder(store, run, space, on_finished=appender, objectives=objectives)
         started = time.perf_counter()
         status, code, failure = "interrupted", 130, ""
         try:
@@ -323,6 +365,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 history=history,
                 running=running,
                 max_failures=args.max_failures,
+                admissible=admissible,
                 progress=not args.quiet,
             )
             status, code = "complete", 0
@@ -361,12 +404,33 @@ def _report(
         )
         return code
     failed = f", {summary['failed']} failed" if summary["failed"] else ""
+    rejected = summary["rejected"]
+    failed += f", {rejected} rejected by the constraints (not evaluated)" if rejected else ""
     new = f" ({done - resumed} new, {resumed} from before the resume)" if resumed else ""
     print(f"evaluated {done} architectures{failed}{new} in {elapsed:.1f} s; results in {out}/")
+    if args.objectives:
+        return _report_front(summary, out)
     if summary["best_arch"] is None:
         print("no trial completed; see the errors in trials.csv")
         return 1
     print(f"best {args.estimator} {summary['best_value']:.4f}: {summary['best_arch']}")
+    return 0
+
+
+def _report_front(summary: dict, out: Path) -> int:
+    front = summary["pareto_front"]
+    if not front:
+        print("no trial completed; see the errors in trials.csv")
+        return 1
+    print(
+        f"Pareto front of {len(front)} architectures (hypervolume {summary['hypervolume']:.4g}) "
+        f"in {out}/pareto.csv:"
+    )
+    for point in front[:5]:
+        values = ", ".join(f"{key} {value:.4g}" for key, value in point.items() if key != "arch")
+        print(f"  {values}: {point['arch']}")
+    if len(front) > 5:
+        print(f"  ... and {len(front) - 5} more")
     return 0
 
 
@@ -385,6 +449,19 @@ def add_parser(commands) -> None:
         help="one of: "
         + ", ".join(ESTIMATORS.get(name).syntax() for name in ESTIMATORS.names())
         + " (`nasbox list` says what each one does)",
+    )
+    search.add_argument(
+        "--objectives",
+        help="several estimators to optimise at once, e.g. naswot,-params (a leading '-' "
+        "minimises); needs --strategy nsga2 or random and writes pareto.csv",
+    )
+    search.add_argument(
+        "--constraint",
+        dest="constraints",
+        action="append",
+        metavar="ESTIMATOR<=BOUND",
+        help="reject architectures before evaluating them unless they keep this, e.g. "
+        "params<=1.0 (repeatable; rejected ones do not count towards --samples)",
     )
     search.add_argument(
         "--samples", "--budget", type=int, default=100, help="trials to finish (complete or failed)"

@@ -16,7 +16,13 @@ from nasbox.runs.folder import (
     replaced_atomically,
 )
 from nasbox.runs.loop import Recorder, TooManyFailures, Trial, run_search
-from nasbox.runs.report import TrialAppender, plot_trials, write_json, write_trials_csv
+from nasbox.runs.report import (
+    TrialAppender,
+    plot_trials,
+    write_json,
+    write_pareto,
+    write_trials_csv,
+)
 from nasbox.runs.store import (
     DATABASE,
     RunStore,
@@ -53,5 +59,6 @@ __all__ = [
     "locate_run",
     "run_search",
     "write_json",
+    "write_pareto",
     "write_trials_csv",
 ]

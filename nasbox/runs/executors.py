@@ -33,7 +33,7 @@ class Evaluation:
 
     number: int
     arch: Hashable
-    value: float | None
+    value: float | tuple[float, ...] | None  # a tuple with several objectives
     seconds: float
     error: str | None = None
     worker: str = ""
@@ -52,26 +52,34 @@ class EstimatorSpec:
     estimator: str
     data: str | None = None
     data_dir: str | None = None
+    image_size: int | None = None
     benchmark: str | None = None
     seed: int = 0
     batch_size: int = 128
+    latency_batch: int = 1
     imports: tuple[str, ...] = ()  # modules that register user estimators (`--import`)
 
-    def build(self) -> Callable[[Hashable], float]:
+    def build(self) -> Callable[[Hashable], float | tuple[float, ...]]:
         for module in self.imports:
             importlib.import_module(module)
         from nasbox.benchmarks import TabularBenchmark
         from nasbox.data import load_data
-        from nasbox.estimators import EstimatorContext, get_estimator
+        from nasbox.estimators import EstimatorContext
+        from nasbox.estimators.objectives import get_evaluator
         from nasbox.spaces import get_space
 
         space = get_space(self.space)
-        data = load_data(self.data, self.data_dir) if self.data else None
+        data = load_data(self.data, self.data_dir, self.image_size) if self.data else None
         benchmark = TabularBenchmark.from_file(self.benchmark) if self.benchmark else None
         context = EstimatorContext(
-            space, data, seed=self.seed, batch_size=self.batch_size, benchmark=benchmark
+            space,
+            data,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            benchmark=benchmark,
+            latency_batch=self.latency_batch,
         )
-        return get_estimator(self.estimator, context)
+        return get_evaluator(self.estimator, context)
 
 
 def evaluate_safely(
@@ -84,16 +92,23 @@ def evaluate_safely(
     """
     started = time.perf_counter()
     try:
-        value = float(estimator(arch))
+        value = _as_value(estimator(arch))
     except NasboxError as err:
         return None, time.perf_counter() - started, str(err), True
     except Exception as err:  # noqa: BLE001 - any estimator failure fails only this trial
         message = " ".join(str(err).split()) or "no message"
         return None, time.perf_counter() - started, f"{type(err).__name__}: {message}", False
     seconds = time.perf_counter() - started
-    if math.isnan(value):
+    if any(math.isnan(part) for part in (value if isinstance(value, tuple) else (value,))):
         return None, seconds, "the estimator returned NaN", False
     return value, seconds, None, False
+
+
+def _as_value(result) -> float | tuple[float, ...]:
+    """A number, or a tuple of numbers for several objectives."""
+    if isinstance(result, tuple):
+        return tuple(float(part) for part in result)
+    return float(result)
 
 
 def threads_per_worker(workers: int) -> int:

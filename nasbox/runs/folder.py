@@ -19,7 +19,7 @@ LOCK_NAME = ".nasbox.lock"
 # What each command leaves in its folder: a folder holding another command's results is refused,
 # even with --overwrite, so `search --out` never mixes into (or deletes) a training run.
 COMMAND_RESULTS = {
-    "search": ("trials.csv", "summary.json", "trials.png", "nasbox.db"),
+    "search": ("trials.csv", "summary.json", "trials.png", "nasbox.db", "pareto.csv", "pareto.png"),
     "train": ("checkpoint.pt", "history.csv", "history.png", "settings.json"),
     "bench run": ("trajectories.csv", "summary.md", "summary.json", "anytime.png"),
 }

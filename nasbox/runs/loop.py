@@ -23,13 +23,15 @@ from nasbox.strategies import Strategy
 class Trial:
     """One evaluation: its architecture, value (higher is better; `-inf` if it failed) and time.
 
+    With several objectives the value is a tuple. A trial `rejected` by the constraints was
+    never evaluated: its strategy was told `-inf` and it does not count towards the budget.
     `told_after` is how many trials had been asked when this one was told to the strategy and
     `tell_order` its rank among tells: together they fix the sequence a resume replays.
     """
 
     number: int
     arch: Hashable
-    value: float
+    value: float | tuple[float, ...]
     seconds: float
     state: str = "complete"
     error: str | None = None
@@ -50,6 +52,10 @@ class TooManyFailures(NasboxError):
     """Raised when `max_failures` trials have failed; finished trials are already recorded."""
 
 
+# Rejections allowed per trial of the budget before the constraints are called unsatisfiable.
+REJECTIONS_PER_TRIAL = 100
+
+
 def run_search(
     strategy: Strategy,
     evaluate: Executor | Callable[[Hashable], float],
@@ -60,6 +66,7 @@ def run_search(
     history: Sequence[Trial] = (),
     running: Sequence[tuple[int, Hashable]] = (),
     max_failures: int | None = None,
+    admissible: Callable[[Hashable], str | None] | None = None,
     progress: bool = True,
     description: str = "search",
 ) -> list[Trial]:
@@ -68,7 +75,8 @@ def run_search(
     `evaluate` is an executor or a plain function (run in this process). `history` holds the
     finished trials of an interrupted run and `running` the (number, arch) of its trials that
     were asked but never finished: they are replayed into the strategy, not evaluated again,
-    except the unfinished ones, which are evaluated again.
+    except the unfinished ones, which are evaluated again. `admissible` says why a proposal
+    breaks the constraints (None if it keeps them); such a proposal is rejected, not evaluated.
     """
     executor = evaluate if isinstance(evaluate, Executor) else InlineExecutor(evaluate)
     recorded = {trial.number: trial.arch for trial in history}
@@ -99,7 +107,9 @@ def run_search(
         ask()
 
     failures = sum(trial.state == "failed" for trial in trials)
-    best = max((trial.value for trial in trials), default=-math.inf)
+    rejected = sum(trial.state == "rejected" for trial in trials)
+    scalar = [t.value for t in trials if not isinstance(t.value, tuple)]
+    best = max(scalar, default=-math.inf)
     in_flight: dict[int, Hashable] = {}
 
     def submit(number: int, arch: Hashable) -> None:
@@ -110,7 +120,7 @@ def run_search(
 
     def finish(evaluation: Evaluation) -> Trial:
         del in_flight[evaluation.number]
-        value = -math.inf if evaluation.failed else float(evaluation.value)
+        value = -math.inf if evaluation.failed else evaluation.value
         strategy.tell(evaluation.arch, value)
         trial = Trial(
             evaluation.number,
@@ -130,26 +140,52 @@ def run_search(
             on_trial(trial)
         return trial
 
+    def reject(number: int, arch: Hashable, reason: str) -> None:
+        strategy.tell(arch, -math.inf)
+        trial = Trial(number, arch, -math.inf, 0.0, "rejected", reason, "main", asked, len(trials))
+        trials.append(trial)
+        if recorder is not None:
+            recorder.started(number, arch)
+            recorder.finished(trial)
+        if on_trial is not None:
+            on_trial(trial)
+
     with tqdm(
-        total=budget, initial=len(trials), desc=description, unit="arch", disable=not progress
+        total=budget,
+        initial=len(trials) - rejected,
+        desc=description,
+        unit="arch",
+        disable=not progress,
     ) as bar:
         try:
             while True:
                 while resubmit and len(in_flight) < executor.capacity:
                     number = resubmit.pop(0)
                     submit(number, recorded[number])
-                while len(in_flight) < executor.capacity and asked < budget:
-                    number = asked
-                    submit(number, ask())
+                while len(in_flight) < executor.capacity and asked - rejected < budget:
+                    number, arch = asked, ask()
+                    reason = admissible(arch) if admissible is not None else None
+                    if reason is None:
+                        submit(number, arch)
+                        continue
+                    reject(number, arch, reason)
+                    rejected += 1
+                    bar.set_postfix(best=f"{best:.4g}", failed=failures, rejected=rejected)
+                    if rejected > REJECTIONS_PER_TRIAL * budget:
+                        raise NasboxError(
+                            f"the constraints rejected {rejected} architectures ({reason}); "
+                            "loosen them"
+                        )
                 if not in_flight:
                     break
                 for evaluation in executor.wait():
                     trial = finish(evaluation)
                     if evaluation.bad_input:
                         raise NasboxError(evaluation.error)
-                    best = max(best, trial.value)
+                    if not isinstance(trial.value, tuple):
+                        best = max(best, trial.value)
                     failures += trial.state == "failed"
-                    bar.set_postfix(best=f"{best:.4g}", failed=failures)
+                    bar.set_postfix(best=f"{best:.4g}", failed=failures, rejected=rejected)
                     bar.update()
                     if max_failures is not None and failures >= max_failures:
                         raise TooManyFailures(

@@ -7,13 +7,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from nasbox.estimators.objectives import Objective
+from nasbox.pareto import hypervolume, pareto_front
 from nasbox.runs.folder import replaced_atomically
 from nasbox.runs.store import StoredTrial
 
 TRIAL_COLUMNS = ("number", "arch", "state", "value", "seconds", "worker", "error")
 
 
-def _row(trial: StoredTrial) -> tuple:
+def _row(trial: StoredTrial, metrics: Sequence[str]) -> tuple:
     value = "" if trial.value is None else repr(trial.value)
     seconds = "" if trial.seconds is None else f"{trial.seconds:.4f}"
     return (
@@ -24,15 +28,21 @@ def _row(trial: StoredTrial) -> tuple:
         seconds,
         trial.worker or "",
         trial.error or "",
+        *(repr(trial.metrics[name]) if name in trial.metrics else "" for name in metrics),
     )
 
 
-def write_trials_csv(path: Path, trials: Sequence[StoredTrial]) -> None:
-    """`trials.csv` from the store, in trial-number order (replaced in one rename)."""
+def write_trials_csv(
+    path: Path, trials: Sequence[StoredTrial], metrics: Sequence[str] = ()
+) -> None:
+    """`trials.csv` from the store, in trial-number order (replaced in one rename).
+
+    `metrics` adds a column per extra metric, e.g. one per objective of a multi-objective run.
+    """
     with replaced_atomically(path) as temporary, temporary.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(TRIAL_COLUMNS)
-        writer.writerows(_row(trial) for trial in trials)
+        writer.writerow((*TRIAL_COLUMNS, *metrics))
+        writer.writerows(_row(trial, metrics) for trial in trials)
 
 
 class TrialAppender:
@@ -41,13 +51,14 @@ class TrialAppender:
     The file is rewritten from the store, in number order, when the run ends or resumes.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, metrics: Sequence[str] = ()) -> None:
         self.path = path
+        self.metrics = metrics
         self._file = path.open("a", newline="")
         self._writer = csv.writer(self._file)
 
     def __call__(self, trial: StoredTrial) -> None:
-        self._writer.writerow(_row(trial))
+        self._writer.writerow(_row(trial, self.metrics))
         self._file.flush()
 
     def close(self) -> None:
@@ -106,9 +117,73 @@ def plot_trials(path: Path, trials: Sequence[StoredTrial], label: str) -> None:
         )
     axis.set_xlabel("trial")
     axis.set_ylabel(label)
+    _save(figure, axis, path)
+
+
+def write_pareto(
+    out: Path, trials: Sequence[StoredTrial], objectives: Sequence[Objective]
+) -> dict[str, Any]:
+    """`pareto.csv` and `pareto.png` for the complete trials; returns the summary's entries.
+
+    The hypervolume is measured from the worst value of each objective among the complete
+    trials, so it grows as the front improves on what the search saw first.
+    """
+    complete = [t for t in trials if t.state == "complete"]
+    names = [o.estimator for o in objectives]
+    if not complete:
+        return {"pareto_front": [], "hypervolume": None}
+    raw = np.array([[t.metrics[name] for name in names] for t in complete], dtype=float)
+    signs = np.array([-1.0 if o.minimize else 1.0 for o in objectives])
+    points = raw * signs  # every objective maximised
+    front = pareto_front(points)
+    front = front[np.argsort(-points[front, 0], kind="stable")]  # best first objective first
+    reference = points.min(axis=0)
+    with (
+        replaced_atomically(out / "pareto.csv") as temporary,
+        temporary.open("w", newline="") as handle,
+    ):
+        writer = csv.writer(handle)
+        writer.writerow(("arch", *names))
+        writer.writerows((complete[i].arch, *map(repr, raw[i].tolist())) for i in front)
+    _plot_pareto(out / "pareto.png", raw, front, [str(o) for o in objectives])
+    return {
+        "pareto_front": [
+            {"arch": complete[i].arch, **dict(zip(names, raw[i].tolist(), strict=True))}
+            for i in front
+        ],
+        "hypervolume": hypervolume(points, reference),
+        "hypervolume_reference": dict(zip(names, (reference * signs).tolist(), strict=True)),
+    }
+
+
+def _save(figure, axis, path: Path) -> None:
+    """Legend, grid, and the file replaced in one rename."""
+    import matplotlib.pyplot as plt
+
     axis.legend(loc="best")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     with replaced_atomically(path) as temporary:
         figure.savefig(temporary)
     plt.close(figure)
+
+
+def _plot_pareto(path: Path, raw: np.ndarray, front: np.ndarray, labels: Sequence[str]) -> None:
+    """Every complete trial in the first two objectives, the front joined as a staircase."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
+    x, y = raw[:, 0], raw[:, 1] if raw.shape[1] > 1 else np.zeros(len(raw))
+    axis.scatter(x, y, s=10, alpha=0.4, label="evaluated")
+    order = front[np.argsort(x[front])]
+    axis.step(x[order], y[order], where="post", color="C3", alpha=0.6)
+    axis.scatter(x[order], y[order], s=24, color="C3", label="Pareto front")
+    axis.set_xlabel(f"{labels[0]} ({'min' if labels[0].startswith('-') else 'max'})")
+    if raw.shape[1] > 1:
+        axis.set_ylabel(f"{labels[1]} ({'min' if labels[1].startswith('-') else 'max'})")
+    if raw.shape[1] > 2:
+        axis.set_title(f"first two of {len(labels)} objectives")
+    _save(figure, axis, path)

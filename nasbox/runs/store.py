@@ -14,12 +14,13 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nasbox.errors import NasboxError
+from nasbox.estimators.objectives import Objective
 from nasbox.runs.loop import Trial
 from nasbox.spaces import SearchSpace
 
@@ -38,7 +39,7 @@ CREATE TABLE IF NOT EXISTS trials (
     run_id INTEGER NOT NULL REFERENCES runs (run_id),
     number INTEGER NOT NULL,
     arch TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed')),
+    state TEXT NOT NULL CHECK (state IN ('running', 'complete', 'failed', 'rejected')),
     value REAL,
     metrics TEXT,
     seconds REAL,
@@ -75,12 +76,17 @@ class StoredTrial:
     tell_order: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
-    def to_trial(self, parse: Callable[[str], Hashable]) -> Trial:
+    def to_trial(
+        self, parse: Callable[[str], Hashable], objectives: Sequence[Objective] = ()
+    ) -> Trial:
         """The finished trial as the loop replays it (a failure is told as `-inf`)."""
+        value = -math.inf if self.value is None else self.value
+        if objectives and self.state == "complete":
+            value = tuple(o.maximised(self.metrics[o.estimator]) for o in objectives)
         return Trial(
             self.number,
             parse(self.arch),
-            -math.inf if self.value is None else self.value,
+            value,
             self.seconds or 0.0,
             self.state,
             self.error,
@@ -292,15 +298,24 @@ class StoreRecorder:
         run: StoredRun,
         space: SearchSpace,
         on_finished: Callable[[StoredTrial], None] | None = None,
+        objectives: Sequence[Objective] = (),
     ) -> None:
         self.store, self.run, self.space = store, run, space
         self.on_finished = on_finished
+        self.objectives = objectives
 
     def started(self, number: int, arch: Hashable) -> None:
         self.store.trial_started(self.run, number, self.space.format(arch))
 
     def finished(self, trial: Trial) -> None:
-        value = None if trial.state == "failed" else trial.value
+        """Several objectives go to `metrics` in their own units; `value` holds the first."""
+        value, metrics = (None if trial.state != "complete" else trial.value), {}
+        if isinstance(value, tuple):
+            metrics = {
+                o.estimator: o.maximised(part)
+                for o, part in zip(self.objectives, value, strict=True)
+            }
+            value = metrics[self.objectives[0].estimator]
         self.store.trial_finished(
             self.run,
             trial.number,
@@ -311,12 +326,20 @@ class StoreRecorder:
             error=trial.error,
             told_after=trial.told_after,
             tell_order=trial.tell_order,
+            metrics=metrics,
         )
         if self.on_finished is not None:
             arch = self.space.format(trial.arch)
             self.on_finished(
                 StoredTrial(
-                    trial.number, arch, trial.state, value, trial.seconds, trial.worker, trial.error
+                    trial.number,
+                    arch,
+                    trial.state,
+                    value,
+                    trial.seconds,
+                    trial.worker,
+                    trial.error,
+                    metrics=metrics,
                 )
             )
 

@@ -5,6 +5,7 @@ from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 from nasbox.strategies.controller import ControllerStrategy, PPOController, ReinforceController
 from nasbox.strategies.evolution import AssistedEvolution, BatchScorer, RegularizedEvolution
+from nasbox.strategies.nsga2 import NSGA2
 from nasbox.strategies.petri_evolution import PetriEvolution
 from nasbox.strategies.random import RandomSearch
 from nasbox.strategies.reinforce import Reinforce
@@ -17,6 +18,7 @@ STRATEGIES.register("reinforce")(Reinforce)
 STRATEGIES.register("ppo")(PPOController)
 STRATEGIES.register("lstm-reinforce")(ReinforceController)
 STRATEGIES.register("petri-evolution")(PetriEvolution)
+STRATEGIES.register("nsga2")(NSGA2)
 
 
 def get_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:
@@ -29,6 +31,7 @@ def uses_prescore(name: str) -> bool:
 
 
 __all__ = [
+    "NSGA2",
     "STRATEGIES",
     "AssistedEvolution",
     "BatchScorer",

@@ -13,7 +13,7 @@ fixed seed a strategy makes the same proposals as it did before it handled pendi
 import math
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -25,6 +25,8 @@ class Strategy(ABC):
     """Ask for an architecture, evaluate it however you like, tell the strategy its value."""
 
     name: str
+    #: Whether `tell` takes one value per objective (a tuple) as well as a single number.
+    multi_objective: bool = False
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         self.space = space
@@ -38,8 +40,11 @@ class Strategy(ABC):
     def ask(self) -> Hashable:
         """Propose the next architecture to evaluate."""
 
-    def tell(self, arch: Hashable, value: float) -> None:
-        """Record the value of a pending architecture returned by `ask` (NaN counts as `-inf`)."""
+    def tell(self, arch: Hashable, value: float | Sequence[float]) -> None:
+        """Record the value of a pending architecture returned by `ask` (NaN counts as `-inf`).
+
+        Strategies with `multi_objective = True` are told a tuple, one value per objective.
+        """
         if not self.pending[arch]:
             raise NasboxError(
                 f"told a value for an architecture {self.name} did not ask, or told it twice: "
@@ -48,7 +53,7 @@ class Strategy(ABC):
         self.pending[arch] -= 1
         if not self.pending[arch]:
             del self.pending[arch]
-        self.history.append((arch, -math.inf if math.isnan(value) else float(value)))
+        self.history.append((arch, _worst_if_nan(value)))
 
     def _propose(self, arch: Hashable) -> Hashable:
         """Hand `arch` out as pending; it is never proposed again (see `_reserve`)."""
@@ -77,3 +82,9 @@ class Strategy(ABC):
         if not self.history:
             return None
         return max(self.history, key=lambda item: item[1])
+
+
+def _worst_if_nan(value: float | Sequence[float]) -> float | tuple[float, ...]:
+    if isinstance(value, Sequence):
+        return tuple(_worst_if_nan(part) for part in value)
+    return -math.inf if math.isnan(value) else float(value)

@@ -1,0 +1,128 @@
+"""Several objectives at once, and constraints that reject architectures before costly estimators.
+
+`naswot,-params` is two objectives: NASWOT maximised, parameters minimised (a leading `-`).
+Strategies always maximise, so a search is told the vector with minimised objectives negated;
+files show every objective in its own units and direction. `params<=1.0` is a constraint: an
+estimator, a comparison and a bound.
+"""
+
+import math
+import operator
+import re
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from nasbox.errors import NasboxError
+from nasbox.estimators.base import EstimatorContext
+
+_CONSTRAINT = re.compile(r"^\s*(?P<spec>[^<>=]+?)\s*(?P<op><=|>=|<|>)\s*(?P<bound>\S+)\s*$")
+_COMPARE = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
+
+
+@dataclass(frozen=True)
+class Objective:
+    """An estimator spec and its direction."""
+
+    estimator: str
+    minimize: bool = False
+
+    def __str__(self) -> str:
+        return f"-{self.estimator}" if self.minimize else self.estimator
+
+    def maximised(self, value: float) -> float:
+        """The value as strategies see it: higher is better."""
+        return -value if self.minimize else value
+
+
+def parse_objectives(text: str) -> list[Objective]:
+    """`naswot,-params` -> [naswot (max), params (min)]; each estimator at most once."""
+    objectives = []
+    for part in text.split(","):
+        part = part.strip()
+        minimize = part.startswith("-")
+        estimator = part[1:].strip() if minimize else part
+        if not estimator:
+            raise NasboxError(
+                f"--objectives {text!r} has an empty objective; write e.g. naswot,-params "
+                "(a leading '-' minimises)"
+            )
+        objectives.append(Objective(estimator, minimize))
+    names = [objective.estimator for objective in objectives]
+    twice = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    if twice is not None:
+        raise NasboxError(f"--objectives names {twice!r} twice; give each objective once")
+    return objectives
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """`estimator op bound`, e.g. params <= 1.0 (parameters in millions)."""
+
+    estimator: str
+    op: str
+    bound: float
+
+    def __str__(self) -> str:
+        return f"{self.estimator}{self.op}{self.bound:g}"
+
+    def holds(self, value: float) -> bool:
+        return math.isfinite(value) and _COMPARE[self.op](value, self.bound)
+
+
+def parse_constraint(text: str) -> Constraint:
+    match = _CONSTRAINT.match(text)
+    bound = None
+    if match is not None:
+        try:
+            bound = float(match["bound"])
+        except ValueError:
+            bound = None
+    if match is None or bound is None or not math.isfinite(bound):
+        raise NasboxError(
+            f"--constraint {text!r} must look like ESTIMATOR<=NUMBER, e.g. params<=1.0 or "
+            "latency<5 (<=, >=, < or >)"
+        )
+    return Constraint(match["spec"].strip(), match["op"], bound)
+
+
+class ObjectiveVector:
+    """Evaluates every objective of an architecture; returns the maximised tuple."""
+
+    def __init__(self, objectives: list[Objective], context: EstimatorContext) -> None:
+        from nasbox.estimators import get_estimator
+
+        self.objectives = objectives
+        self.estimators = [get_estimator(o.estimator, context) for o in objectives]
+
+    def __call__(self, arch: Hashable) -> tuple[float, ...]:
+        return tuple(
+            objective.maximised(float(estimator(arch)))
+            for objective, estimator in zip(self.objectives, self.estimators, strict=True)
+        )
+
+
+def get_evaluator(spec: str, context: EstimatorContext) -> Callable[[Hashable], object]:
+    """One estimator for `naswot`; an `ObjectiveVector` for `naswot,-params` or `-params`."""
+    from nasbox.estimators import get_estimator
+
+    objectives = parse_objectives(spec)
+    if len(objectives) == 1 and not objectives[0].minimize:
+        return get_estimator(objectives[0].estimator, context)
+    return ObjectiveVector(objectives, context)
+
+
+class ConstraintCheck:
+    """Why an architecture breaks the constraints (None when it keeps them all)."""
+
+    def __init__(self, constraints: list[Constraint], context: EstimatorContext) -> None:
+        from nasbox.estimators import get_estimator
+
+        self.constraints = constraints
+        self.estimators = [get_estimator(c.estimator, context) for c in constraints]
+
+    def __call__(self, arch: Hashable) -> str | None:
+        for constraint, estimator in zip(self.constraints, self.estimators, strict=True):
+            value = float(estimator(arch))
+            if not constraint.holds(value):
+                return f"breaks {constraint} ({constraint.estimator} = {value:.4g})"
+        return None

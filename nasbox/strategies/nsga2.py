@@ -1,0 +1,90 @@
+"""NSGA-II (Deb et al., 2002) for several objectives, with the space's mutation as variation.
+
+The population is the best `population_size` of all told cells by NSGA-II's environmental
+selection: non-dominated rank first, then crowding distance, so the spread of the front is kept.
+Each proposal mutates the winner of a binary tournament on (rank, crowding); the first
+`population_size` proposals are uniform random cells. Selecting from every told cell rather than
+from the last generation keeps the strategy asynchronous: a tell never has to wait for a
+generation to finish, and with one worker it is the steady-state form of NSGA-II.
+"""
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+from nasbox.errors import NasboxError
+from nasbox.pareto import crowding_distance, non_dominated_fronts, pareto_front
+from nasbox.spaces import SearchSpace
+from nasbox.strategies.base import Strategy
+from nasbox.strategies.evolution import MAX_REDRAWS
+
+
+class NSGA2(Strategy):
+    """Multi-objective evolution; told values are tuples, every objective maximised."""
+
+    name = "nsga2"
+    multi_objective = True
+
+    def __init__(self, space: SearchSpace, seed: int = 0, population_size: int = 20) -> None:
+        super().__init__(space, seed)
+        if population_size < 2:
+            raise NasboxError(f"nsga2 needs a population of at least 2, got {population_size}")
+        self.population_size = population_size
+        self._population: list[int] | None = None  # indices into history, rebuilt after tells
+        self._rank = np.zeros(0, dtype=int)
+        self._crowding = np.zeros(0)
+
+    def ask(self) -> Hashable:
+        if len(self.history) < self.population_size:
+            return self._propose(self._unseen_sample())
+        for _ in range(MAX_REDRAWS):
+            child = self.space.mutate(self._tournament_winner(), self.rng)
+            if child not in self._proposed:
+                return self._propose(child)
+        return self._propose(self._unseen_sample())
+
+    def tell(self, arch: Hashable, value: float | Sequence[float]) -> None:
+        super().tell(arch, value)
+        self._population = None
+
+    @property
+    def front(self) -> list[tuple[Hashable, tuple[float, ...]]]:
+        """The non-dominated (architecture, values) told so far, in tell order."""
+        if not self.history:
+            return []
+        return [self.history[i] for i in pareto_front(self._values(range(len(self.history))))]
+
+    def _values(self, indices) -> np.ndarray:
+        """Told values as rows; a failure told as one `-inf` is worst in every objective."""
+        rows = [np.atleast_1d(np.asarray(self.history[i][1], dtype=float)) for i in indices]
+        width = max(len(row) for row in rows)
+        return np.array([np.resize(row, width) for row in rows])
+
+    def _select(self) -> None:
+        """Environmental selection over every told cell: fill by fronts, cut by crowding."""
+        values = self._values(range(len(self.history)))
+        chosen: list[int] = []
+        ranks: list[int] = []
+        crowding: list[float] = []
+        for rank, front in enumerate(non_dominated_fronts(values)):
+            distance = crowding_distance(values[front])
+            room = self.population_size - len(chosen)
+            keep = np.argsort(-distance, kind="stable")[:room]
+            chosen += front[keep].tolist()
+            ranks += [rank] * len(keep)
+            crowding += distance[keep].tolist()
+            if len(chosen) >= self.population_size:
+                break
+        self._population = chosen
+        self._rank = np.asarray(ranks)
+        self._crowding = np.asarray(crowding)
+
+    def _tournament_winner(self) -> Hashable:
+        """The better of two population members: lower rank, then larger crowding distance."""
+        if self._population is None:
+            self._select()
+        a, b = self.rng.choice(len(self._population), size=2, replace=False)
+        key_a = (self._rank[a], -self._crowding[a])
+        key_b = (self._rank[b], -self._crowding[b])
+        winner = a if key_a <= key_b else b
+        return self.history[self._population[winner]][0]

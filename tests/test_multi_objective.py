@@ -1,0 +1,174 @@
+"""Several objectives: Pareto fronts, hypervolume, NSGA-II, constraints and `search --objectives`."""
+
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasbox.cli import main
+from nasbox.pareto import crowding_distance, hypervolume, non_dominated_fronts, pareto_front
+from nasbox.spaces import get_space
+from nasbox.strategies import get_strategy
+
+
+def brute_force_front(points: np.ndarray) -> set[int]:
+    return {
+        i for i, p in enumerate(points) if not any(np.all(q >= p) and np.any(q > p) for q in points)
+    }
+
+
+def test_fronts_partition_the_points_by_dominance():
+    points = np.random.default_rng(0).integers(0, 6, size=(60, 3)).astype(float)
+    fronts = non_dominated_fronts(points)
+    assert sorted(np.concatenate(fronts).tolist()) == list(range(60))
+    assert set(fronts[0].tolist()) == brute_force_front(points) == set(pareto_front(points))
+    rest = np.setdiff1d(np.arange(60), fronts[0])
+    second = {int(rest[i]) for i in brute_force_front(points[rest])}
+    assert set(fronts[1].tolist()) == second
+
+
+def test_hypervolume_of_known_shapes():
+    reference = np.zeros(2)
+    assert hypervolume(np.array([[1.0, 1.0]]), reference) == 1.0
+    staircase = np.array([[3.0, 1.0], [2.0, 2.0], [1.0, 3.0], [0.5, 0.5]])
+    assert hypervolume(staircase, reference) == pytest.approx(6.0)
+    assert hypervolume(np.array([[-1.0, 5.0]]), reference) == 0.0, "not beyond the reference"
+    cubes = np.array([[1.0, 1.0, 1.0], [2.0, 0.5, 0.5]])
+    assert hypervolume(cubes, np.zeros(3)) == pytest.approx(1.0 + 0.25)
+
+
+def test_hypervolume_in_three_objectives_matches_a_grid_count():
+    points = np.random.default_rng(1).integers(1, 5, size=(8, 3)).astype(float)
+    cells = itertools.product(np.arange(0.5, 5, 1.0), repeat=3)
+    covered = sum(any(np.all(p >= c) for p in points) for c in map(np.array, cells))
+    assert hypervolume(points, np.zeros(3)) == pytest.approx(covered)
+
+
+def test_crowding_keeps_the_extremes():
+    front = np.array([[0.0, 4.0], [1.0, 3.0], [1.1, 2.9], [4.0, 0.0]])
+    distance = crowding_distance(front)
+    assert np.isinf(distance[[0, 3]]).all()
+    assert distance[1] > 0 and distance[2] > 0
+
+
+WEIGHTS = np.random.default_rng(7).normal(size=(2, 6, 5))
+
+
+def two_objectives(space, arch) -> tuple[float, float]:
+    """A trade-off on nb201: each edge's op adds to 'accuracy' and, correlated, to 'size'."""
+    choices = space.to_decisions(arch)
+    accuracy = sum(WEIGHTS[0, edge, op] for edge, op in enumerate(choices))
+    size = sum(
+        0.8 * WEIGHTS[0, edge, op] + 0.6 * WEIGHTS[1, edge, op] for edge, op in enumerate(choices)
+    )
+    return float(accuracy), -float(size)
+
+
+def front_volume(strategy: str, seed: int, budget: int) -> float:
+    space = get_space("nb201")
+    search = get_strategy(strategy, space, seed=seed)
+    values = []
+    for _ in range(budget):
+        arch = search.ask()
+        values.append(two_objectives(space, arch))
+        search.tell(arch, values[-1])
+    return hypervolume(np.array(values), np.array([-8.0, -8.0]))
+
+
+def test_nsga2_finds_a_better_front_than_random_search():
+    wins = [
+        front_volume("nsga2", seed, 120) > front_volume("random", seed, 120) for seed in range(5)
+    ]
+    assert sum(wins) >= 4
+
+
+def test_nsga2_treats_a_failed_cell_as_worst_in_every_objective():
+    space = get_space("nb201")
+    search = get_strategy("nsga2", space, seed=0, population_size=4)
+    for number in range(12):
+        arch = search.ask()
+        search.tell(arch, -np.inf if number % 3 == 0 else two_objectives(space, arch))
+    assert all(np.isfinite(values).all() for _, values in search.front)
+
+
+@pytest.fixture(scope="module")
+def synthetic_table(tmp_path_factory) -> Path:
+    """Every nb201 cell with a made-up accuracy and size, so table searches run without ../shared."""
+    space = get_space("nb201")
+    path = tmp_path_factory.mktemp("table") / "nb201-synthetic.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["arch", "acc", "size"])
+        for arch in space:
+            accuracy, size = two_objectives(space, arch)
+            writer.writerow([space.format(arch), accuracy, -size])
+    return path
+
+
+def search(table: Path, out: Path, *extra: str) -> int:
+    return main(
+        [
+            "search",
+            "--space",
+            "nb201",
+            "--benchmark",
+            str(table),
+            "--objectives",
+            "table:acc,-table:size",
+            "--quiet",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_a_constrained_two_objective_search_writes_its_front(tmp_path, synthetic_table):
+    out = tmp_path / "run"
+    args = ["--strategy", "nsga2", "--samples", "40", "--constraint", "table:size<=-1.5"]
+    assert search(synthetic_table, out, *args) == 0
+    with (out / "trials.csv").open() as handle:
+        trials = list(csv.DictReader(handle))
+    complete = [t for t in trials if t["state"] == "complete"]
+    rejected = [t for t in trials if t["state"] == "rejected"]
+    assert len(complete) == 40 and rejected, "rejected cells do not use up the budget"
+    assert all(float(t["table:size"]) <= -1.5 for t in complete)
+    assert all(t["table:size"] == "" and "breaks table:size<=-1.5" in t["error"] for t in rejected)
+    with (out / "pareto.csv").open() as handle:
+        front = list(csv.DictReader(handle))
+    points = np.array([[float(t["table:acc"]), -float(t["table:size"])] for t in complete])
+    expected = {complete[i]["arch"] for i in pareto_front(points)}
+    assert {row["arch"] for row in front} == expected
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hypervolume"] > 0 and summary["rejected"] == len(rejected)
+    assert (out / "pareto.png").stat().st_size > 0
+
+
+def test_a_multi_objective_run_extended_by_resume_equals_a_longer_one(tmp_path, synthetic_table):
+    args = ["--strategy", "nsga2", "--constraint", "table:size<=-1.0", "--seed", "3"]
+    assert search(synthetic_table, tmp_path / "straight", *args, "--samples", "30") == 0
+    assert search(synthetic_table, tmp_path / "short", *args, "--samples", "12") == 0
+    resume = ["search", "--resume", str(tmp_path / "short"), "--samples", "30", "--quiet"]
+    assert main(resume) == 0
+    straight = (tmp_path / "straight" / "trials.csv").read_text().splitlines()
+    resumed = (tmp_path / "short" / "trials.csv").read_text().splitlines()
+    assert [line.split(",")[:4] for line in resumed] == [line.split(",")[:4] for line in straight]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--strategy", "evolution"], "needs a strategy that handles several objectives"),
+        (["--estimator", "params"], "--objectives replaces --estimator"),
+        (["--constraint", "params=1"], "must look like ESTIMATOR<=NUMBER"),
+        (["--constraint", "nonsense<=1"], "unknown estimator 'nonsense'"),
+    ],
+)
+def test_bad_multi_objective_input_is_one_line(tmp_path, synthetic_table, capsys, extra, message):
+    assert search(synthetic_table, tmp_path / "bad", *extra) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
