@@ -172,3 +172,21 @@ def test_bad_multi_objective_input_is_one_line(tmp_path, synthetic_table, capsys
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_bench_run_reports_hypervolume_against_the_true_front(tmp_path, synthetic_table, capsys):
+    out = tmp_path / "bench"
+    args = ["bench", "run", "--benchmark", str(synthetic_table), "--objectives", "acc,-size"]
+    args += ["--strategy", "nsga2,random", "--budget", "10,40", "--repeats", "3", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {(row["strategy"], row["queries"]): row for row in summary["rows"]}
+    assert set(rows) == {(s, q) for s in ("nsga2", "random") for q in (10, 40)}
+    assert all(0 < row["mean"] <= 1 for row in rows.values())
+    assert rows["random", 40]["mean"] >= rows["random", 10]["mean"], "volume never shrinks"
+    assert rows["random", 10]["beats_random"] is None
+    assert 0 <= rows["nsga2", 40]["beats_random"] <= 1
+    with (out / "trajectories.csv").open() as handle:
+        assert sum(1 for _ in csv.DictReader(handle)) == 2 * 3 * 40
+    assert "true front" in capsys.readouterr().out
+    assert main([*args, "--strategy", "evolution", "--out", str(tmp_path / "bad")]) == 2

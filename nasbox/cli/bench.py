@@ -24,6 +24,7 @@ from nasbox.cli.common import (
 )
 from nasbox.errors import NasboxError
 from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.estimators.objectives import Objective, parse_objectives
 from nasbox.runs import COMMAND_RESULTS, RunFolder, replaced_atomically, write_json
 from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES, uses_prescore
@@ -67,20 +68,11 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         way_on="choose a new --out, or pass --overwrite to replace them",
     )
     folder.check()
-    benchmark = TabularBenchmark.from_file(args.benchmark)
+    benchmark = _complete_table(args, space, budgets)
+    if args.objectives:
+        return _bench_fronts(args, space, benchmark, strategies, budgets, folder)
     for column in (args.metric, args.report):
         get_estimator(f"table:{column}", EstimatorContext(space, None, benchmark=benchmark))
-    if budgets[-1] > len(space):
-        raise NasboxError(
-            f"--budget {budgets[-1]} is more than the {len(space):,} architectures of the "
-            f"{args.space} space; no strategy queries one twice"
-        )
-    if len(benchmark) < len(space):
-        raise NasboxError(
-            f"{args.benchmark}: the table has {len(benchmark):,} of the {len(space):,} "
-            f"{args.space} cells; a cell that is not in the table stops a run, so bench run "
-            "needs a table of every cell (is it the right --space?)"
-        )
     prescore = None
     if any(uses_prescore(name) for name in strategies):
         prescore = ScoreCache(
@@ -148,6 +140,101 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _complete_table(args: argparse.Namespace, space, budgets: list[int]) -> TabularBenchmark:
+    """The --benchmark table, refused unless it holds every cell and the budget fits the space."""
+    benchmark = TabularBenchmark.from_file(args.benchmark)
+    if budgets[-1] > len(space):
+        raise NasboxError(
+            f"--budget {budgets[-1]} is more than the {len(space):,} architectures of the "
+            f"{args.space} space; no strategy queries one twice"
+        )
+    if len(benchmark) < len(space):
+        raise NasboxError(
+            f"{args.benchmark}: the table has {len(benchmark):,} of the {len(space):,} "
+            f"{args.space} cells; a cell that is not in the table stops a run, so bench run "
+            "needs a table of every cell (is it the right --space?)"
+        )
+    return benchmark
+
+
+def _bench_fronts(
+    args: argparse.Namespace,
+    space,
+    benchmark: TabularBenchmark,
+    strategies: list[str],
+    budgets: list[int],
+    folder: RunFolder,
+) -> int:
+    """`bench run --objectives`: hypervolume per budget against the table's true front."""
+    from nasbox.benchmarks.fronts import (
+        TrueFront,
+        fronts_table,
+        plot_fronts,
+        run_front_search,
+        summarize_fronts,
+        write_front_trajectories,
+    )
+
+    objectives = [
+        Objective(f"table:{o.estimator.removeprefix('table:')}", o.minimize)
+        for o in parse_objectives(args.objectives)
+    ]
+    single = [name for name in strategies if not STRATEGIES.get(name).multi_objective]
+    if single:
+        raise NasboxError(
+            f"--objectives needs strategies that handle several objectives; {single[0]} "
+            "optimises one --metric"
+        )
+    out = folder.path
+    front = TrueFront.of(benchmark, objectives)
+    jobs = [(name, repeat) for name in strategies for repeat in range(args.repeats)]
+    runs = []
+    with folder:
+        for name, repeat in tqdm(jobs, desc="bench", unit="run", disable=args.quiet):
+            runs.append(
+                run_front_search(
+                    benchmark,
+                    space,
+                    name,
+                    objectives,
+                    budget=budgets[-1],
+                    seed=args.seed + repeat,
+                    run=repeat,
+                )
+            )
+        rows = summarize_fronts(runs, budgets, front)
+        table = fronts_table(rows)
+        with replaced_atomically(out / "trajectories.csv") as temporary:
+            write_front_trajectories(temporary, runs, objectives)
+        with replaced_atomically(out / "summary.md") as temporary:
+            temporary.write_text(table + "\n")
+        reference = [o.maximised(v) for o, v in zip(objectives, front.reference, strict=True)]
+        write_json(
+            out / "summary.json",
+            {
+                "command": "bench run",
+                "version": __version__,
+                "benchmark": str(args.benchmark),
+                "space": args.space,
+                "objectives": [str(o) for o in objectives],
+                "true_front_size": len(front.points),
+                "reference_point": reference,
+                "true_hypervolume": front.volume,
+                "repeats": args.repeats,
+                "seed": args.seed,
+                "rows": [row.__dict__ for row in rows],
+            },
+        )
+        with replaced_atomically(out / "anytime.png") as temporary:
+            plot_fronts(temporary, runs, front, title=Path(args.benchmark).name)
+    print(table)
+    nadir = ", ".join(f"{o.estimator} {v:.4g}" for o, v in zip(objectives, reference, strict=True))
+    print(
+        f"true front: {len(front.points)} cells, reference (its nadir) {nadir}; results in {out}/"
+    )
+    return 0
+
+
 # How the official files begin: bzip2 (.pickle.pbz2), a zip archive or a bare pickle (.pth).
 MAGIC = {".pbz2": (b"BZh",), ".pth": (b"PK\x03\x04", b"\x80")}
 
@@ -201,6 +288,11 @@ def add_parser(commands) -> None:
         help=f"comma-separated, from: {', '.join(STRATEGIES.names())}",
     )
     run.add_argument("--metric", default="valid_acc", help="column the strategies search on")
+    run.add_argument(
+        "--objectives",
+        help="columns to optimise at once instead of --metric, e.g. valid_acc,-params_m (a "
+        "leading '-' minimises); reports hypervolume against the table's true front",
+    )
     run.add_argument("--report", default="test_acc", help="column reported for the returned cell")
     run.add_argument(
         "--budget", default="100", help="queries of --metric; comma-separated for several"
