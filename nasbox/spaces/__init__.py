@@ -2,7 +2,8 @@
 
 from nasbox.registry import Registry
 from nasbox.spaces.base import SearchSpace
-from nasbox.spaces.nasnet import NASNET_A, NASNetGenotype, NASNetSpace
+from nasbox.spaces.cells import NASNetSpace
+from nasbox.spaces.nasnet import NASNET_A, NASNetGenotype
 from nasbox.spaces.nats import NATSSizeArch, NATSSizeSpace
 from nasbox.spaces.nb201 import NB201Cell, NB201Space
 

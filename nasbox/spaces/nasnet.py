@@ -1,57 +1,48 @@
-"""The NASNet search space (Zoph et al., 2018): a normal and a reduction cell of B blocks each.
+"""NASNet cells (Zoph et al., 2018): their genotype, its readable string, and the network.
 
-A block reads two hidden states, applies one of 13 operations to each and combines the results
-by addition or concatenation. Hidden state 0 is the cell input h_{i-1} (the output of the cell two
-back), 1 is h_i (the previous cell's output) and 2, 3, ... are the outputs of earlier blocks. The
-cell's output concatenates the hidden states no block consumed, unless the genotype lists them
-explicitly (NASNet-A as published also concatenates some consumed states).
+A cell has B blocks. A block reads two hidden states, applies an operation to each and combines
+the results by addition or concatenation. Hidden state 0 is the cell input h_{i-1} (the output of
+the cell two back), 1 is h_i (the previous cell's output) and 2, 3, ... are the outputs of earlier
+blocks. The cell's output concatenates the hidden states no block consumed, unless the genotype
+lists them explicitly (NASNet-A as published also concatenates some consumed states). Every
+NASNet-style family (`nasbox.spaces.cells`: nasnet, darts, amoeba, pnas, enas) uses this
+genotype and this network; families differ in their operations and rules.
 
-Genotype string (the DARTS-style readable form; `+` adds, `&` concatenates; `-> 0,2,...` lists
-the concatenated states when they differ from the default)::
+Readable string of the `nasnet` space (`+` adds, `&` concatenates; `-> 0,2,...` lists the
+concatenated states when they differ from the default)::
 
     normal: sep_conv_5x5~1 + sep_conv_3x3~0 | ... ; reduce: sep_conv_5x5~1 + sep_conv_7x7~0 | ...
 
 Networks are "N@F": three stages of N normal cells joined by reduction cells, F filters in the
 penultimate layer (the last normal cell's output), with a CIFAR stem (3x3 conv) or an ImageNet
 stem (stride-2 3x3 conv, then two reduction cells). The builder follows the TF-slim reference
-implementation that the paper's parameter and multiply-add counts come from.
+implementation that the paper's parameter and multiply-add counts come from; DARTS' `model.py`
+builds the same network (20 cells = 6@F with its two reduction cells).
 """
 
 import json
-import math
 import re
-import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nasbox.errors import NasboxError
-from nasbox.spaces.base import SearchSpace
-from nasbox.train.drop_path import DropPath
-
-OPS = (
-    "identity",
-    "conv_1x3_3x1",
-    "conv_1x7_7x1",
-    "dil_conv_3x3",
-    "avg_pool_3x3",
-    "max_pool_3x3",
-    "max_pool_5x5",
-    "max_pool_7x7",
-    "conv_1x1",
-    "conv_3x3",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "sep_conv_7x7",
+from nasbox.spaces.cell_ops import (
+    NASNET_OPERATIONS,
+    FactorizedReduction,
+    OpFactory,
+    ReLUConvBN,
+    make_op,
 )
+
+#: The 13 operations of the NASNet space, in decision order.
+OPS = tuple(NASNET_OPERATIONS)
 COMBINES = ("add", "concat")
 _COMBINE_SYMBOL = {"add": "+", "concat": "&"}
-_CELL_INPUTS = 2
-NAMED_GENOTYPES: dict[str, "NASNetGenotype"] = {}
+CELL_INPUTS = 2
 _INPUT_PATTERN = re.compile(r"^\s*(?P<op>[A-Za-z0-9_]+)\s*~\s*(?P<index>-?\d+)\s*$")
 
 
@@ -81,7 +72,7 @@ class CellGenotype:
 
     def unconsumed(self) -> tuple[int, ...]:
         used = {index for block in self.blocks for index in block.inputs}
-        states = range(_CELL_INPUTS + len(self.blocks))
+        states = range(CELL_INPUTS + len(self.blocks))
         return tuple(index for index in states if index not in used)
 
     @property
@@ -123,13 +114,21 @@ def _cell_to_json(cell: CellGenotype) -> dict:
     }
 
 
-def validate_cell(cell: CellGenotype, kind: str) -> CellGenotype:
-    """Raise `NasboxError` naming the cell and block of the first problem; return `cell`."""
+def validate_cell(
+    cell: CellGenotype,
+    kind: str,
+    ops: Sequence[str] = OPS,
+    combines: Sequence[str] = COMBINES,
+) -> CellGenotype:
+    """Raise `NasboxError` naming the cell and block of the first problem; return `cell`.
+
+    `ops` and `combines` are what the cell's family allows (by default, the NASNet space's).
+    """
     if not cell.blocks:
         raise NasboxError(f"{kind} cell has no blocks; a cell needs at least one")
     for number, block in enumerate(cell.blocks, start=1):
         where = f"{kind} cell, block {number}"
-        available = _CELL_INPUTS + number - 1
+        available = CELL_INPUTS + number - 1
         for index in block.inputs:
             if not 0 <= index < available:
                 raise NasboxError(
@@ -137,13 +136,15 @@ def validate_cell(cell: CellGenotype, kind: str) -> CellGenotype:
                     f"0..{available - 1} (0 = h_i-1, 1 = h_i, 2.. = earlier blocks)"
                 )
         for op in block.ops:
-            if op not in OPS:
+            if op not in ops:
                 raise NasboxError(
-                    f"{where}: unknown operation {op!r}; choose one of: {', '.join(OPS)}"
+                    f"{where}: unknown operation {op!r}; choose one of: {', '.join(ops)}"
                 )
-        if block.combine not in COMBINES:
-            raise NasboxError(f"{where}: unknown combination {block.combine!r}; use add or concat")
-    states = _CELL_INPUTS + len(cell.blocks)
+        if block.combine not in combines:
+            raise NasboxError(
+                f"{where}: unknown combination {block.combine!r}; use {' or '.join(combines)}"
+            )
+    states = CELL_INPUTS + len(cell.blocks)
     if cell.concat is not None:
         if not cell.concat:
             raise NasboxError(f"{kind} cell: the output must concatenate at least one state")
@@ -215,10 +216,8 @@ def _cell_from_json(value, kind: str) -> CellGenotype:
 
 
 def parse_genotype(text: str) -> NASNetGenotype:
-    """Read a genotype: a name (`nasnet-a`), the readable string, or its JSON form."""
+    """Read a genotype from the readable string or its JSON form."""
     text = text.strip()
-    if text.lower() in NAMED_GENOTYPES:
-        return NAMED_GENOTYPES[text.lower()]
     if text.startswith("{"):
         try:
             value = json.loads(text)
@@ -257,106 +256,13 @@ NASNET_A = parse_genotype(
     "| avg_pool_3x3~1 + sep_conv_5x5~0 | identity~3 + avg_pool_3x3~2 "
     "| sep_conv_3x3~2 + max_pool_3x3~1 -> 3,4,5,6"
 )
-NAMED_GENOTYPES["nasnet-a"] = NASNET_A
-
-
-# ---------------------------------------------------------------------------------------------
-# Operations. Every hidden state inside a cell has C channels; ops keep C and apply `stride`.
-
-
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel, stride=1, padding=0, dilation=1) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation=dilation, bias=False),
-            nn.BatchNorm2d(c_out),
-        )
-
-
-class FactorizedConv(nn.Sequential):
-    """ReLU, 1xk conv, kx1 conv, BN: a kxk receptive field for 2k weights per channel pair."""
-
-    def __init__(self, channels: int, kernel: int, stride: int) -> None:
-        pad = kernel // 2
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(channels, channels, (1, kernel), (1, stride), (0, pad), bias=False),
-            nn.Conv2d(channels, channels, (kernel, 1), (stride, 1), (pad, 0), bias=False),
-            nn.BatchNorm2d(channels),
-        )
-
-
-class SeparableConv(nn.Sequential):
-    """Depthwise-separable convolution applied twice (ReLU, depthwise, pointwise, BN; twice)."""
-
-    def __init__(self, channels: int, kernel: int, stride: int) -> None:
-        layers: list[nn.Module] = []
-        for repeat in range(2):
-            layers += [
-                nn.ReLU(inplace=False),
-                nn.Conv2d(
-                    channels,
-                    channels,
-                    kernel,
-                    stride if repeat == 0 else 1,
-                    kernel // 2,
-                    groups=channels,
-                    bias=False,
-                ),
-                nn.Conv2d(channels, channels, 1, bias=False),
-                nn.BatchNorm2d(channels),
-            ]
-        super().__init__(*layers)
-
-
-class FactorizedReduction(nn.Module):
-    """Halve the resolution without losing half the pixels: two strided 1x1 convs, one shifted.
-
-    As in TF-slim, the shifted path pads on the bottom/right, so odd sizes round up like the
-    strided convolutions of the cell do.
-    """
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.relu = nn.ReLU(inplace=False)
-        self.path1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.path2 = nn.Conv2d(c_in, c_out - c_out // 2, 1, stride=2, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        shifted = F.pad(x, (0, 1, 0, 1))[:, :, 1:, 1:]
-        return self.bn(torch.cat([self.path1(x), self.path2(shifted)], dim=1))
-
-
-def make_op(name: str, channels: int, stride: int) -> nn.Module:
-    """One of the 13 operations; every op but identity ends with a `DropPath`."""
-    if name == "identity":
-        return nn.Identity() if stride == 1 else FactorizedReduction(channels, channels)
-    if name.startswith("sep_conv_"):
-        op: nn.Module = SeparableConv(channels, int(name[-1]), stride)
-    elif name == "conv_1x3_3x1":
-        op = FactorizedConv(channels, 3, stride)
-    elif name == "conv_1x7_7x1":
-        op = FactorizedConv(channels, 7, stride)
-    elif name == "dil_conv_3x3":
-        op = ReLUConvBN(channels, channels, 3, stride, padding=2, dilation=2)
-    elif name == "conv_1x1":
-        op = ReLUConvBN(channels, channels, 1, stride)
-    elif name == "conv_3x3":
-        op = ReLUConvBN(channels, channels, 3, stride, padding=1)
-    elif name == "avg_pool_3x3":
-        op = nn.AvgPool2d(3, stride, padding=1, count_include_pad=False)
-    elif name.startswith("max_pool_"):
-        kernel = int(name[-1])
-        op = nn.MaxPool2d(kernel, stride, padding=kernel // 2)
-    else:
-        raise NasboxError(f"unknown nasnet operation {name!r}; choose one of: {', '.join(OPS)}")
-    return nn.Sequential(op, DropPath())
 
 
 class NASNetCell(nn.Module):
-    """One cell: adapt both inputs to C channels, run the blocks, concatenate the outputs."""
+    """One cell: adapt both inputs to C channels, run the blocks, concatenate the outputs.
+
+    `operations` is the cell family's op table: the same name may build different ops.
+    """
 
     def __init__(
         self,
@@ -366,6 +272,7 @@ class NASNetCell(nn.Module):
         channels: int,
         reduction: bool,
         prev_is_larger: bool,
+        operations: Mapping[str, OpFactory],
     ) -> None:
         super().__init__()
         if prev_is_larger:
@@ -380,8 +287,8 @@ class NASNetCell(nn.Module):
         self.projections = nn.ModuleList()
         for block in cell.blocks:
             for op, index in zip(block.ops, block.inputs, strict=True):
-                stride = 2 if reduction and index < _CELL_INPUTS else 1
-                self.ops.append(make_op(op, channels, stride))
+                stride = 2 if reduction and index < CELL_INPUTS else 1
+                self.ops.append(make_op(operations, op, channels, stride))
             concat = block.combine == "concat"
             self.projections.append(
                 ReLUConvBN(2 * channels, channels, 1) if concat else nn.Identity()
@@ -392,7 +299,7 @@ class NASNetCell(nn.Module):
             {
                 str(index): FactorizedReduction(channels, channels)
                 for index in self.outputs
-                if reduction and index < _CELL_INPUTS
+                if reduction and index < CELL_INPUTS
             }
         )
         self.out_channels = channels * len(self.outputs)
@@ -437,8 +344,10 @@ class AuxiliaryHead(nn.Module):
 
 
 class NASNetwork(nn.Module):
-    """N@F: stem, three stages of N normal cells joined by reduction cells, pooling, linear.
+    """Stem, three stages of normal cells joined by reduction cells, pooling, linear.
 
+    `stage_cells` gives the normal cells of each stage: (N, N, N) for N@F; DARTS' and PNAS'
+    networks of L cells put their two reduction cells at L//3 and 2L//3 instead (`stages_of`).
     In training mode with `auxiliary=True` the forward pass returns (logits, auxiliary logits).
     """
 
@@ -446,7 +355,8 @@ class NASNetwork(nn.Module):
         self,
         genotype: NASNetGenotype,
         *,
-        cells: int,
+        operations: Mapping[str, OpFactory],
+        stage_cells: Sequence[int],
         channels: int,
         num_classes: int = 10,
         in_channels: int = 3,
@@ -470,23 +380,22 @@ class NASNetwork(nn.Module):
             )
             c_pp, c_p, prev_larger = c_stem, c_stem, False
             for scale in (4, 2):
-                cell = NASNetCell(
-                    genotype.reduce, c_pp, c_p, max(2, channels // scale), True, prev_larger
-                )
+                width = max(2, channels // scale)
+                cell = NASNetCell(genotype.reduce, c_pp, c_p, width, True, prev_larger, operations)
                 layers.append(cell)
                 c_pp, c_p, prev_larger = c_p, cell.out_channels, True
         else:
             raise NasboxError(f"unknown stem {stem!r}; use cifar or imagenet")
         self.aux_after = None
         width = channels
-        for stage in range(3):
+        for stage, cells in enumerate(stage_cells):
             if stage > 0:
                 width *= 2
-                cell = NASNetCell(genotype.reduce, c_pp, c_p, width, True, prev_larger)
+                cell = NASNetCell(genotype.reduce, c_pp, c_p, width, True, prev_larger, operations)
                 layers.append(cell)
                 c_pp, c_p, prev_larger = c_p, cell.out_channels, True
             for _ in range(cells):
-                cell = NASNetCell(genotype.normal, c_pp, c_p, width, False, prev_larger)
+                cell = NASNetCell(genotype.normal, c_pp, c_p, width, False, prev_larger, operations)
                 layers.append(cell)
                 c_pp, c_p, prev_larger = c_p, cell.out_channels, False
             if stage == 1:
@@ -511,136 +420,16 @@ class NASNetwork(nn.Module):
         return (logits, aux_logits) if aux_logits is not None else logits
 
 
+def stages_of(layers: int) -> tuple[int, int, int]:
+    """Normal cells per stage of a network of `layers` cells counted as DARTS and PNAS do.
+
+    Two of the cells reduce, at layers//3 and 2*layers//3: 20 cells are 6@F, and PNASNet-5's 9
+    cells (its N=3) are 3, 2 and 2 normal cells.
+    """
+    first, second = layers // 3, 2 * layers // 3
+    return first, second - first - 1, layers - second - 1
+
+
 def channels_for(genotype: NASNetGenotype, filters: int) -> int:
     """First-stage C (at least 2) such that the last normal cell outputs about `filters`."""
     return max(2, round(filters / (4 * len(genotype.normal.outputs))))
-
-
-class NASNetSpace(SearchSpace):
-    """Cells of `blocks` blocks; architectures are `NASNetGenotype` values.
-
-    Decisions, per block of the normal then the reduction cell: first input, second input,
-    first op, second op, combination (2 x 5B in all).
-    """
-
-    name = "nasnet"
-    ops = OPS
-    default_arch = "nasnet-a"
-    published_size = (6, 768)  # NASNet-A 6@768, the paper's CIFAR-10 model
-    laptop_size = (2, 96)
-    has_auxiliary_head = True
-
-    def __init__(self, blocks: int = 5) -> None:
-        if blocks < 1:
-            raise NasboxError(f"a nasnet cell needs at least 1 block, got {blocks}")
-        self.blocks = blocks
-
-    def __len__(self) -> int:
-        """The number of decision sequences, capped at `sys.maxsize` (the most `len` allows)."""
-        return min(math.prod(self.decision_sizes()), sys.maxsize)
-
-    def network_options(
-        self, arch: NASNetGenotype, cells: int, filters: int
-    ) -> tuple[dict, int]:
-        """F = 4 x C x the normal cell's concatenated states, for a whole C of at least 2."""
-        built = 4 * len(arch.normal.outputs) * channels_for(arch, filters)
-        return {"cells": cells, "filters": filters}, built
-
-    def decision_sizes(self) -> list[int]:
-        sizes = []
-        for _cell in range(2):
-            for number in range(self.blocks):
-                states = _CELL_INPUTS + number
-                sizes += [states, states, len(OPS), len(OPS), len(COMBINES)]
-        return sizes
-
-    def to_decisions(self, arch: NASNetGenotype) -> list[int]:
-        decisions = []
-        for kind, cell in (("normal", arch.normal), ("reduce", arch.reduce)):
-            if len(cell.blocks) != self.blocks:
-                raise NasboxError(
-                    f"{kind} cell has {len(cell.blocks)} blocks; this space has {self.blocks}"
-                )
-            for block in cell.blocks:
-                decisions += [*block.inputs, *(OPS.index(op) for op in block.ops)]
-                decisions.append(COMBINES.index(block.combine))
-        return decisions
-
-    def from_decisions(self, decisions: Sequence[int]) -> NASNetGenotype:
-        sizes = self.decision_sizes()
-        if len(decisions) != len(sizes) or not all(
-            0 <= int(d) < size for d, size in zip(decisions, sizes, strict=True)
-        ):
-            raise NasboxError(
-                f"a nasnet genotype with {self.blocks} blocks per cell needs {len(sizes)} "
-                f"decisions within {sizes}, got {list(decisions)}"
-            )
-        cells = []
-        per_cell = 5 * self.blocks
-        for start in (0, per_cell):
-            blocks = []
-            for number in range(self.blocks):
-                a, b, op_a, op_b, combine = (int(d) for d in decisions[start + 5 * number :][:5])
-                blocks.append(Block((a, b), (OPS[op_a], OPS[op_b]), COMBINES[combine]))
-            cells.append(CellGenotype(tuple(blocks)))
-        return NASNetGenotype(*cells)
-
-    def sample(self, rng: np.random.Generator) -> NASNetGenotype:
-        return self.from_decisions([int(rng.integers(size)) for size in self.decision_sizes()])
-
-    def mutate(self, arch: NASNetGenotype, rng: np.random.Generator) -> NASNetGenotype:
-        decisions = self.to_decisions(arch)
-        sizes = self.decision_sizes()
-        position = int(rng.integers(len(sizes)))
-        choices = [value for value in range(sizes[position]) if value != decisions[position]]
-        decisions[position] = choices[int(rng.integers(len(choices)))]
-        return self.from_decisions(decisions)
-
-    def parse(self, text: str) -> NASNetGenotype:
-        return parse_genotype(text)
-
-    def format(self, arch: NASNetGenotype) -> str:
-        return str(arch)
-
-    def build(
-        self,
-        arch: NASNetGenotype,
-        *,
-        num_classes: int = 10,
-        in_channels: int = 3,
-        cells: int = 1,
-        filters: int | None = None,
-        channels: int = 8,
-        stem: str = "cifar",
-        stem_multiplier: int | None = None,
-        auxiliary: bool = False,
-        dropout: float = 0.0,
-    ) -> NASNetwork:
-        """N@F with N=`cells`; F=`filters` when given, else first-stage width `channels`.
-
-        The defaults (1@F with C=8) are small on purpose: training-free scores of a cell need
-        only a small network. The stem has `stem_multiplier` x C filters (CIFAR) or
-        `stem_multiplier` x 32 (ImageNet); by default 3, except 1 for ImageNet-stem networks
-        narrower than C=64, as in the paper's Mobile (C=44) and Large (C=168) models.
-        """
-        if cells < 1:
-            raise NasboxError(f"--cells must be at least 1, got {cells}")
-        if channels < 2:
-            raise NasboxError(f"nasnet cells need at least 2 channels, got {channels}")
-        if filters is not None:
-            if filters < 1:
-                raise NasboxError(f"--filters must be positive, got {filters}")
-            channels = channels_for(arch, filters)
-        if stem_multiplier is None:
-            stem_multiplier = 1 if stem == "imagenet" and channels < 64 else 3
-        return NASNetwork(
-            arch,
-            cells=cells,
-            channels=channels,
-            num_classes=num_classes,
-            in_channels=in_channels,
-            stem=stem,
-            stem_multiplier=stem_multiplier,
-            auxiliary=auxiliary,
-            dropout=dropout,
-        )
