@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from nasbox.cli import main
+from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.pareto import crowding_distance, hypervolume, non_dominated_fronts, pareto_front
 from nasbox.spaces import get_space
 from nasbox.strategies import get_strategy
@@ -190,3 +191,34 @@ def test_bench_run_reports_hypervolume_against_the_true_front(tmp_path, syntheti
         assert sum(1 for _ in csv.DictReader(handle)) == 2 * 3 * 40
     assert "true front" in capsys.readouterr().out
     assert main([*args, "--strategy", "evolution", "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_a_constrained_naswot_search_never_scores_a_cell_over_the_limit(tmp_path, tiny_npz):
+    out = tmp_path / "run"
+    args = ["search", "--estimator", "naswot", "--data", f"npz:{tiny_npz}", "--batch-size", "8"]
+    args += ["--constraint", "params<=0.5", "--samples", "6", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    with (out / "trials.csv").open() as handle:
+        trials = list(csv.DictReader(handle))
+    space = get_space("nb201")
+    count = get_estimator("params", EstimatorContext(space))
+    complete = [t for t in trials if t["state"] == "complete"]
+    rejected = [t for t in trials if t["state"] == "rejected"]
+    assert len(complete) == 6 and rejected
+    assert all(count(space.parse(t["arch"])) <= 0.5 for t in complete)
+    assert all(count(space.parse(t["arch"])) > 0.5 for t in rejected)
+    assert all(t["value"] == "" and float(t["seconds"]) == 0 for t in rejected), "never scored"
+    best = json.loads((out / "summary.json").read_text())["best_arch"]
+    assert best in {t["arch"] for t in complete}
+
+
+def test_naswot_and_size_as_two_objectives(tmp_path, tiny_npz):
+    out = tmp_path / "run"
+    args = ["search", "--objectives", "naswot,-params", "--strategy", "nsga2", "--samples", "6"]
+    args += ["--data", f"npz:{tiny_npz}", "--batch-size", "8", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    with (out / "pareto.csv").open() as handle:
+        front = list(csv.DictReader(handle))
+    assert front and set(front[0]) == {"arch", "naswot", "params"}
+    values = [(float(row["naswot"]), float(row["params"])) for row in front]
+    assert values == sorted(values, reverse=True), "best NASWOT first; larger, since a front"
