@@ -199,6 +199,9 @@ COMMANDS: dict[str, Quick | Slow] = {
     "nasbox search --resume naswot-cifar --storage all.db": Quick(
         check_resumed_shared_db, (TINY_SHARED_DB_SEARCH,)
     ),
+    "nasbox search --space nb201 --strategy nsga2 --objectives naswot,-params": Slow(
+        "100 NASWOT cells on CIFAR (tests/test_multi_objective.py runs 6 on tiny data)"
+    ),
     "nasbox search --estimator train:2 --workers 2": Slow("trains 20 networks in 2 processes"),
     "nasbox search --executor ray --samples 200": Slow("starts Ray and scores 200 cells"),
     "nasbox search --executor ray --ray-address HEAD:6379": Slow(
