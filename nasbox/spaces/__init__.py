@@ -2,7 +2,7 @@
 
 from nasbox.registry import Registry
 from nasbox.spaces.base import SearchSpace
-from nasbox.spaces.cells import NASNetSpace
+from nasbox.spaces.cells import AmoebaSpace, DartsSpace, ENASSpace, NASNetSpace, PNASSpace
 from nasbox.spaces.nasnet import NASNET_A, NASNetGenotype
 from nasbox.spaces.nats import NATSSizeArch, NATSSizeSpace
 from nasbox.spaces.nb201 import NB201Cell, NB201Space
@@ -10,6 +10,10 @@ from nasbox.spaces.nb201 import NB201Cell, NB201Space
 SPACES: Registry[SearchSpace] = Registry("search space")
 SPACES.register("nb201")(NB201Space)
 SPACES.register("nasnet")(NASNetSpace)
+SPACES.register("darts")(DartsSpace)
+SPACES.register("amoeba")(AmoebaSpace)
+SPACES.register("pnas")(PNASSpace)
+SPACES.register("enas")(ENASSpace)
 SPACES.register("nats-size")(NATSSizeSpace)
 
 

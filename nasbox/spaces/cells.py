@@ -29,7 +29,11 @@ import numpy as np
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.cell_ops import (
+    AMOEBA_OPERATIONS,
+    DARTS_OPERATIONS,
+    ENAS_OPERATIONS,
     NASNET_OPERATIONS,
+    PNAS_OPERATIONS,
     OpFactory,
 )
 from nasbox.spaces.darts_genotype import SHAPE, format_genotype, looks_like_genotype, read_genotype
@@ -264,3 +268,108 @@ class NASNetSpace(CellSpace):
 
     def format(self, arch: NASNetGenotype) -> str:
         return str(arch)
+
+
+# Published cells, as DARTS' `genotypes.py` (DARTS V1/V2, AmoebaNet-A, PNASNet-5) and GDAS'
+# (ENAS, Pham et al., 2018, Figure 7; other transcriptions differ in one reduction op) write
+# them. ENAS' code concatenates the loose ends, so its reduction cell outputs states 2, 3 and 6
+# (GDAS lists all blocks).
+DARTS_V1 = read_genotype(
+    "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), "
+    "('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+    "('skip_connect', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('max_pool_3x3', 0), "
+    "('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], reduce_concat=[2, 3, 4, 5])"
+)
+DARTS_V2 = read_genotype(
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+    "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+    "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+    "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
+)
+AMOEBANET_A = read_genotype(
+    "Genotype(normal=[('avg_pool_3x3', 0), ('max_pool_3x3', 1), ('sep_conv_3x3', 0), "
+    "('sep_conv_5x5', 2), ('sep_conv_3x3', 0), ('avg_pool_3x3', 3), ('sep_conv_3x3', 1), "
+    "('skip_connect', 1), ('skip_connect', 0), ('avg_pool_3x3', 1)], normal_concat=[4, 5, 6], "
+    "reduce=[('avg_pool_3x3', 0), ('sep_conv_3x3', 1), ('max_pool_3x3', 0), "
+    "('sep_conv_7x7', 2), ('sep_conv_7x7', 0), ('avg_pool_3x3', 1), ('max_pool_3x3', 0), "
+    "('max_pool_3x3', 1), ('conv_7x1_1x7', 0), ('sep_conv_3x3', 5)], reduce_concat=[3, 4, 6])"
+)
+PNASNET_5 = read_genotype(
+    "Genotype(normal=[('sep_conv_5x5', 0), ('max_pool_3x3', 0), ('sep_conv_7x7', 1), "
+    "('max_pool_3x3', 1), ('sep_conv_5x5', 1), ('sep_conv_3x3', 1), ('sep_conv_3x3', 4), "
+    "('max_pool_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 1)], "
+    "normal_concat=[2, 3, 4, 5, 6], reduce=[('sep_conv_5x5', 0), ('max_pool_3x3', 0), "
+    "('sep_conv_7x7', 1), ('max_pool_3x3', 1), ('sep_conv_5x5', 1), ('sep_conv_3x3', 1), "
+    "('sep_conv_3x3', 4), ('max_pool_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 1)], "
+    "reduce_concat=[2, 3, 4, 5, 6])"
+)
+ENAS = read_genotype(
+    "Genotype(normal=[('sep_conv_3x3', 1), ('skip_connect', 1), ('sep_conv_5x5', 1), "
+    "('skip_connect', 0), ('avg_pool_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+    "('avg_pool_3x3', 1), ('sep_conv_5x5', 1), ('avg_pool_3x3', 0)], "
+    "normal_concat=[2, 3, 4, 5, 6], reduce=[('sep_conv_5x5', 0), ('sep_conv_3x3', 1), "
+    "('sep_conv_3x3', 1), ('avg_pool_3x3', 1), ('sep_conv_3x3', 1), ('avg_pool_3x3', 1), "
+    "('avg_pool_3x3', 1), ('sep_conv_5x5', 4), ('sep_conv_3x3', 5), ('sep_conv_5x5', 0)], "
+    "reduce_concat=[2, 3, 6])"
+)
+
+
+class DartsSpace(CellSpace):
+    """DARTS' space (`genotypes.PRIMITIVES`); `none` lets a node ignore one of its inputs."""
+
+    name = "darts"
+    summary = "The DARTS search space (Liu et al., 2019): 4 nodes, 8 operations, all concatenated"
+    operations = DARTS_OPERATIONS
+    default_blocks = 4
+    output = ALL_BLOCKS
+    named = {"darts-v1": DARTS_V1, "darts-v2": DARTS_V2}
+    default_arch = "darts-v2"
+    published_size = (6, 576)  # DARTS' 20 cells with C=36 (3.3M parameters)
+    laptop_size = (2, 128)
+
+
+class AmoebaSpace(CellSpace):
+    """AmoebaNet's space as NDS defines it, with `dil_sep_conv_3x3` and `conv_7x1_1x7`."""
+
+    name = "amoeba"
+    summary = "The AmoebaNet search space (Real et al., 2019): 5 blocks, 8 operations, loose ends"
+    operations = AMOEBA_OPERATIONS
+    default_blocks = 5
+    named = {"amoebanet-a": AMOEBANET_A}
+    default_arch = "amoebanet-a"
+    published_size = (6, 432)  # AmoebaNet-A N=6, F=36 (3.2M parameters)
+    laptop_size = (2, 96)
+
+
+class PNASSpace(CellSpace):
+    """PNAS' space as NDS defines it; its networks count reduction cells among a stage's N."""
+
+    name = "pnas"
+    summary = "The PNAS search space (Liu et al., 2018): 5 blocks, 8 operations, all concatenated"
+    operations = PNAS_OPERATIONS
+    default_blocks = 5
+    output = ALL_BLOCKS
+    named = {"pnasnet-5": PNASNET_5}
+    default_arch = "pnasnet-5"
+    published_size = (3, 960)  # PNASNet-5 N=3, F=48: 9 cells (3.2M parameters)
+    laptop_size = (2, 160)
+
+    def network_options(self, arch: NASNetGenotype, cells: int, filters: int) -> tuple[dict, int]:
+        """PNAS' N counts a stage's reduction cell: its N@F network has 3N cells (`layers`)."""
+        options, built = super().network_options(arch, cells, filters)
+        return {"layers": 3 * options.pop("cells"), **options}, built
+
+
+class ENASSpace(CellSpace):
+    """ENAS' micro space as NDS defines it: separable convs, pools and skips only."""
+
+    name = "enas"
+    summary = "The ENAS search space (Pham et al., 2018): 5 blocks, 5 operations, loose ends"
+    operations = ENAS_OPERATIONS
+    default_blocks = 5
+    named = {"enas": ENAS}
+    default_arch = "enas"
+    published_size = (5, 720)  # ENAS' released 15 normal cells, C=36 (the paper: 4.6M)
+    laptop_size = (2, 160)
