@@ -5,6 +5,7 @@ from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.cells import AmoebaSpace, DartsSpace, ENASSpace, NASNetSpace, PNASSpace
 from nasbox.spaces.nasnet import NASNET_A, NASNetGenotype
 from nasbox.spaces.nats import NATSSizeArch, NATSSizeSpace
+from nasbox.spaces.nb101 import NB101Cell, NB101Space
 from nasbox.spaces.nb201 import NB201Cell, NB201Space
 
 SPACES: Registry[SearchSpace] = Registry("search space")
@@ -15,6 +16,7 @@ SPACES.register("amoeba")(AmoebaSpace)
 SPACES.register("pnas")(PNASSpace)
 SPACES.register("enas")(ENASSpace)
 SPACES.register("nats-size")(NATSSizeSpace)
+SPACES.register("nb101")(NB101Space)
 
 
 def get_space(name: str) -> SearchSpace:
@@ -28,6 +30,8 @@ __all__ = [
     "NASNetSpace",
     "NATSSizeArch",
     "NATSSizeSpace",
+    "NB101Cell",
+    "NB101Space",
     "NB201Cell",
     "NB201Space",
     "SearchSpace",
