@@ -210,10 +210,12 @@ ENAS_OPERATIONS = _pick(
 )
 
 
-def make_op(operations: Mapping[str, OpFactory], name: str, channels: int, stride: int):
+def make_op(
+    operations: Mapping[str, OpFactory], name: str, channels: int, stride: int
+) -> nn.Module:
     """Operation `name` of a family; all but skip and `none` end with a `DropPath`.
 
-    Skip and `none` compute nothing worth dropping (NASNet never drops its identity paths).
+    Skip paths are never dropped (as in NASNet), and dropping `none` would change nothing.
     """
     factory = operations.get(name)
     if factory is None:
