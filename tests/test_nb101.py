@@ -7,7 +7,7 @@ import torch
 
 from nasbox.errors import NasboxError
 from nasbox.spaces import NB101Cell, get_space
-from nasbox.spaces.nb101 import MAX_EDGES, MAX_VERTICES, NB101Network, pruned_spec
+from nasbox.spaces.nb101 import MAX_EDGES, MAX_VERTICES
 from tests.conftest import shared_file
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
@@ -60,7 +60,7 @@ def test_isomorphic_specs_are_one_architecture(space):
     original = space.parse(EXAMPLE)
     assert swapped == original
     assert hash(swapped) == hash(original)
-    assert space.format(swapped) == space.format(original)
+    assert space.parse(space.format(swapped)) == original, "each keeps its order in print"
     assert len({swapped, original, space.parse(f"{C1},{C3},{C1} | 0>1 0>2 0>4 1>3 2>3 3>4")}) == 2
 
 
@@ -228,20 +228,12 @@ def _parameters(network: torch.nn.Module) -> int:
 
 @pytest.mark.integration
 def test_parameter_counts_match_the_benchmark(space):
-    """The builder is exact for the vertex order it is given; the space builds canonical order."""
+    """Every reference cell, read as the benchmark recorded it, has the benchmark's count."""
     with shared_file("nb101-sample.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 60
-    canonical_rows = 0
     for row in rows:
-        matrix = [[int(bit) for bit in line] for line in row["adjacency"].split("/")]
-        ops = row["ops"].split(",")
         cell = space.parse(f"{row['adjacency']} {row['ops']}")
         with torch.device("meta"):
-            as_recorded = NB101Network(*pruned_spec(matrix, ops))
             built = space.build(cell, stem_channels=128, cells_per_stack=3)
-        assert _parameters(as_recorded) == int(row["params"]), row["adjacency"]
-        if (cell.matrix, cell.ops) == pruned_spec(matrix, ops):
-            canonical_rows += 1
-            assert _parameters(built) == int(row["params"]), row["adjacency"]
-    assert canonical_rows >= 50
+        assert _parameters(built) == int(row["params"]), row["adjacency"]

@@ -164,20 +164,29 @@ def _canonical(matrix: Matrix, ops: tuple[str, ...]) -> tuple[Matrix, tuple[str,
     return ordered, tuple(ops[vertex] for vertex in best_order)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NB101Cell:
-    """A pruned cell in canonical vertex order, so isomorphic specs make equal values.
+    """A pruned cell; isomorphic specs are equal and hash alike (one architecture).
 
-    Construct it from any valid spec (lists or tuples, pruned or not, any vertex order).
+    The vertex order given is kept for printing and building: NAS-Bench-101 gives an output's
+    leftover channels to its first feeders, so the benchmark's own order is what reproduces its
+    parameter counts. Construct it from any valid spec (lists or tuples, pruned or not).
     """
 
     matrix: Matrix
     ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        matrix, ops = _canonical(*pruned_spec(self.matrix, self.ops))
+        matrix, ops = pruned_spec(self.matrix, self.ops)
         object.__setattr__(self, "matrix", matrix)
         object.__setattr__(self, "ops", ops)
+        object.__setattr__(self, "canonical", _canonical(matrix, ops))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NB101Cell) and self.canonical == other.canonical
+
+    def __hash__(self) -> int:
+        return hash(self.canonical)
 
     @property
     def edges(self) -> list[tuple[int, int]]:
