@@ -59,6 +59,12 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         default=128,
         help="minibatch of training-free scores and of train:EPOCHS (at most the training images)",
     )
+    parser.add_argument(
+        "--latency-batch",
+        type=int,
+        default=1,
+        help="images per forward pass of the latency estimator",
+    )
     add_seed_option(parser)
 
 
@@ -106,6 +112,7 @@ def estimator_context(
     """
     check_seed(args.seed)
     check_count(args.batch_size, "--batch-size")
+    check_count(args.latency_batch, "--latency-batch")
     data_needed = any(name.split(":")[0].strip() in DATA_ESTIMATORS for name in estimators)
     load = data_needed or args.data != "digits" or args.image_size is not None
     data = load_data(args.data, args.data_dir, args.image_size) if load else None
@@ -118,7 +125,14 @@ def estimator_context(
         )
     benchmark_file = getattr(args, "benchmark", None)
     benchmark = TabularBenchmark.from_file(benchmark_file) if benchmark_file else None
-    return EstimatorContext(space, data, seed=args.seed, batch_size=batch_size, benchmark=benchmark)
+    return EstimatorContext(
+        space,
+        data,
+        seed=args.seed,
+        batch_size=batch_size,
+        benchmark=benchmark,
+        latency_batch=args.latency_batch,
+    )
 
 
 def default_out(command: str) -> Path:

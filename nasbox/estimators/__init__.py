@@ -6,6 +6,7 @@ A name may carry an argument after a colon (`table:valid_acc`); the factory rece
 from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.cost import MultiplyAdds, Parameters
 from nasbox.estimators.jacov import JacobianCovariance
+from nasbox.estimators.latency import Latency
 from nasbox.estimators.naswot import NASWOT
 from nasbox.estimators.petri.estimator import PetriEstimator
 from nasbox.estimators.table import TableLookup
@@ -18,6 +19,7 @@ for _cls in (
     JacobianCovariance,
     Parameters,
     MultiplyAdds,
+    Latency,
     TableLookup,
     PetriEstimator,
     TrainingEstimator,
@@ -36,6 +38,7 @@ __all__ = [
     "Estimator",
     "EstimatorContext",
     "JacobianCovariance",
+    "Latency",
     "MultiplyAdds",
     "NASWOT",
     "Parameters",

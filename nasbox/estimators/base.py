@@ -25,6 +25,7 @@ class EstimatorContext:
     channels_last: bool = True
     build_options: dict = field(default_factory=dict)
     benchmark: TabularBenchmark | None = None
+    latency_batch: int = 1  # images per timed forward pass of `latency`
 
     def require_data(self, estimator: str) -> ImageData:
         if self.data is None:
@@ -46,6 +47,12 @@ class EstimatorContext:
                 arch, num_classes=num_classes, in_channels=in_channels, **self.build_options
             )
         return network.to(self.device, memory_format=self.memory_format)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input: the data's, else a CIFAR image's."""
+        data = self.data
+        return (data.in_channels, *data.image_size) if data is not None else (3, 32, 32)
 
     @property
     def memory_format(self) -> torch.memory_format:

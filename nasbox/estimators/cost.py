@@ -66,8 +66,7 @@ class MultiplyAdds(Estimator):
 
     def __init__(self, context: EstimatorContext) -> None:
         super().__init__(context)
-        data = context.data
-        self.input_shape = (data.in_channels, *data.image_size) if data else (3, 32, 32)
+        self.input_shape = context.image_shape
 
     def __call__(self, arch: Hashable) -> float:
         return count_multiply_adds(self.context.build(arch).cpu(), self.input_shape) / 1e6
