@@ -1,4 +1,7 @@
-"""`nasbox score`: score listed architectures with one or more estimators."""
+"""`nasbox score`: score listed architectures with one or more estimators.
+
+Training-free estimators of one architecture share its network and passes (`score_together`).
+"""
 
 import argparse
 import contextlib
@@ -23,6 +26,7 @@ from nasbox.cli.common import (
 )
 from nasbox.errors import NasboxError
 from nasbox.estimators import get_estimator
+from nasbox.estimators.probe import score_together
 from nasbox.runs import replaced_atomically
 from nasbox.spaces import get_space
 
@@ -55,7 +59,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         try:
             for arch in tqdm(archs, desc="score", unit="arch", disable=args.quiet):
                 start = time.perf_counter()
-                values = [estimator(arch) for estimator in estimators]
+                values = score_together(estimators, arch)
                 seconds = time.perf_counter() - start
                 writer.writerow([space.format(arch), *map(repr, values), f"{seconds:.4f}"])
                 handle.flush()

@@ -3,14 +3,26 @@
 A name may carry an argument after a colon (`table:valid_acc`); the factory receives it.
 """
 
+from nasbox.estimators.activation import Meco, Swap, SwapRegularised, Zen
 from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.cost import MultiplyAdds, Parameters
+from nasbox.estimators.ensemble import Ensemble
 from nasbox.estimators.jacov import JacobianCovariance
 from nasbox.estimators.latency import Latency
 from nasbox.estimators.naswot import NASWOT
 from nasbox.estimators.petri.estimator import PetriEstimator
 from nasbox.estimators.table import TableLookup
 from nasbox.estimators.training import TrainingEstimator
+from nasbox.estimators.zero_cost import (
+    EpeNas,
+    Fisher,
+    GradNorm,
+    Grasp,
+    L2Norm,
+    Snip,
+    Synflow,
+    Zico,
+)
 from nasbox.registry import Registry
 
 ESTIMATORS: Registry[Estimator] = Registry("estimator")
@@ -23,6 +35,19 @@ for _cls in (
     TableLookup,
     PetriEstimator,
     TrainingEstimator,
+    Synflow,
+    Snip,
+    Grasp,
+    Fisher,
+    GradNorm,
+    L2Norm,
+    EpeNas,
+    Zen,
+    Zico,
+    Meco,
+    Swap,
+    SwapRegularised,
+    Ensemble,
 ):
     ESTIMATORS.register(_cls.name)(_cls)
 
@@ -35,6 +60,7 @@ def get_estimator(spec: str, context: EstimatorContext) -> Estimator:
 
 __all__ = [
     "ESTIMATORS",
+    "Ensemble",
     "Estimator",
     "EstimatorContext",
     "JacobianCovariance",
