@@ -53,6 +53,9 @@ TINY_NB201_DISH = (
     "nasbox petri fit --space nb201 --labels ../shared/data/nb201-cifar10.csv --k 5 --seed 0 "
     "--outer-steps 1 --inner-steps 1 --out dishes/nb201-k50.pt --quiet"
 )
+TINY_DIGITS_RUN = (
+    "nasbox train --data digits --cells 1 --filters 8 --epochs 1 --out runs/digits --quiet"
+)
 TINY_SLOPE_DISH = (
     "nasbox petri fit --space slope --labels measurements/results/slope_groundtruth.csv --k 18 "
     "--seed 0 --outer-steps 1 --inner-steps 5 --restarts 1 --out dishes/slope.pt --quiet"
@@ -99,6 +102,27 @@ def check_describe(out: str, work: Path) -> None:
     lines = out.splitlines()
     assert "parameters  5.288 M (5,288,133) without an auxiliary head" in lines
     assert "mult-adds   557.7 M (557,703,328)" in lines
+
+
+def check_export_checkpoint(out: str, work: Path) -> None:
+    # "prints, among other lines, `input       N x 1 x H x W ...; 10 classes`, `wrote
+    # digits.onnx (ONNX opset 17, ...)` and `check       onnx.checker passed; ...`"
+    lines = out.splitlines()
+    assert (
+        "input       N x 1 x H x W (any N, H, W), normalised like the training data; 10 classes"
+        in lines
+    )
+    assert re.search(r"^wrote       digits\.onnx \(ONNX opset 17, [\d.]+ [kM]B\)$", out, re.M)
+    check = re.search(r"^check       onnx\.checker passed; .* max difference (\S+)$", out, re.M)
+    assert float(check.group(1)) <= 1e-4
+    assert (work / "digits.onnx").is_file()
+
+
+def check_export_fresh(out: str, work: Path) -> None:
+    # "writes a freshly initialised NASNet-A 2@96 (`--seed`) as TorchScript"
+    assert "weights     freshly initialised (seed 0)" in out.splitlines()
+    assert re.search(r"^wrote       nasnet-a\.pt \(TorchScript, ", out, re.M)
+    assert (work / "nasnet-a.pt").is_file()
 
 
 def check_score(out: str, work: Path) -> None:
@@ -231,6 +255,12 @@ COMMANDS: dict[str, Quick | Slow] = {
     "nasbox train --space nb201": Slow("trains nb201 5@64 on CIFAR for minutes"),
     "nasbox describe --space nasnet --arch nasnet-a --cells 4 --filters 1056": Quick(
         check_describe
+    ),
+    "nasbox export --checkpoint runs/digits --out digits.onnx": Quick(
+        check_export_checkpoint, (TINY_DIGITS_RUN,)
+    ),
+    "nasbox export --space nasnet --arch nasnet-a --cells 2 --filters 96": Quick(
+        check_export_fresh
     ),
     "nasbox petri groundtruth": Slow("trains 100 MLPs x 10 repeats: 1-2 minutes"),
     "nasbox petri fit --space slope": Slow("fits 4 restarts: about 2 minutes"),

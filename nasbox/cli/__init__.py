@@ -7,7 +7,7 @@ import threading
 from collections.abc import Sequence
 
 from nasbox import __version__
-from nasbox.cli import bench, describe, petri, runs, score, search, train
+from nasbox.cli import bench, describe, export, petri, runs, score, search, train
 from nasbox.cli import list as list_command
 from nasbox.errors import NasboxError
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nasbox {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    for module in (search, runs, score, bench, train, describe, petri, list_command):
+    for module in (search, runs, score, bench, train, describe, export, petri, list_command):
         module.add_parser(commands)
     return parser
 

@@ -16,6 +16,7 @@ from nasbox.spaces import SPACES
 
 # Estimators that read images, so `--data` is loaded for them.
 DATA_ESTIMATORS = {"naswot", "jacov", "train"}
+DEFAULT_SPACE = "nb201"
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -87,7 +88,9 @@ def add_prescore_option(parser: argparse.ArgumentParser) -> None:
 
 
 def add_space_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--space", default="nb201", help=f"one of: {', '.join(SPACES.names())}")
+    parser.add_argument(
+        "--space", default=DEFAULT_SPACE, help=f"one of: {', '.join(SPACES.names())}"
+    )
 
 
 def add_benchmark_option(parser: argparse.ArgumentParser, required: bool = False) -> None:

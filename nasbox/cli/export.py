@@ -1,0 +1,132 @@
+"""`nasbox export`: write a trained or freshly initialised network as ONNX or TorchScript."""
+
+import argparse
+from pathlib import Path
+
+from nasbox.checks import check_count, check_seed
+from nasbox.cli.common import (
+    DEFAULT_SPACE,
+    add_command,
+    add_network_options,
+    add_overwrite_option,
+    add_seed_option,
+    add_space_option,
+    check_output_file,
+    network_options,
+    read_arch,
+)
+from nasbox.export import (
+    CHECK_BATCH,
+    FORMATS,
+    OPSET,
+    Checkpoint,
+    export_format,
+    export_network,
+    require_onnx,
+)
+from nasbox.spaces import get_space
+
+
+def _adopt_run_settings(args: argparse.Namespace, checkpoint: Checkpoint) -> None:
+    """Options not given on the command line come from the run's settings.json."""
+    settings = checkpoint.settings
+    defaults = {
+        "space": settings.get("space"),
+        "arch": settings.get("arch"),
+        "cells": settings.get("cells"),
+        "filters": settings.get("filters"),
+        "stem": (settings.get("options") or {}).get("stem"),
+    }
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def _file_size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from nasbox.estimators.cost import count_parameters
+
+    out = check_output_file(args.out, args.overwrite)
+    fmt = export_format(out, args.format)
+    if fmt == "onnx":
+        require_onnx()
+    check_count(args.input, "--input", minimum=8)
+    check_seed(args.seed)
+    checkpoint = Checkpoint.read(Path(args.checkpoint)) if args.checkpoint else None
+    if checkpoint is not None:
+        _adopt_run_settings(args, checkpoint)
+    space_name = args.space or DEFAULT_SPACE
+    space = get_space(space_name)
+    arch = read_arch(space, args.arch)
+    if checkpoint is not None:
+        checkpoint.check_architecture(space_name, space.format(arch))
+    options = network_options(args, space, arch, args.input, "laptop_size")
+    channels, classes = checkpoint.channels_and_classes() if checkpoint else (3, 10)
+    channels = check_count(args.in_channels or channels, "--in-channels")
+    classes = check_count(args.classes or classes, "--classes", minimum=2)
+    torch.manual_seed(args.seed)
+    network = space.build(arch, num_classes=classes, in_channels=channels, **options)
+    if checkpoint is not None:
+        checkpoint.load_into(network)
+    difference = export_network(network, out, fmt, (channels, args.input, args.input), args.seed)
+    print(f"space       {space_name}")
+    print(f"arch        {space.format(arch)}")
+    print(f"network     {', '.join(f'{key}={value}' for key, value in options.items()) or '-'}")
+    if checkpoint is not None:
+        epochs = f"{checkpoint.epochs} epoch{'s' if checkpoint.epochs != 1 else ''}"
+        print(f"weights     {checkpoint.path} (trained {epochs})")
+    else:
+        print(f"weights     freshly initialised (seed {args.seed})")
+    print(
+        f"input       N x {channels} x H x W (any N, H, W), normalised like the training data; "
+        f"{classes} classes"
+    )
+    params = count_parameters(network)
+    head = ", without an auxiliary head" if space.has_auxiliary_head else ""
+    print(f"parameters  {params / 1e6:.3f} M ({params:,}){head}")
+    written = f"ONNX opset {OPSET}" if fmt == "onnx" else "TorchScript"
+    print(f"wrote       {out} ({written}, {_file_size(out.stat().st_size)})")
+    checked = "onnx.checker passed; onnxruntime" if fmt == "onnx" else "torch.jit.load"
+    print(
+        f"check       {checked} vs PyTorch on {CHECK_BATCH}x{channels}x{args.input}x{args.input} "
+        f"random images: max difference {difference:.2g}"
+    )
+    return 0
+
+
+def add_parser(commands) -> None:
+    parser = add_command(
+        commands, "export", "write a trained or new network as ONNX or TorchScript"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        help="a `nasbox train` run folder or its checkpoint.pt; the run's settings.json gives "
+        f"--space, --arch, --cells, --filters and --stem unless they are given (default: a "
+        f"freshly initialised network, {DEFAULT_SPACE} unless --space says otherwise)",
+    )
+    add_space_option(parser)
+    parser.set_defaults(space=None)  # a checkpoint's run may name it
+    add_network_options(parser, "laptop_size")
+    parser.add_argument(
+        "--input", type=int, default=32, help="image side of the check (any side runs)"
+    )
+    parser.add_argument(
+        "--classes", type=int, help="classifier outputs (default: the checkpoint's, else 10)"
+    )
+    parser.add_argument(
+        "--in-channels", type=int, help="image channels (default: the checkpoint's, else 3)"
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="file format (default: by --out's suffix: .onnx is onnx, .pt torchscript)",
+    )
+    parser.add_argument("--out", required=True, help="file to write")
+    add_overwrite_option(parser)
+    add_seed_option(parser, "seed of a fresh network's weights and of the check's images")
+    parser.set_defaults(handler=cmd_export)

@@ -1,0 +1,231 @@
+"""Export a network as ONNX or TorchScript, checked against PyTorch before the file is kept.
+
+ONNX goes through PyTorch's TorchScript-based exporter (`dynamo=False`): it exports every space's
+network in well under a second and needs only `onnx` and `onnxruntime` (for the checks), where
+the `torch.export`-based exporter takes seconds per network and needs `onnxscript` too. Batch,
+height and width stay dynamic. The file is written under a temporary name, checked (ONNX:
+`onnx.checker` and one onnxruntime run; TorchScript: reloaded and run) against PyTorch on random
+images, and renamed only when the outputs match, so a bad export never replaces anything.
+"""
+
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from nasbox.errors import NasboxError
+from nasbox.runs.folder import replaced_atomically
+
+FORMATS = ("onnx", "torchscript")
+SUFFIXES = {".onnx": "onnx", ".pt": "torchscript"}
+INSTALL = "pip install 'nasbox[export]' (or: pip install onnx onnxruntime)"
+#: Opset 17 runs on every onnxruntime since 1.13 and has every op the spaces use.
+OPSET = 17
+#: Largest accepted |exported - PyTorch| difference, relative to the largest logit above 1.
+TOLERANCE = 1e-4
+#: Traced on a batch of two and checked on a batch of three, so the dynamic batch is checked too.
+TRACE_BATCH, CHECK_BATCH = 2, 3
+
+
+def export_format(path: Path, given: str | None) -> str:
+    """`given`, or the format that `path`'s suffix names."""
+    if given is not None:
+        return given
+    try:
+        return SUFFIXES[path.suffix.lower()]
+    except KeyError:
+        raise NasboxError(
+            f"--out {path}: cannot tell the format from the name; name it .onnx or .pt, or pass "
+            f"--format {' or '.join(FORMATS)}"
+        ) from None
+
+
+def require_onnx() -> None:
+    """Fail before any work when the `export` extra is missing."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as err:
+        raise NasboxError(f"--format onnx needs {err.name or 'onnx'}: {INSTALL}") from None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The weights of a `nasbox train` run and what its folder says about the network."""
+
+    path: Path
+    weights: dict[str, torch.Tensor]
+    description: str
+    epochs: int
+    settings: dict
+
+    @classmethod
+    def read(cls, path: Path) -> "Checkpoint":
+        """A run folder or its checkpoint.pt; loaded with `weights_only`, so a file from
+        elsewhere cannot run code."""
+        if path.is_dir():
+            path = path / "checkpoint.pt"
+        if not path.is_file():
+            raise NasboxError(
+                f"--checkpoint {path}: file not found (expected the checkpoint.pt of a "
+                "`nasbox train` run)"
+            )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch and pickle raise many types for a corrupt file
+            raise NasboxError(
+                f"--checkpoint {path}: not a readable checkpoint ({type(err).__name__})"
+            ) from None
+        if not isinstance(state, dict) or not isinstance(state.get("network"), dict):
+            raise NasboxError(f"--checkpoint {path}: not a `nasbox train` checkpoint")
+        return cls(
+            path,
+            state["network"],
+            str(state.get("description", "")),
+            len(state.get("history", [])),
+            _run_settings(path.parent / "settings.json"),
+        )
+
+    def check_architecture(self, space: str, arch: str) -> None:
+        """Ops without weights (pooling, skip) leave the weights' shapes alone, so the
+        architecture is checked by name against the one the run trained."""
+        if self.description and not self.description.startswith(f"{space} {arch} "):
+            raise NasboxError(
+                f"--checkpoint {self.path} was trained as {self.description!r}, not as "
+                f"{space} {arch}; drop --space and --arch to export it as trained"
+            )
+
+    def inference_weights(self) -> dict[str, torch.Tensor]:
+        """The weights without the auxiliary head, which only helps training."""
+        return {
+            key: value for key, value in self.weights.items() if not key.startswith("auxiliary.")
+        }
+
+    def channels_and_classes(self) -> tuple[int, int]:
+        """(input channels, classes): every space's network starts with a convolution and ends
+        with a linear classifier."""
+        kernels = [value for value in self.weights.values() if value.dim() == 4]
+        matrices = [value for value in self.weights.values() if value.dim() == 2]
+        if not kernels or not matrices:
+            raise NasboxError(
+                f"--checkpoint {self.path}: no convolution or classifier weights; pass "
+                "--in-channels and --classes"
+            )
+        return int(kernels[0].shape[1]), int(matrices[-1].shape[0])
+
+    def load_into(self, network: nn.Module) -> None:
+        """Load the weights, or say in one line which one does not fit `network`."""
+        weights = self.inference_weights()
+        expected = network.state_dict()
+        missing = [key for key in expected if key not in weights]
+        extra = [key for key in weights if key not in expected]
+        resized = [
+            key for key in expected if key in weights and weights[key].shape != expected[key].shape
+        ]
+        if missing:
+            problem = f"the network's {missing[0]} is not in it ({len(missing)} missing)"
+        elif extra:
+            problem = f"its {extra[0]} is not in the network ({len(extra)} more weights)"
+        elif resized:
+            key = resized[0]
+            problem = (
+                f"{key} is {tuple(weights[key].shape)} in it but {tuple(expected[key].shape)} in "
+                "the network"
+            )
+        else:
+            network.load_state_dict(weights)
+            return
+        raise NasboxError(
+            f"--checkpoint {self.path} does not fit the network: {problem}; give the options it "
+            "was trained with (--cells, --filters, --stem, --classes, --in-channels)"
+        )
+
+
+def _run_settings(path: Path) -> dict:
+    """The run's settings.json (what `nasbox train` was given), or nothing when absent."""
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise NasboxError(f"{path}: not a readable settings file ({type(err).__name__})") from None
+    return settings if isinstance(settings, dict) else {}
+
+
+@contextmanager
+def _tracer_warnings_quiet() -> Iterator[None]:
+    """torch >= 2.9 marks TorchScript and its ONNX exporter deprecated (both still work), and
+    the tracer warns about Python branches it fixes; the check of the written file is what
+    tells whether the export is right, so the user is spared these warnings."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")
+        yield
+
+
+def export_network(
+    network: nn.Module, path: Path, fmt: str, input_shape: tuple[int, int, int], seed: int = 0
+) -> float:
+    """Write `network` in evaluation mode to `path`; return the largest |exported - PyTorch|
+    difference of the logits on `CHECK_BATCH` random images of `input_shape` (C, H, W)."""
+    network.eval()
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn(TRACE_BATCH, *input_shape, generator=generator)
+    images = torch.randn(CHECK_BATCH, *input_shape, generator=generator)
+    with torch.no_grad():
+        expected = network(images)
+    with replaced_atomically(path) as temporary, _tracer_warnings_quiet():
+        if fmt == "onnx":
+            actual = _write_onnx(network, example, images, temporary)
+        else:
+            actual = _write_torchscript(network, example, images, temporary)
+        difference = float((actual - expected).abs().max())
+        if not difference <= TOLERANCE * max(1.0, float(expected.abs().max())):
+            raise NasboxError(
+                f"the exported network's outputs differ from PyTorch's by {difference:.3g} "
+                f"(more than {TOLERANCE:g}); {path} was not written"
+            )
+    return difference
+
+
+def _write_onnx(
+    network: nn.Module, example: torch.Tensor, images: torch.Tensor, path: Path
+) -> torch.Tensor:
+    """Export, check the model and return onnxruntime's logits for `images`."""
+    import onnx
+    import onnxruntime
+
+    torch.onnx.export(
+        network,
+        (example,),
+        str(path),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}},
+    )
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except onnx.checker.ValidationError as err:
+        raise NasboxError(f"onnx.checker rejects the exported network: {err}") from None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"images": images.numpy()})
+    return torch.from_numpy(logits)
+
+
+def _write_torchscript(
+    network: nn.Module, example: torch.Tensor, images: torch.Tensor, path: Path
+) -> torch.Tensor:
+    """Trace, save, reload and return the reloaded module's logits for `images`."""
+    torch.jit.save(torch.jit.trace(network, example, check_trace=False), str(path))
+    with torch.no_grad():
+        return torch.jit.load(str(path))(images)

@@ -1,0 +1,217 @@
+"""`nasbox export`: every space's network round-trips through ONNX and TorchScript within 1e-4,
+a trained checkpoint exports its trained weights, and bad input is one line with exit status 2."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import nasbox.export
+from nasbox.cli import main
+from nasbox.export import FORMATS, Checkpoint
+from nasbox.spaces import SPACES, get_space
+
+TINY = ["--cells", "1", "--filters", "16", "--input", "16"]
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def run_exported(path: Path, images: torch.Tensor) -> torch.Tensor:
+    """The logits the exported file computes: onnxruntime for .onnx, TorchScript for .pt."""
+    if path.suffix == ".onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+    with torch.no_grad():
+        return torch.jit.load(str(path))(images)
+
+
+def tiny_arch(name: str) -> str:
+    """A sampled architecture: it varies by space where the default might not (nats-size's
+    default is the widest network), and is small."""
+    space = get_space(name)
+    return space.format(space.sample(np.random.default_rng(0)))
+
+
+def exit_status(args: list[str]) -> int:
+    """`main`'s status, also for usage errors, which argparse ends with SystemExit."""
+    try:
+        return main(args)
+    except SystemExit as stop:
+        return int(stop.code)
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("nasbox: error:") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("name", SPACES.names())
+def test_every_space_round_trips_within_1e4(name, fmt, tmp_path, capsys):
+    out = tmp_path / f"net{SUFFIX[fmt]}"
+    arch = tiny_arch(name)
+    assert main(["export", "--space", name, "--arch", arch, *TINY, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "parameters  " in printed and f"wrote       {out}" in printed
+    assert "max difference" in printed
+    space = get_space(name)
+    options, _ = space.network_options(space.parse(arch), 1, 16)
+    if space.has_auxiliary_head:
+        options["stem"] = "cifar"
+    torch.manual_seed(0)
+    network = space.build(space.parse(arch), num_classes=10, **options).eval()
+    for batch, side in ((4, 16), (1, 20)):  # the batch and the image side are dynamic
+        images = torch.randn(batch, 3, side, side)
+        with torch.no_grad():
+            expected = network(images)
+        assert torch.allclose(run_exported(out, images), expected, rtol=0, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """One epoch of nb201 1@8 on 24 one-channel 12x12 images of 3 classes (not the defaults,
+    so export must read channels and classes from the checkpoint)."""
+    root = tmp_path_factory.mktemp("trained")
+    rng = np.random.default_rng(0)
+    data = root / "gray.npz"
+    np.savez(
+        data,
+        x_train=rng.integers(0, 256, size=(24, 1, 12, 12), dtype=np.uint8),
+        y_train=np.arange(24) % 3,
+        x_test=rng.integers(0, 256, size=(6, 1, 12, 12), dtype=np.uint8),
+        y_test=np.arange(6) % 3,
+    )
+    args = ["train", "--space", "nb201", "--cells", "1", "--filters", "8", "--epochs", "1"]
+    args += ["--data", f"npz:{data}", "--batch-size", "8", "--out", str(root / "run"), "--quiet"]
+    assert main(args) == 0
+    return root / "run"
+
+
+def trained_network(run: Path) -> torch.nn.Module:
+    settings = json.loads((run / "settings.json").read_text())
+    space = get_space(settings["space"])
+    network = space.build(
+        space.parse(settings["arch"]), num_classes=3, in_channels=1, **settings["options"]
+    )
+    network.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=True)["network"])
+    return network.eval()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_trained_checkpoint_exports_the_trained_network(fmt, trained_run, tmp_path, capsys):
+    out = tmp_path / f"trained{SUFFIX[fmt]}"
+    assert (
+        main(["export", "--checkpoint", str(trained_run), "--input", "12", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "(trained 1 epoch)" in printed and "N x 1 x H x W" in printed and "3 classes" in printed
+    images = torch.randn(5, 1, 12, 12)
+    with torch.no_grad():
+        expected = trained_network(trained_run)(images)
+    exported = run_exported(out, images)
+    assert torch.allclose(exported, expected, rtol=0, atol=1e-4)
+    torch.manual_seed(0)
+    fresh = get_space("nb201").build(
+        get_space("nb201").parse(get_space("nb201").default_arch),
+        num_classes=3,
+        in_channels=1,
+        cells_per_stage=1,
+        channels=2,
+    )
+    with torch.no_grad():
+        assert not torch.allclose(exported, fresh.eval()(images), atol=1e-3)
+
+
+def test_a_nasnet_checkpoint_exports_without_its_auxiliary_head(tmp_path, capsys):
+    space = get_space("nasnet")
+    arch = space.parse(space.default_arch)
+    options = {"cells": 1, "filters": 24, "stem": "cifar", "auxiliary": True, "dropout": 0.0}
+    network = space.build(arch, num_classes=4, **options)
+    run = tmp_path / "run"
+    run.mkdir()
+    description = f"nasnet {space.format(arch)} {options}"
+    torch.save({"network": network.state_dict(), "description": description}, run / "checkpoint.pt")
+    settings = {"space": "nasnet", "arch": space.format(arch), "cells": 1, "filters": 24}
+    (run / "settings.json").write_text(json.dumps({**settings, "options": options}))
+    out = tmp_path / "nasnet.onnx"
+    checkpoint = str(run / "checkpoint.pt")
+    assert main(["export", "--checkpoint", checkpoint, "--input", "16", "--out", str(out)]) == 0
+    assert "without an auxiliary head" in capsys.readouterr().out
+    images = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = network.eval()(images)
+    assert torch.allclose(run_exported(out, images), expected, rtol=0, atol=1e-4)
+
+
+def test_the_format_follows_the_suffix_and_an_existing_out_needs_overwrite(tmp_path, capsys):
+    out = tmp_path / "net.pt"
+    assert main(["export", *TINY, "--out", str(out)]) == 0
+    assert "TorchScript" in capsys.readouterr().out
+    first = out.read_bytes()
+    assert main(["export", *TINY, "--out", str(out), "--seed", "1"]) == 2
+    assert "already exists" in one_error_line(capsys)
+    assert out.read_bytes() == first
+    assert main(["export", *TINY, "--out", str(out), "--seed", "1", "--overwrite"]) == 0
+    assert out.read_bytes() != first
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--out", "net.bin"], "cannot tell the format"),
+        (["--out", "net.onnx", "--format", "tflite"], "invalid choice: 'tflite'"),
+        (["--out", "net.onnx", "--checkpoint", "nowhere/checkpoint.pt"], "file not found"),
+        (["--out", "net.onnx", "--input", "4"], "--input must be at least 8"),
+        (["--out", "net.onnx", "--classes", "1"], "--classes must be at least 2"),
+    ],
+)
+def test_bad_input_is_one_line(extra, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert exit_status(["export", *extra]) == 2
+    assert message in one_error_line(capsys)
+    assert not any(tmp_path.glob("net*"))
+
+
+def test_a_checkpoint_of_another_network_is_refused(trained_run, tmp_path, capsys):
+    out = str(tmp_path / "net.onnx")
+    other = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|avg_pool_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    checkpoint = ["export", "--checkpoint", str(trained_run / "checkpoint.pt"), "--out", out]
+    assert main([*checkpoint, "--arch", other]) == 2  # same weights, another op without any
+    assert "was trained as" in one_error_line(capsys)
+    assert main([*checkpoint, "--filters", "16"]) == 2
+    err = one_error_line(capsys)
+    assert "does not fit the network" in err and "(16, 1, 3, 3)" not in err
+    assert "stem.0.weight is (2, 1, 3, 3) in it but (4, 1, 3, 3) in the network" in err
+    assert main([*checkpoint, "--in-channels", "3"]) == 2
+    assert "does not fit the network" in one_error_line(capsys)
+    assert not Path(out).exists()
+
+
+def test_a_corrupt_checkpoint_is_one_line(tmp_path, capsys):
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    out = str(tmp_path / "net.onnx")
+    assert main(["export", "--checkpoint", str(tmp_path), "--out", out]) == 2
+    assert "not a readable checkpoint" in one_error_line(capsys)
+
+
+def test_onnx_without_the_export_extra_names_the_pip_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert main(["export", *TINY, "--out", str(tmp_path / "net.onnx")]) == 2
+    assert "pip install 'nasbox[export]'" in one_error_line(capsys)
+
+
+def test_an_export_that_fails_its_check_leaves_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(nasbox.export, "TOLERANCE", -1.0)
+    assert main(["export", *TINY, "--out", str(tmp_path / "net.onnx")]) == 2
+    assert "was not written" in one_error_line(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_reads_channels_and_classes(trained_run):
+    assert Checkpoint.read(trained_run).channels_and_classes() == (1, 3)
