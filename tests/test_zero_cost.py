@@ -10,7 +10,12 @@ from nasbox.cli import main
 from nasbox.data import ImageData
 from nasbox.errors import NasboxError
 from nasbox.estimators import EstimatorContext, get_estimator
-from nasbox.estimators.probe import ProxyEstimator, pack_patterns, score_together
+from nasbox.estimators.probe import (
+    ProxyEstimator,
+    count_distinct_rows,
+    pack_patterns,
+    score_together,
+)
 from nasbox.spaces import get_space
 
 PROXIES = [
@@ -123,7 +128,7 @@ def test_swap_counts_distinct_patterns_like_unique_on_signs():
     activations[:, 0] = activations[:, 1]  # duplicate units collapse
     codes = activations > 0
     expected = torch.unique(codes.reshape(70, -1).T, dim=0).shape[0]
-    assert torch.unique(pack_patterns(codes), dim=0).shape[0] == expected < 12
+    assert count_distinct_rows(pack_patterns(codes)) == expected < 12
 
 
 def test_ensemble_scores_a_cell_alone_the_same_whatever_came_before(cell):
@@ -144,7 +149,17 @@ def test_ensemble_reference_is_seeded_and_computed_once(cell):
     assert ensemble.scale is scale
     again = get_estimator("ensemble", context()).scale
     assert all(np.array_equal(a, b) for a, b in zip(scale, again, strict=True))
-    assert ensemble.names == ["naswot", "meco", "swap", "synflow", "params"]
+    assert ensemble.names == ["meco", "naswot", "swap", "synflow"]
+    assert ensemble.weights.tolist() == [4 / 7, 1 / 7, 1 / 7, 1 / 7]
+
+
+def test_ensemble_weights_scale_the_members_z_scores(cell):
+    weighted = get_estimator("ensemble:meco*3+params", context())
+    probe = weighted.probe(cell)
+    centre, spread = weighted.scale
+    scores = weighted.member_scores(probe)
+    z = (np.sign(scores) * np.log1p(np.abs(scores)) - centre) / spread
+    assert weighted(cell) == pytest.approx(0.75 * z[0] + 0.25 * z[1])
 
 
 def test_ensemble_is_minus_infinity_when_a_member_is(cell):
@@ -160,6 +175,8 @@ def test_ensemble_is_minus_infinity_when_a_member_is(cell):
         ("ensemble:naswot+nope", "nope"),
         ("ensemble:naswot+naswot", "listed twice"),
         ("ensemble:naswot+latency", "not a training-free proxy"),
+        ("ensemble:meco*0+naswot", "weight of 'meco' must be a number > 0"),
+        ("ensemble:meco*x", "weight of 'meco' must be a number > 0"),
         ("swap_reg:1,0", "SIGMA > 0"),
         ("swap_reg:big", "two numbers"),
     ],
