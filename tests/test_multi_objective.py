@@ -3,6 +3,7 @@
 import csv
 import itertools
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +223,21 @@ def test_naswot_and_size_as_two_objectives(tmp_path, tiny_npz):
     assert front and set(front[0]) == {"arch", "naswot", "params"}
     values = [(float(row["naswot"]), float(row["params"])) for row in front]
     assert values == sorted(values, reverse=True), "best NASWOT first; larger, since a front"
+
+
+def test_a_run_made_before_objectives_existed_refuses_them_on_resume(tmp_path, capsys):
+    out = tmp_path / "old"
+    assert (
+        main(["search", "--estimator", "params", "--samples", "3", "--quiet", "--out", str(out)])
+        == 0
+    )
+    with sqlite3.connect(out / "nasbox.db") as database:  # as an older nasbox stored it
+        (text,) = database.execute("SELECT settings FROM runs").fetchone()
+        settings = {
+            k: v for k, v in json.loads(text).items() if k not in ("objectives", "constraints")
+        }
+        database.execute("UPDATE runs SET settings = ?", (json.dumps(settings),))
+    resume = ["search", "--resume", str(out), "--samples", "5", "--quiet"]
+    assert main([*resume, "--constraint", "params<=1"]) == 2
+    assert "made before --constraint existed" in capsys.readouterr().err
+    assert main(resume) == 0

@@ -150,7 +150,14 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
 def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
     """Adopt the stored run's settings; refuse command-line values that contradict them."""
     for key, option in RUN_SETTINGS.items():
-        stored = settings.get(key, getattr(args, key))  # a setting newer than the run: as given
+        if key not in settings:  # the run predates the option, so it ran with its default
+            if _given(args.argv, option):
+                raise NasboxError(
+                    f"the resumed run was made before {option} existed; drop {option} or "
+                    "start a new run"
+                )
+            continue
+        stored = settings[key]
         if _given(args.argv, option) and getattr(args, key) != stored:
             raise NasboxError(
                 f"{option} {getattr(args, key)} conflicts with the resumed run's {option} "
