@@ -45,15 +45,7 @@ def estimator_help() -> str:
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", default="digits", help=data_help())
-    parser.add_argument("--data-dir", help="folder of the CIFAR-10 python batches")
-    parser.add_argument(
-        "--image-size",
-        type=int,
-        metavar="N",
-        help="folder:DIR only: resize images to N x N (default: keep their size if all share "
-        "one, else 32)",
-    )
+    add_data_source_options(parser)
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -67,6 +59,19 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         help="images per forward pass of the latency estimator",
     )
     add_seed_option(parser)
+
+
+def add_data_source_options(parser: argparse.ArgumentParser) -> None:
+    """--data, --data-dir and --image-size: where the images come from and their size."""
+    parser.add_argument("--data", default="digits", help=data_help())
+    parser.add_argument("--data-dir", help="folder of the CIFAR-10 python batches")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        metavar="N",
+        help="folder:DIR only: resize images to N x N (default: keep their size if all share "
+        "one, else 32)",
+    )
 
 
 def add_seed_option(parser: argparse.ArgumentParser, help: str = "seed for every random choice"):

@@ -9,11 +9,11 @@ from nasbox import __version__
 from nasbox.checks import check_number
 from nasbox.cli.common import (
     add_command,
+    add_data_source_options,
     add_network_options,
     add_overwrite_option,
     add_seed_option,
     add_space_option,
-    data_help,
     default_out,
     network_options,
     note,
@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     folder.check()
     if args.resume:
         load_checkpoint(out / "checkpoint.pt")  # missing or corrupt: fail before any work
-    data = load_data(args.data, args.data_dir)
+    data = load_data(args.data, args.data_dir, args.image_size)
     if data.x_test is None:
         raise NasboxError(
             f"data set {data.name!r} has no test split; training needs one (add x_test and "
@@ -142,8 +142,7 @@ def add_parser(commands) -> None:
     parser = add_command(commands, "train", "train an architecture (N@F) on a data set")
     add_space_option(parser)
     add_network_options(parser, "laptop_size")
-    parser.add_argument("--data", default="digits", help=data_help())
-    parser.add_argument("--data-dir", help="folder of the CIFAR-10 python batches")
+    add_data_source_options(parser)
     parser.add_argument("--epochs", type=int, default=10, help="passes over the training images")
     parser.add_argument(
         "--batch-size", type=int, default=64, help="minibatch (at most the training images)"
