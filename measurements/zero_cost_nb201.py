@@ -108,6 +108,38 @@ def real_searches(args, space, data, table: pd.DataFrame) -> list[tuple[float, f
     return results
 
 
+def few_label(args, context, joined: pd.DataFrame, names: list[str]) -> None:
+    """Ridge weights over every scored proxy fitted on K labelled cells (valid_acc), ranked on
+    the other cells of the pool; the label-free default ensemble on the same cells beside it."""
+    members = [name for name in names if name != "flops"]  # flops ranks NB201 cells as params
+    full = get_estimator("ensemble:" + "+".join(members), context)
+    default = joined[args.ensemble].to_numpy(dtype=float)
+    scores = joined[members].to_numpy(dtype=float)
+    accuracy = joined["valid_acc"].to_numpy()
+    print(
+        f"\nfew labels: ridge weights over {', '.join(members)} from K labelled cells, "
+        f"{args.few_label_seeds} seeds; Spearman / Kendall vs valid_acc on the other cells"
+        "\n| K | fitted | label-free ensemble, same cells |\n| ---: | --- | --- |"
+    )
+    for k in (10, 20, 50, 100):
+        if k >= len(joined):
+            continue
+        fitted_rho, fitted_tau, fixed_rho, fixed_tau = [], [], [], []
+        for seed in range(args.few_label_seeds):
+            labelled = np.random.default_rng(seed).choice(len(joined), size=k, replace=False)
+            rest = np.setdiff1d(np.arange(len(joined)), labelled)
+            fitted = full.fitted(scores[labelled], accuracy[labelled])
+            predicted = [fitted.combine(row) for row in scores[rest]]
+            fitted_rho.append(stats.spearmanr(predicted, accuracy[rest]).statistic)
+            fitted_tau.append(stats.kendalltau(predicted, accuracy[rest]).statistic)
+            fixed_rho.append(stats.spearmanr(default[rest], accuracy[rest]).statistic)
+            fixed_tau.append(stats.kendalltau(default[rest], accuracy[rest]).statistic)
+        print(
+            f"| {k} | {np.mean(fitted_rho):.3f} +- {np.std(fitted_rho):.3f} / "
+            f"{np.mean(fitted_tau):.3f} | {np.mean(fixed_rho):.3f} / {np.mean(fixed_tau):.3f} |"
+        )
+
+
 def heat_map(correlation: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -142,6 +174,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--speed-cells", type=int, default=10, help="cells for the speed table")
     parser.add_argument("--search-runs", type=int, default=0, help="real seeded searches")
+    parser.add_argument("--few-label-seeds", type=int, default=0, help="seeds per K (0: skip)")
     parser.add_argument("--search-size", type=int, default=100, help="cells per real search")
     parser.add_argument("--data", default=str(SHARED / "cifar10-subset.npz"))
     parser.add_argument("--table", default=str(SHARED / "nb201-cifar10.csv"))
@@ -202,6 +235,8 @@ def main() -> None:
     correlation = joined[columns].astype(float).replace(-np.inf, np.nan).corr(method="spearman")
     figure = out / "zero_cost_nb201_correlation.png"
     heat_map(correlation, figure)
+    if args.few_label_seeds:
+        few_label(args, context, joined, names)
     if args.search_runs:
         runs = real_searches(args, space, data, pd.read_csv(args.table))
         found = np.array([acc for acc, _ in runs])

@@ -162,6 +162,17 @@ def test_ensemble_weights_scale_the_members_z_scores(cell):
     assert weighted(cell) == pytest.approx(0.75 * z[0] + 0.25 * z[1])
 
 
+def test_few_label_fit_recovers_the_member_that_predicts_accuracy():
+    ensemble = get_estimator("ensemble:meco+params", context())
+    ensemble._scale = (np.zeros(2), np.ones(2))
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0, 5, size=(40, 2))
+    accuracies = 90 + 2 * np.log1p(scores[:, 1])
+    fitted = ensemble.fitted(scores, accuracies, ridge=1e-6)
+    assert fitted.weights == pytest.approx([0.0, 2.0], abs=1e-4)
+    assert ensemble.weights.tolist() == [0.5, 0.5]
+
+
 def test_ensemble_is_minus_infinity_when_a_member_is(cell):
     ensemble = get_estimator("ensemble:zen+params", context())
     assert ensemble(get_space("nb201").parse(EMPTY)) == -math.inf

@@ -17,9 +17,11 @@ REFERENCE_CELLS = 32  # seeded cells that set swap_reg's default size prior
 
 
 class Meco(ProxyEstimator):
-    """meco: sum over every module's output of the smallest eigenvalue of the channel-by-channel
-    Pearson correlation of one image's feature map (Jiang et al., "MeCo", NeurIPS 2023), with nan
-    and inf correlations set to 0 and non-finite layer values left out, as in the paper's code.
+    """Minimum eigenvalue of feature-map correlations (MeCo, Jiang et al. 2023); one image.
+
+    Sum over every module's output of the smallest eigenvalue of the channel-by-channel Pearson
+    correlation of one image's feature map, with nan and inf correlations set to 0 and
+    non-finite layer values left out, as in the paper's code.
 
     One image (the seeded minibatch's first), one forward pass in training mode. A module whose
     output is another's (a Sequential and its last layer) counts twice, as hooks on both would.
@@ -68,8 +70,9 @@ def smallest_correlation_eigenvalue(feature: torch.Tensor) -> float:
 
 
 class Swap(ProxyEstimator):
-    """swap: the number of distinct sample-wise activation patterns, i.e. of distinct binary
-    vectors (unit active on each sample) over all ReLU units (Peng et al., "SWAP-NAS", ICLR 2024).
+    """Distinct sample-wise activation patterns (SWAP, Peng et al. 2024); images, no labels.
+
+    The number of distinct binary vectors (unit active on each sample) over all ReLU units.
 
     Read from the same forward pass as NASWOT's codes (the whole seeded minibatch).
     """
@@ -82,8 +85,9 @@ class Swap(ProxyEstimator):
 
 
 class SwapRegularised(Swap):
-    """swap_reg: SWAP times exp(-(P - mu)^2 / sigma), P the parameters in thousands (Peng et al.,
-    2024), steering the score towards a model size.
+    """SWAP times a model-size prior exp(-(P - mu)^2 / sigma) (Peng et al. 2024).
+
+    P is the parameter count in thousands.
 
     `swap_reg:MU,SIGMA` sets the prior; plain `swap_reg` takes it from REFERENCE_CELLS seeded cells
     of the space, without accuracy labels: mu their largest size, sigma twice their variance.
@@ -128,7 +132,9 @@ def reference_prior(context: EstimatorContext) -> tuple[float, float]:
 
 
 class Zen(ProxyEstimator):
-    """zen: log E||f(x) - f(x + 0.01 e)||_1 + sum over BN layers of log sqrt(mean running_var),
+    """Zen-score (Lin et al., Zen-NAS 2021); data-free.
+
+    log E||f(x) - f(x + 0.01 e)||_1 + sum over BN layers of log sqrt(mean running_var),
     f the features before global pooling, x and e Gaussian, weights redrawn N(0, 1) and BN in
     training mode (Lin et al., "Zen-NAS", ICCV 2021). Data-free: 64 Gaussian images of the data's
     shape, drawn from the seed. Features are the input of the last AdaptiveAvgPool2d (the

@@ -9,6 +9,8 @@ at -inf makes the cell -inf. No accuracy label is read anywhere.
 
 `ensemble:meco*4+naswot` weighs members (weights are normalised to sum 1); the default weights
 were fixed on development cells and seeds before the reported run and stay fixed in use.
+`Ensemble.fitted` is the few-label option: ridge-regression weights from K cells whose accuracy
+is known (a table's, or trained candidates').
 """
 
 import math
@@ -120,13 +122,29 @@ class Ensemble(Estimator):
             self._scale = (np.array(centre), np.array(spread))
         return self._scale
 
+    def z_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Members' scores (one row per cell) on the reference scale."""
+        centre, spread = self.scale
+        return (np.vectorize(squash)(np.asarray(scores, dtype=float)) - centre) / spread
+
+    def fitted(self, scores: np.ndarray, accuracies: np.ndarray, ridge: float = 1.0) -> "Ensemble":
+        """The same members, weighted by ridge regression of `accuracies` on the z-scores of
+        `scores` (one row per labelled cell); cells with a -inf member are left out."""
+        z = self.z_scores(scores)
+        usable = np.all(np.isfinite(z), axis=1)
+        z, y = z[usable], np.asarray(accuracies, dtype=float)[usable]
+        z_centred = z - z.mean(0)
+        gram = z_centred.T @ z_centred + ridge * np.eye(z.shape[1])
+        weights = np.linalg.solve(gram, z_centred.T @ (y - y.mean()))
+        fitted = Ensemble(self.context, self.members, self.names, weights)
+        fitted._scale = self._scale
+        return fitted
+
     def combine(self, scores: np.ndarray) -> float:
         """The ensemble value of one cell's member scores."""
         if not np.all(np.isfinite(scores)):
             return -math.inf
-        centre, spread = self.scale
-        z = (np.vectorize(squash)(scores) - centre) / spread
-        return float(np.dot(self.weights, z))
+        return float(np.dot(self.weights, self.z_scores(scores)))
 
     def score_probe(self, probe: Probe) -> float:
         return self.combine(self.member_scores(probe))

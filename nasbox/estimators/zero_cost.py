@@ -18,7 +18,7 @@ JACOBIAN_EPSILON = 1e-5  # k of EPE-NAS (as in jacov)
 
 
 class GradNorm(ProxyEstimator):
-    """grad_norm: sum over layers of ||dL/dW||_2 (Abdelfattah et al., 2021). Needs labels."""
+    """Sum over layers of ||dL/dW||_2 (Abdelfattah et al., 2021); needs labels."""
 
     name = "grad_norm"
     needs_labels = True
@@ -29,8 +29,7 @@ class GradNorm(ProxyEstimator):
 
 
 class Snip(ProxyEstimator):
-    """snip: sum of |W * dL/dW| (Lee et al., 2019, as a NAS proxy by Abdelfattah et al., 2021).
-    Needs labels."""
+    """Sum of |W * dL/dW| (SNIP, Lee et al. 2019; Abdelfattah et al. 2021); needs labels."""
 
     name = "snip"
     needs_labels = True
@@ -45,9 +44,10 @@ class Snip(ProxyEstimator):
 
 
 class Fisher(ProxyEstimator):
-    """fisher: sum over conv/linear outputs a and channels of 0.5 * mean_n (sum_hw a * dL/da)^2
-    (Theis et al., 2018; Turner et al., 2020; as a NAS proxy by Abdelfattah et al., 2021).
-    Needs labels."""
+    """Fisher saliency of channels (Turner et al. 2020; Abdelfattah et al. 2021); needs labels.
+
+    Sum over conv/linear outputs a and channels of 0.5 * mean_n (sum_hw a * dL/da)^2.
+    """
 
     name = "fisher"
     needs_labels = True
@@ -58,9 +58,10 @@ class Fisher(ProxyEstimator):
 
 
 class Grasp(ProxyEstimator):
-    """grasp: -sum W * (H g), g = dL/dW, H the Hessian (Wang et al., 2020; Abdelfattah et al.,
-    2021): a second forward pass with a differentiable gradient, then a Hessian-vector product.
-    Needs labels."""
+    """-sum W * (H g), g = dL/dW (GraSP, Wang et al. 2020; Abdelfattah et al. 2021); needs labels.
+
+    A second forward pass with a differentiable gradient, then a Hessian-vector product.
+    """
 
     name = "grasp"
     needs_labels = True
@@ -88,8 +89,9 @@ class Grasp(ProxyEstimator):
 
 
 class Synflow(ProxyEstimator):
-    """synflow: sum of |W * dR/dW|, R the output sum of the network with |W| fed an all-ones
-    input in double precision (Tanaka et al., 2020; Abdelfattah et al., 2021). Data-free.
+    """Synaptic flow sum |W * dR/dW| (Tanaka et al. 2020; Abdelfattah et al. 2021); data-free.
+
+    R is the output sum of the network with |W| fed an all-ones input in double precision.
 
     The paper's NB201 runs drop BatchNorm; here BN stays but in eval mode with its fresh running
     statistics (mean 0, variance 1) and |weight| = 1, bias 0, which is the identity up to
@@ -119,8 +121,7 @@ class Synflow(ProxyEstimator):
 
 
 class L2Norm(ProxyEstimator):
-    """l2_norm: sum over conv/linear layers of ||W||_2 at initialisation (NAS-Bench-Suite-Zero,
-    Krishnakumar et al., 2022). Data-free."""
+    """Sum of conv/linear ||W||_2 at initialisation (NAS-Bench-Suite-Zero, 2022); data-free."""
 
     name = "l2_norm"
     needs_data = False
@@ -131,9 +132,12 @@ class L2Norm(ProxyEstimator):
 
 
 class Zico(ProxyEstimator):
-    """zico: sum over layers of log(sum_w mean|g_w| / std(g_w)), mean and std over minibatches
-    (Li et al., "ZiCo", ICLR 2023). Two halves of the 64-image batch, as NASLib splits it; weights
-    whose gradient does not vary are skipped, as in the paper's code. Needs labels."""
+    """Inverse coefficient of variation of gradients (ZiCo, Li et al. 2023); needs labels.
+
+    Sum over layers of log(sum_w mean|g_w| / std(g_w)), mean and std over minibatches: the two
+    halves of the 64-image batch, as NASLib splits it. Weights whose gradient does not vary are
+    skipped, as in the paper's code.
+    """
 
     name = "zico"
     needs_labels = True
@@ -167,9 +171,12 @@ class Zico(ProxyEstimator):
 
 
 class EpeNas(ProxyEstimator):
-    """epe_nas: sum over classes c of |sum_ij log(|C_c(i, j)| + k)|, C_c the correlation of the
-    input Jacobians of the class's samples (Lopes et al., "EPE-NAS", 2021; k = 1e-5; NASLib's
-    form for up to 100 classes). Uses the whole minibatch and its labels."""
+    """Per-class Jacobian correlation (EPE-NAS, Lopes et al. 2021); needs labels.
+
+    Sum over classes c of |sum_ij log(|C_c(i, j)| + k)|, C_c the correlation of the input
+    Jacobians of the class's samples (k = 1e-5; NASLib's form for up to 100 classes), on the
+    whole minibatch.
+    """
 
     name = "epe_nas"
     needs_labels = True
