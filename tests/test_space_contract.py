@@ -1,11 +1,13 @@
 """Every registered space keeps the `SearchSpace` contract and runs under every strategy."""
 
+import json
 import zlib
 
 import numpy as np
 import pytest
 import torch
 
+from nasbox.cli import main
 from nasbox.errors import NasboxError
 from nasbox.estimators.petri import MOTIF_SPACES
 from nasbox.spaces import SPACES, get_space
@@ -95,3 +97,40 @@ def test_every_strategy_searches_every_space(name, strategy):
         seen.append(arch)
         search.tell(arch, fake_accuracy(space, arch))
     assert all(space.parse(space.format(arch)) == arch for arch in seen)
+
+
+TEN_EDGES = json.dumps(
+    {
+        "matrix": [
+            [0, 1, 1, 1, 1, 1, 0],
+            *[[0] * (i + 2) + [1] * (5 - i) for i in range(5)],
+            [0] * 7,
+        ],
+        "ops": ["input", *["conv3x3-bn-relu"] * 5, "output"],
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("nb101", '{"matrix": [[0, 1], [1, 0]], "ops": ["input", "output"]}', "backwards"),
+        ("nb101", TEN_EDGES, "edges lie on input-to-output paths"),
+        ("nb101", "conv5x5-bn-relu | 0>1 1>2", "conv5x5-bn-relu"),
+        ("nb101", "conv3x3-bn-relu,maxpool3x3 | 1>2 2>3", "not reachable"),
+        ("darts", "Genotype(normal=[('sep_conv_3x3', 0)])", "normal_concat"),
+        (
+            "darts",
+            "Genotype(normal=[('conv_9x9', 0)" + ", ('skip_connect', 1)" * 7 + "], "
+            "normal_concat=[2, 3, 4, 5], reduce=[" + "('skip_connect', 0), " * 8 + "], "
+            "reduce_concat=[2, 3, 4, 5])",
+            "conv_9x9",
+        ),
+        ("nats-size", "8:16:32", "expected 5 widths"),
+        ("amoeba", "genotype please", "Genotype"),
+    ],
+)
+def test_a_malformed_architecture_is_one_line_exit_2(name, text, message, capsys):
+    assert main(["describe", "--space", name, "--arch", text]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and message in error[0], error
