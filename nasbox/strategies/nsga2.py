@@ -20,7 +20,7 @@ from nasbox.strategies.evolution import MAX_REDRAWS
 
 
 class NSGA2(Strategy):
-    """Multi-objective evolution; told values are tuples, every objective maximised."""
+    """NSGA-II: evolve a Pareto front by non-dominated rank and crowding (tuples, maximised)."""
 
     name = "nsga2"
     multi_objective = True
