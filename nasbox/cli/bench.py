@@ -68,11 +68,11 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         way_on="choose a new --out, or pass --overwrite to replace them",
     )
     folder.check()
-    benchmark = _complete_table(args, space, budgets)
-    if args.objectives:
-        return _bench_fronts(args, space, benchmark, strategies, budgets, folder)
-    for column in (args.metric, args.report):
-        get_estimator(f"table:{column}", EstimatorContext(space, None, benchmark=benchmark))
+    objectives = parse_objectives(args.objectives) if args.objectives else []
+    columns = [o.estimator.removeprefix("table:") for o in objectives] or [args.metric, args.report]
+    benchmark = _complete_table(args, space, budgets, columns)
+    if objectives:
+        return _bench_fronts(args, space, benchmark, objectives, strategies, budgets, folder)
     prescore = None
     if any(uses_prescore(name) for name in strategies):
         prescore = ScoreCache(
@@ -140,9 +140,13 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _complete_table(args: argparse.Namespace, space, budgets: list[int]) -> TabularBenchmark:
-    """The --benchmark table, refused unless it holds every cell and the budget fits the space."""
+def _complete_table(
+    args: argparse.Namespace, space, budgets: list[int], columns: list[str]
+) -> TabularBenchmark:
+    """The --benchmark table, refused unless it has `columns`, every cell, room for the budget."""
     benchmark = TabularBenchmark.from_file(args.benchmark)
+    for column in columns:
+        get_estimator(f"table:{column}", EstimatorContext(space, None, benchmark=benchmark))
     if budgets[-1] > len(space):
         raise NasboxError(
             f"--budget {budgets[-1]} is more than the {len(space):,} architectures of the "
@@ -161,6 +165,7 @@ def _bench_fronts(
     args: argparse.Namespace,
     space,
     benchmark: TabularBenchmark,
+    objectives: list[Objective],
     strategies: list[str],
     budgets: list[int],
     folder: RunFolder,
@@ -176,8 +181,7 @@ def _bench_fronts(
     )
 
     objectives = [
-        Objective(f"table:{o.estimator.removeprefix('table:')}", o.minimize)
-        for o in parse_objectives(args.objectives)
+        Objective(f"table:{o.estimator.removeprefix('table:')}", o.minimize) for o in objectives
     ]
     single = [name for name in strategies if not STRATEGIES.get(name).multi_objective]
     if single:
