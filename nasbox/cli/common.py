@@ -53,12 +53,34 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         help="minibatch of training-free scores and of train:EPOCHS (at most the training images)",
     )
     parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="NASWOT's forward pass: fp32, bf16 (bfloat16 autocast; same ranking, faster on "
+        "CPUs with bf16 instructions) or auto (bf16 where the CPU has them)",
+    )
+    parser.add_argument(
         "--latency-batch",
         type=int,
         default=1,
         help="images per forward pass of the latency estimator",
     )
     add_seed_option(parser)
+
+
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str) -> str:
+    """`auto` is bf16 where the CPU has fast bf16 instructions (oneDNN says so), else fp32."""
+    if precision != "auto":
+        return precision
+    import torch
+
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "bf16"
+    note("this CPU has no fast bf16 instructions; NASWOT runs in fp32 (--precision auto)")
+    return "fp32"
 
 
 def add_data_source_options(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +162,7 @@ def estimator_context(
         batch_size=batch_size,
         benchmark=benchmark,
         latency_batch=args.latency_batch,
+        precision=resolve_precision(args.precision),
     )
 
 

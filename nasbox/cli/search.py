@@ -80,11 +80,15 @@ RUN_SETTINGS = {
     "image_size": "--image-size",
     "batch_size": "--batch-size",
     "latency_batch": "--latency-batch",
+    "precision": "--precision",
     "benchmark": "--benchmark",
     "seed": "--seed",
     "imports": "--import",
     "strategy_options": "--strategy-option",
 }
+
+# What runs made before an option existed used, where that is not the option's default.
+BEFORE_OPTION = {"precision": "fp32"}
 
 
 def _given(argv: list[str], option: str) -> bool:
@@ -150,12 +154,13 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
 def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
     """Adopt the stored run's settings; refuse command-line values that contradict them."""
     for key, option in RUN_SETTINGS.items():
-        if key not in settings:  # the run predates the option, so it ran with its default
+        if key not in settings:  # the run predates the option, so it ran without it
             if _given(args.argv, option):
                 raise NasboxError(
                     f"the resumed run was made before {option} existed; drop {option} or "
                     "start a new run"
                 )
+            setattr(args, key, BEFORE_OPTION.get(key, getattr(args, key)))
             continue
         stored = settings[key]
         if _given(args.argv, option) and getattr(args, key) != stored:
@@ -287,6 +292,7 @@ def _build_search(args: argparse.Namespace):
         seed=args.seed,
         batch_size=context.batch_size,
         latency_batch=args.latency_batch,
+        precision=context.precision,
         imports=tuple(args.imports),
     )
     options = _strategy_options(args.strategy, args.strategy_options)

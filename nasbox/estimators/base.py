@@ -26,6 +26,13 @@ class EstimatorContext:
     build_options: dict = field(default_factory=dict)
     benchmark: TabularBenchmark | None = None
     latency_batch: int = 1  # images per timed forward pass of `latency`
+    precision: str = "fp32"  # "bf16": NASWOT's forward pass under bfloat16 autocast
+
+    def autocast(self) -> torch.autocast:
+        """The precision training-free forward passes run in (a no-op for fp32)."""
+        return torch.autocast(
+            self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
 
     def require_data(self, estimator: str) -> ImageData:
         if self.data is None:

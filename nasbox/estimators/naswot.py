@@ -100,4 +100,6 @@ class NASWOT(MinibatchEstimator):
     cost = "one forward pass of a minibatch per arch"
 
     def __call__(self, arch: Hashable) -> float:
-        return naswot_score(self.context.build(arch), self.images)
+        network = self.context.build(arch)
+        with self.context.autocast():
+            return naswot_score(network, self.images)

@@ -57,6 +57,7 @@ class EstimatorSpec:
     seed: int = 0
     batch_size: int = 128
     latency_batch: int = 1
+    precision: str = "fp32"
     imports: tuple[str, ...] = ()  # modules that register user estimators (`--import`)
 
     def build(self) -> Callable[[Hashable], float | tuple[float, ...]]:
@@ -78,6 +79,7 @@ class EstimatorSpec:
             batch_size=self.batch_size,
             benchmark=benchmark,
             latency_batch=self.latency_batch,
+            precision=self.precision,
         )
         return get_evaluator(self.estimator, context)
 
