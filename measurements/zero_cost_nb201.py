@@ -97,7 +97,8 @@ def real_searches(args, space, data, table: pd.DataFrame) -> list[tuple[float, f
     """`nasbox search` with the ensemble end to end, one seed per run: (test_acc, seconds)."""
     test_acc = dict(zip(table["arch"], table["test_acc"], strict=True))
     results = []
-    for run in tqdm(range(args.search_runs), desc=f"search N={args.search_size}", unit="run"):
+    seeds = range(args.search_first, args.search_first + args.search_runs)
+    for run in tqdm(seeds, desc=f"search N={args.search_size}", unit="run"):
         start = time.perf_counter()
         context = EstimatorContext(space, data, seed=run, batch_size=args.batch_size)
         strategy = get_strategy("random", space, seed=run)
@@ -105,7 +106,20 @@ def real_searches(args, space, data, table: pd.DataFrame) -> list[tuple[float, f
             strategy, get_estimator(args.ensemble, context), args.search_size, progress=False
         )
         results.append((test_acc[space.format(strategy.best[0])], time.perf_counter() - start))
+        tqdm.write(f"search seed {run}: test_acc {results[-1][0]:.2f}, {results[-1][1]:.0f} s")
     return results
+
+
+def report_searches(args, space, data) -> None:
+    runs = real_searches(args, space, data, pd.read_csv(args.table))
+    found = np.array([acc for acc, _ in runs])
+    last = args.search_first + args.search_runs - 1
+    print(
+        f"\nreal searches with {args.ensemble}, N={args.search_size}, seeds "
+        f"{args.search_first}..{last}: test_acc {found.mean():.2f} +- {found.std():.2f} "
+        f"({', '.join(f'{acc:.2f}' for acc in found)}); seconds per run: median "
+        f"{np.median([s for _, s in runs]):.0f}"
+    )
 
 
 def few_label(args, context, joined: pd.DataFrame, names: list[str]) -> None:
@@ -167,13 +181,16 @@ def main() -> None:
     parser.add_argument("--pool-seed", type=int, default=0, help="seed of the cell pool")
     parser.add_argument("--seed", type=int, default=0, help="minibatch and initialisation seed")
     parser.add_argument("--proxies", default=ALL_PROXIES, help="comma-separated estimators")
-    parser.add_argument("--ensemble", default="ensemble", help="ensemble spec to evaluate")
+    parser.add_argument("--ensemble", default="ensemble", help="ensemble spec ('': none)")
     parser.add_argument("--shard", default="0/1", help="I/N: score cells I, I+N, ... only")
+    parser.add_argument("--join", help="another score cache prefix to add (its cells in common)")
     parser.add_argument("--score-only", action="store_true", help="score the shard and stop")
     parser.add_argument("--repeats", type=int, default=500, help="simulated searches per N")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--speed-cells", type=int, default=10, help="cells for the speed table")
     parser.add_argument("--search-runs", type=int, default=0, help="real seeded searches")
+    parser.add_argument("--search-first", type=int, default=0, help="seed of the first search")
+    parser.add_argument("--searches-only", action="store_true", help="run the searches only")
     parser.add_argument("--few-label-seeds", type=int, default=0, help="seeds per K (0: skip)")
     parser.add_argument("--search-size", type=int, default=100, help="cells per real search")
     parser.add_argument("--data", default=str(SHARED / "cifar10-subset.npz"))
@@ -194,21 +211,32 @@ def main() -> None:
     names = args.proxies.split(",")
     estimators = [get_estimator(name, context) for name in names]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+    if args.searches_only:
+        report_searches(args, space, data)
+        return
     scores = score_pool(args, space, estimators, names)
     if args.score_only:
         return
-    ensemble = get_estimator(args.ensemble, context)
-    missing = [name for name in ensemble.names if name not in scores.columns]
-    if missing:
-        raise SystemExit(f"the cache lacks ensemble members {missing}; add them to --proxies")
-    scores[args.ensemble] = [
-        ensemble.combine(row) for row in scores[ensemble.names].to_numpy(dtype=float)
-    ]
-    columns = [*names, args.ensemble]
+    ensemble = get_estimator(args.ensemble, context) if args.ensemble else None
+    if args.join:
+        other = Path(args.join)
+        extra = pd.concat(pd.read_csv(p) for p in sorted(other.parent.glob(f"{other.name}.shard*")))
+        extra = extra.drop(columns="seconds").drop_duplicates("arch")
+        scores = scores.merge(extra, on="arch", how="inner")
+        names = [*names, *(c for c in extra.columns if c != "arch" and c not in names)]
+    columns = list(names)
+    if ensemble is not None:
+        missing = [name for name in ensemble.names if name not in scores.columns]
+        if missing:
+            raise SystemExit(f"the cache lacks ensemble members {missing}; add them to --proxies")
+        members = scores[ensemble.names].to_numpy(dtype=float)
+        scores[args.ensemble] = [ensemble.combine(row) for row in members]
+        columns.append(args.ensemble)
     joined = scores.merge(pd.read_csv(args.table), on="arch", how="inner")
     print(f"\n{len(joined)} cells (pool seed {args.pool_seed}, minibatch/init seed {args.seed})")
-    print(f"ensemble {args.ensemble}: members {', '.join(ensemble.names)}")
-    seconds = speed(args, space, context, ["naswot", args.ensemble]) if args.speed_cells else {}
+    if ensemble is not None:
+        print(f"ensemble {args.ensemble}: members {', '.join(ensemble.names)}")
+    seconds = speed(args, space, context, columns) if args.speed_cells else {}
     print(
         "\n| proxy | Spearman valid | Kendall valid | Spearman test | Kendall test | -inf cells |"
         " N=10 | N=100 | N=1000 |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -230,21 +258,15 @@ def main() -> None:
     print(f"median seconds per cell while scoring all proxies together: {together:.2f}")
     for name, value in seconds.items():
         print(f"median seconds per cell, {name} alone ({args.speed_cells} cells): {value:.3f}")
-    if len(seconds) == 2:
+    if ensemble is not None and seconds and "naswot" in seconds:
         print(f"ensemble / naswot: {seconds[args.ensemble] / seconds['naswot']:.2f}x")
     correlation = joined[columns].astype(float).replace(-np.inf, np.nan).corr(method="spearman")
-    figure = out / "zero_cost_nb201_correlation.png"
+    figure = out / f"{Path(args.scores).stem}_correlation.png"
     heat_map(correlation, figure)
-    if args.few_label_seeds:
+    if args.few_label_seeds and ensemble is not None:
         few_label(args, context, joined, names)
     if args.search_runs:
-        runs = real_searches(args, space, data, pd.read_csv(args.table))
-        found = np.array([acc for acc, _ in runs])
-        print(
-            f"\nreal searches with {args.ensemble}, N={args.search_size}, seeds "
-            f"0..{args.search_runs - 1}: test_acc {found.mean():.2f} +- {found.std():.2f}; "
-            f"seconds per run: median {np.median([s for _, s in runs]):.0f}"
-        )
+        report_searches(args, space, data)
     print(f"\nscores: {args.scores}.shard*\nheat map: {figure}")
 
 
