@@ -123,6 +123,13 @@ def test_scoring_together_equals_scoring_apart_and_builds_once(cell, monkeypatch
     assert len(builds) == 1
 
 
+def test_shared_naswot_keeps_the_context_precision(cell):
+    shared = context()
+    shared.precision = "bf16"
+    estimators = [get_estimator(name, shared) for name in ("naswot", "swap")]
+    assert score_together(estimators, cell) == [e(cell) for e in estimators]
+
+
 def test_swap_counts_distinct_patterns_like_unique_on_signs():
     activations = torch.randn(70, 3, 2, 2)
     activations[:, 0] = activations[:, 1]  # duplicate units collapse

@@ -44,7 +44,7 @@ class ReluPass:
     ReLUs that read the same tensor are counted once for SWAP (their patterns are duplicates).
     """
 
-    def __init__(self, network: nn.Module, images: torch.Tensor) -> None:
+    def __init__(self, network: nn.Module, images: torch.Tensor, precision: torch.autocast) -> None:
         self.kernel = HammingKernel(images.shape[0], images.device)
         self._patterns: list[torch.Tensor] = []
         seen: set[int] = set()
@@ -63,7 +63,7 @@ class ReluPass:
         ]
         try:
             network.train()
-            with torch.no_grad():
+            with torch.no_grad(), precision:
                 network(images)
         finally:
             for handle in handles:
@@ -181,7 +181,9 @@ class Probe:
         return self._passes[key]
 
     def relu_pass(self) -> ReluPass:
-        return self.shared("relu", lambda: ReluPass(self.network, self.images))
+        """NASWOT's forward pass, in the context's precision as NASWOT runs it alone."""
+        autocast = self.context.autocast()
+        return self.shared("relu", lambda: ReluPass(self.network, self.images, autocast))
 
     def loss_pass(self) -> LossPass:
         batch = slice(0, GRADIENT_BATCH)
