@@ -223,3 +223,11 @@ def test_cli_scores_several_proxies_in_one_row(tmp_path, tiny_npz, capsys):
     header, row = capsys.readouterr().out.strip().splitlines()
     assert header == "arch,meco,synflow,ensemble:naswot+meco,seconds"
     assert all(math.isfinite(float(value)) for value in row.split(",")[1:])
+
+
+def test_proxies_that_read_images_load_the_default_data(tmp_path, capsys):
+    cells = tmp_path / "cells.txt"
+    cells.write_text(get_space("nb201").default_arch + "\n")
+    assert main(["score", "--estimator", "meco,zico", "--archs", str(cells), "--quiet"]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    assert header.startswith("arch,meco,zico") and "inf" not in row

@@ -14,8 +14,6 @@ from nasbox.estimators import ESTIMATORS, EstimatorContext
 from nasbox.runs import check_output_path
 from nasbox.spaces import SPACES
 
-# Estimators that read images, so `--data` is loaded for them.
-DATA_ESTIMATORS = {"naswot", "jacov", "train"}
 DEFAULT_SPACE = "nb201"
 
 
@@ -143,7 +141,7 @@ def estimator_context(
     check_seed(args.seed)
     check_count(args.batch_size, "--batch-size")
     check_count(args.latency_batch, "--latency-batch")
-    data_needed = any(name.split(":")[0].strip() in DATA_ESTIMATORS for name in estimators)
+    data_needed = any(ESTIMATORS.get(name.split(":")[0].strip()).needs_data for name in estimators)
     load = data_needed or args.data != "digits" or args.image_size is not None
     data = load_data(args.data, args.data_dir, args.image_size) if load else None
     batch_size = args.batch_size

@@ -78,6 +78,7 @@ class Estimator(ABC):
     argument: str | None = None
     argument_hint: str = ""
     cost: str = "seconds per arch"
+    needs_data: bool = False  # reads images of --data, so commands load it
 
     def __init__(self, context: EstimatorContext) -> None:
         self.context = context
@@ -104,6 +105,8 @@ class Estimator(ABC):
 
 class MinibatchEstimator(Estimator):
     """A training-free score computed on one fixed, seeded minibatch of training images."""
+
+    needs_data = True
 
     def __init__(self, context: EstimatorContext) -> None:
         super().__init__(context)

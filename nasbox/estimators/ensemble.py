@@ -58,6 +58,7 @@ class Ensemble(Estimator):
     """Weighted mean robust z-score of proxies, normalised on seeded reference cells."""
 
     name = "ensemble"
+    needs_data = True  # most members read images, and the reference cells are scored on them
     argument = "MEMBERS"
     argument_hint = "members joined by '+', e.g. ensemble:naswot+meco+swap or meco*4+naswot"
     cost = "the members' shared passes per arch, plus theirs on 32 reference cells once"

@@ -20,6 +20,7 @@ VALIDATION_FRACTION = 0.2
 class TrainingEstimator(Estimator):
     """Validation accuracy (%) after training the candidate for EPOCHS epochs on --data."""
 
+    needs_data = True
     name = "train"
     argument = "EPOCHS"
     argument_hint = "an epoch count, e.g. train:2"
