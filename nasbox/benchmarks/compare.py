@@ -244,9 +244,16 @@ def plot_anytime(path: Path, runs: Iterable[BenchmarkRun], report: str, title: s
     if math.isfinite(bottom) and math.isfinite(top):
         margin = 0.05 * max(top - bottom, 1e-9)
         axis.set_ylim(bottom - margin, top + margin)
+    save_anytime(figure, axis, path, f"{report} of the returned cell (mean +- 1 std)", title)
+
+
+def save_anytime(figure, axis, path: Path, ylabel: str, title: str) -> None:
+    """An anytime plot's common dress (log queries, labels, grid, legend), saved and closed."""
+    import matplotlib.pyplot as plt
+
     axis.set_xscale("log")
     axis.set_xlabel("queries")
-    axis.set_ylabel(f"{report} of the returned cell (mean +- 1 std)")
+    axis.set_ylabel(ylabel)
     if title:
         axis.set_title(title)
     axis.grid(alpha=0.3, which="both")

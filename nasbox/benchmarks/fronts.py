@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nasbox.benchmarks.compare import save_anytime
 from nasbox.benchmarks.table import TabularBenchmark
 from nasbox.estimators import EstimatorContext
 from nasbox.estimators.objectives import Objective, ObjectiveVector
@@ -172,14 +173,5 @@ def plot_fronts(path: Path, runs: Iterable[FrontRun], front: TrueFront, title: s
         mean, std = curves.mean(axis=0), curves.std(axis=0)
         (line,) = axis.plot(grid, mean, label=f"{strategy} ({len(curves)} runs)")
         axis.fill_between(grid, mean - std, mean + std, color=line.get_color(), alpha=0.2)
-    axis.set_xscale("log")
     axis.set_ylim(bottom=max(0.0, axis.get_ylim()[0]), top=1.005)
-    axis.set_xlabel("queries")
-    axis.set_ylabel("hypervolume / true front's (mean +- 1 std)")
-    if title:
-        axis.set_title(title)
-    axis.grid(alpha=0.3, which="both")
-    axis.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+    save_anytime(figure, axis, path, "hypervolume / true front's (mean +- 1 std)", title)
