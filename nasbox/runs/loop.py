@@ -48,6 +48,12 @@ class Recorder(Protocol):
     def finished(self, trial: Trial) -> None: ...
 
 
+def _postfix(best: float, failures: int, rejected: int) -> dict[str, object]:
+    """The progress bar's postfix; rejections only appear where constraints reject some."""
+    shown: dict[str, object] = {"best": f"{best:.4g}", "failed": failures}
+    return shown | ({"rejected": rejected} if rejected else {})
+
+
 class TooManyFailures(NasboxError):
     """Raised when `max_failures` trials have failed; finished trials are already recorded."""
 
@@ -170,7 +176,7 @@ def run_search(
                         continue
                     reject(number, arch, reason)
                     rejected += 1
-                    bar.set_postfix(best=f"{best:.4g}", failed=failures, rejected=rejected)
+                    bar.set_postfix(_postfix(best, failures, rejected))
                     if rejected > REJECTIONS_PER_TRIAL * budget:
                         raise NasboxError(
                             f"the constraints rejected {rejected} architectures ({reason}); "
@@ -185,7 +191,7 @@ def run_search(
                     if not isinstance(trial.value, tuple):
                         best = max(best, trial.value)
                     failures += trial.state == "failed"
-                    bar.set_postfix(best=f"{best:.4g}", failed=failures, rejected=rejected)
+                    bar.set_postfix(_postfix(best, failures, rejected))
                     bar.update()
                     if max_failures is not None and failures >= max_failures:
                         raise TooManyFailures(
