@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from nasbox.data import load_data
+from nasbox.data import ImageData, load_data
 from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.cost import count_parameters
 from nasbox.spaces import SPACES, get_space
@@ -79,21 +79,15 @@ def published_counts() -> None:
     print(f"load average while measuring: {os.getloadavg()[0]:.1f}")
 
 
-def context(seed: int = 0) -> EstimatorContext:
-    data = load_data(f"npz:{SHARED / 'cifar10-subset.npz'}")
-    return EstimatorContext(get_space("nb201"), data, seed=seed, batch_size=128)
-
-
-def naswot_speed(cells: int) -> None:
+def naswot_speed(data: ImageData, cells: int) -> None:
     print(
         "\n| space | scoring network (median parameters) | NASWOT s per cell (median wall) "
         "| CPU s per cell (median, all threads) | cells |"
     )
     print("| --- | ---: | ---: | ---: | ---: |")
-    base = context()
     for name in SPACES.names():
         space = get_space(name)
-        shared = EstimatorContext(space, base.data, seed=0, batch_size=128)
+        shared = EstimatorContext(space, data, seed=0, batch_size=128)
         naswot = get_estimator("naswot", shared)
         rng = np.random.default_rng(0)
         archs = [space.sample(rng) for _ in range(cells)]
@@ -129,8 +123,7 @@ def correlation(scores: np.ndarray, accuracy: np.ndarray, resamples: int) -> str
     return f"{', '.join(parts)} ({len(scores)} cells)"
 
 
-def naswot_ranking(resamples: int) -> None:
-    base = context()
+def naswot_ranking(data: ImageData, resamples: int) -> None:
     samples = (
         ("nb101", "nb101-sample.csv", lambda row: nb101_spec(row.adjacency, row.ops)),
         ("darts", "darts-sample.csv", lambda row: row.genotype),
@@ -142,7 +135,7 @@ def naswot_ranking(resamples: int) -> None:
             continue
         frame = pd.read_csv(path)
         space = get_space(name)
-        naswot = get_estimator("naswot", EstimatorContext(space, base.data, seed=0, batch_size=128))
+        naswot = get_estimator("naswot", EstimatorContext(space, data, seed=0, batch_size=128))
         scores = np.array([naswot(space.parse(text(row))) for row in frame.itertuples()])
         accuracy = frame["valid_acc"].to_numpy()
         print(f"\nNASWOT on {file}: {correlation(scores, accuracy, resamples)}")
@@ -155,8 +148,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     published_counts()
-    naswot_speed(args.cells)
-    naswot_ranking(args.resamples)
+    data = load_data(f"npz:{SHARED / 'cifar10-subset.npz'}")  # read once, scored by both
+    naswot_speed(data, args.cells)
+    naswot_ranking(data, args.resamples)
 
 
 if __name__ == "__main__":
