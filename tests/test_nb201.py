@@ -94,3 +94,19 @@ def test_parameter_count_matches_the_benchmark(space, text, params_m):
 def test_cells_are_hashable_values():
     assert NB201Cell(("none",) * 6) == NB201Cell(("none",) * 6)
     assert len({NB201Cell(("none",) * 6), NB201Cell(("none",) * 6)}) == 1
+
+
+def test_none_edges_add_nothing_and_an_all_none_node_is_zeros():
+    from nasbox.spaces.nb201 import EDGES, Cell, parse_cell
+
+    cell = parse_cell("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|")
+    torch.manual_seed(0)
+    module = Cell(cell, channels=4).train()
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        nodes = [x]
+        for target in range(1, 4):
+            incoming = [module.ops[k](nodes[s]) for k, (s, t) in enumerate(EDGES) if t == target]
+            nodes.append(sum(incoming[1:], incoming[0]))  # every edge, zeros included
+        torch.testing.assert_close(module(x), nodes[-1])
+    assert not nodes[2].any()

@@ -38,3 +38,21 @@ def test_precision_is_a_choice(capsys):
     with pytest.raises(SystemExit):
         main(args)
     assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_active_codes_are_x_greater_than_zero_for_every_sign_and_special_value(dtype):
+    from nasbox.estimators.naswot import active_codes
+
+    values = [0.0, -0.0, 1e-30, -1e-30, 1e-40, -1e-40, 2.5, -2.5, float("inf"), float("-inf")]
+    x = torch.tensor(values).to(dtype).reshape(1, -1)
+    assert torch.equal(active_codes(x), x > 0)
+
+
+def test_a_network_with_non_finite_outputs_scores_minus_infinity():
+    from nasbox.estimators.naswot import naswot_score
+
+    network = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        network[1].weight.fill_(float("inf"))
+    assert naswot_score(network, torch.randn(4, 3)) == -np.inf

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from nasbox import __version__
 from nasbox.cli import bench, describe, export, petri, runs, score, search, train
 from nasbox.cli import list as list_command
+from nasbox.cpu import keep_freed_memory
 from nasbox.errors import NasboxError
 
 
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [*argv]
     args = build_parser().parse_args(argv)
     args.argv = argv
+    keep_freed_memory()
     _Signals.terminated = False
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None

@@ -18,11 +18,15 @@ EPSILON = 1e-5
 
 
 def jacov_score(network: nn.Module, images: torch.Tensor) -> float:
-    """The Jacobian-covariance score of `network` on `images` (one forward, one backward)."""
+    """The Jacobian-covariance score of `network` on `images` (one forward, one backward).
+
+    Only the input gradient is taken: the weights' gradients, which the score never reads, are
+    not computed (about a third of the backward pass).
+    """
     network.train()
     inputs = images.clone().requires_grad_(True)
-    network(inputs).sum().backward()
-    jacobians = inputs.grad.reshape(len(inputs), -1).double().cpu().numpy()
+    (gradient,) = torch.autograd.grad(network(inputs).sum(), inputs)
+    jacobians = gradient.reshape(len(inputs), -1).double().cpu().numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         correlation = np.corrcoef(jacobians)
     if not np.all(np.isfinite(correlation)):

@@ -19,7 +19,7 @@ from torch import nn
 from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.cost import MultiplyAdds, Parameters, count_multiply_adds, count_parameters
 from nasbox.estimators.jacov import JacobianCovariance, jacov_score
-from nasbox.estimators.naswot import NASWOT, HammingKernel
+from nasbox.estimators.naswot import NASWOT, HammingKernel, active_codes
 
 # Images of the loss-gradient pass: the zero-cost-nas and NASLib scripts score NB201 at batch 64.
 GRADIENT_BATCH = 64
@@ -56,7 +56,7 @@ class ReluPass:
             if activations.dim() == 4 and id(activations) not in seen:
                 seen.add(id(activations))
                 keep.append(activations)
-                self._patterns.append(pack_patterns(activations > 0))
+                self._patterns.append(pack_patterns(active_codes(activations)))
 
         handles = [
             m.register_forward_pre_hook(read) for m in network.modules() if isinstance(m, nn.ReLU)
@@ -64,13 +64,13 @@ class ReluPass:
         try:
             network.train()
             with torch.no_grad(), precision:
-                network(images)
+                self.finite_output = bool(torch.isfinite(network(images)).all())
         finally:
             for handle in handles:
                 handle.remove()
 
     def naswot(self) -> float:
-        return self.kernel.log_determinant()
+        return self.kernel.log_determinant() if self.finite_output else -math.inf
 
     def distinct_patterns(self) -> int:
         """SWAP: how many distinct binary patterns over the samples the ReLU units show."""

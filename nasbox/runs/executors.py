@@ -24,6 +24,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
+from nasbox.cpu import keep_freed_memory
 from nasbox.errors import NasboxError
 
 
@@ -224,6 +225,7 @@ def _worker_main(connection: Connection, spec: EstimatorSpec, threads: int) -> N
     import torch
 
     torch.set_num_threads(threads)
+    keep_freed_memory()
     try:
         estimator = spec.build()
     except Exception as err:  # noqa: BLE001 - reported to the parent as one line

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbox.errors import NasboxError
+from nasbox.spaces.layers import AveragePool
 from nasbox.train.drop_path import DropPath
 
 #: Builds an operation from (channels, stride).
@@ -115,9 +116,7 @@ def zero(_channels: int, stride: int) -> nn.Module:
 
 def avg_pool(kernel: int) -> OpFactory:
     """Average pooling without BN (as in DARTS' final networks), padding not counted."""
-    return lambda _c, stride: nn.AvgPool2d(
-        kernel, stride, padding=kernel // 2, count_include_pad=False
-    )
+    return lambda c, stride: AveragePool(c, kernel, stride)
 
 
 def max_pool(kernel: int) -> OpFactory:

@@ -14,6 +14,7 @@ from torch import nn
 
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
+from nasbox.spaces.layers import AveragePool
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 4
@@ -118,33 +119,39 @@ def make_op(name: str, channels: int, in_channels: int | None = None) -> nn.Modu
     if name == "nor_conv_3x3":
         return ReLUConvBN(c_in, channels, 3, 1, 1)
     if name == "avg_pool_3x3":
-        pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
         if c_in == channels:
-            return pool
-        return nn.Sequential(ReLUConvBN(c_in, channels, 1, 1, 0), pool)
+            return AveragePool(channels)
+        return nn.Sequential(ReLUConvBN(c_in, channels, 1, 1, 0), AveragePool(channels))
     raise NasboxError(f"unknown nb201 operation {name!r}; choose one of: {', '.join(OPS)}")
 
 
 class Cell(nn.Module):
-    """Node j is the sum of the ops on its incoming edges; the cell outputs the last node."""
+    """Node j is the sum of the ops on its incoming edges; the cell outputs the last node.
+
+    `none` edges add zeros, so they are left out of the sums (a node whose edges are all `none`
+    is their zeros); the result is the same, with less work.
+    """
 
     def __init__(self, cell: NB201Cell, channels: int, in_channels: int | None = None) -> None:
         super().__init__()
-        self.edges = EDGES
         self.ops = nn.ModuleList(
             make_op(op, channels, in_channels if source == 0 else None)
             for op, (source, _) in zip(cell.ops, EDGES, strict=True)
         )
+        self.incoming = []
+        for target in range(1, NUM_NODES):
+            edges = [k for k, (_, edge_target) in enumerate(EDGES) if edge_target == target]
+            live = [k for k in edges if not isinstance(self.ops[k], Zero)]
+            self.incoming.append([(k, EDGES[k][0]) for k in live or edges[:1]])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nodes = [x]
-        for target in range(1, NUM_NODES):
-            incoming = [
-                self.ops[k](nodes[source])
-                for k, (source, edge_target) in enumerate(self.edges)
-                if edge_target == target
-            ]
-            nodes.append(sum(incoming[1:], incoming[0]))
+        for edges in self.incoming:
+            node = None
+            for k, source in edges:
+                out = self.ops[k](nodes[source])
+                node = out if node is None else node + out
+            nodes.append(node)
         return nodes[-1]
 
 
