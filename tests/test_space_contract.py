@@ -14,6 +14,9 @@ from nasbox.spaces import SPACES, get_space
 from nasbox.strategies import STRATEGIES, get_strategy, uses_prescore
 
 SPACE_NAMES = SPACES.names()
+# Image classifiers (image estimators score them) and language models (trained on text).
+IMAGE_SPACES = [name for name in SPACE_NAMES if SPACES.get(name).modality == "image"]
+TEXT_SPACES = [name for name in SPACE_NAMES if SPACES.get(name).modality == "text"]
 
 
 def fake_accuracy(space, arch) -> float:
@@ -50,7 +53,12 @@ def test_any_decision_sequence_is_a_valid_architecture(name):
         space.from_decisions([0] * (len(sizes) + 1))
 
 
-@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_every_space_is_an_image_or_a_text_space():
+    assert sorted(IMAGE_SPACES + TEXT_SPACES) == sorted(SPACE_NAMES)
+    assert "rnn" in TEXT_SPACES
+
+
+@pytest.mark.parametrize("name", IMAGE_SPACES)
 def test_default_architecture_builds_and_runs(name):
     space = get_space(name)
     arch = space.parse(space.default_arch)
@@ -60,6 +68,39 @@ def test_default_architecture_builds_and_runs(name):
         logits = network(torch.randn(2, 1, 16, 16))
     assert logits.shape == (2, 7)
     assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", TEXT_SPACES)
+def test_default_text_architecture_predicts_every_next_token(name):
+    space = get_space(name)
+    arch = space.parse(space.default_arch)
+    torch.manual_seed(0)
+    network = space.build(arch, num_classes=7).eval()
+    with torch.no_grad():
+        logits, hidden = network(torch.randint(7, (5, 2)))
+    assert logits.shape == (5, 2, 7)
+    assert torch.isfinite(logits).all() and torch.isfinite(hidden).all()
+
+
+@pytest.mark.parametrize("name", TEXT_SPACES)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["score", "--archs", "cells.txt", "--estimator", "params"],
+        ["search", "--estimator", "naswot", "--samples", "2", "--out", "search-out", "--quiet"],
+        ["search", "--strategy", "area", "--estimator", "table:valid_ppl", "--samples", "2"],
+        ["export", "--out", "network.onnx"],
+    ],
+)
+def test_image_work_refuses_text_spaces(name, command, tmp_path, monkeypatch, capsys):
+    """Image estimators (a pre-score included) and ONNX export say why, instead of failing."""
+    monkeypatch.chdir(tmp_path)
+    space = get_space(name)
+    (tmp_path / "cells.txt").write_text(space.format(space.parse(space.default_arch)) + "\n")
+    assert main([command[0], "--space", name, *command[1:]]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and f"space {name} scores text" in error[0], error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.txt"]
 
 
 @pytest.mark.parametrize("name", SPACE_NAMES)
@@ -130,6 +171,11 @@ TEN_EDGES = json.dumps(
         ),
         ("nats-size", "8:16:32", "expected 5 widths"),
         ("amoeba", "genotype please", "Genotype"),
+        ("rnn", "tanh~0|gelu~1", "unknown activation 'gelu'"),
+        ("rnn", "tanh~0|relu~2", "node 2 reads state 2"),
+        ("rnn", "tanh-0|relu~1", "must look like 'tanh~0'"),
+        ("rnn", "Genotype(recurrent=[('tanh', 0), ('relu', 1)], concat=[2])", "averages every"),
+        ("rnn", "Genotype(recurrent=[('tanh', 0), 'relu'], concat=range(1, 3))", "pairs"),
     ],
 )
 def test_a_malformed_architecture_is_one_line_exit_2(name, text, message, capsys):

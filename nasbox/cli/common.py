@@ -131,13 +131,32 @@ def note(message: str) -> None:
     print(f"nasbox: note: {message}", file=sys.stderr)
 
 
+# Estimators that neither build networks nor read data, so they score any space's architectures.
+ANY_MODALITY_ESTIMATORS = ("table",)
+
+
+def require_images(space, what: str) -> None:
+    """Refuse a space whose networks are not image classifiers for `what` (image-only work)."""
+    if space.modality != "image":
+        raise NasboxError(
+            f"space {space.name} scores {space.modality}: its networks are language models, and "
+            f"{what} works on image networks; score its cells with table:COLUMN (--benchmark) or "
+            f"train them with nasbox train --space {space.name} --data text:FILE"
+        )
+
+
 def estimator_context(
     args: argparse.Namespace, space, estimators: Sequence[str]
 ) -> EstimatorContext:
     """The context for `estimators`; data is loaded when one reads images or --data is given.
 
-    `batch_size` is the size actually used: at most the number of training images.
+    `batch_size` is the size actually used: at most the number of training images. A space
+    whose networks read text takes table lookups only (`require_images`).
     """
+    for spec in estimators:
+        name = spec.split(":")[0].strip()
+        if name not in ANY_MODALITY_ESTIMATORS:
+            require_images(space, f"estimator {name!r}")
     check_seed(args.seed)
     check_count(args.batch_size, "--batch-size")
     check_count(args.latency_batch, "--latency-batch")

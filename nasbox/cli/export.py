@@ -14,6 +14,7 @@ from nasbox.cli.common import (
     check_output_file,
     network_options,
     read_arch,
+    require_images,
 )
 from nasbox.export import (
     CHECK_BATCH,
@@ -62,6 +63,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         _adopt_run_settings(args, checkpoint)
     space_name = args.space or DEFAULT_SPACE
     space = get_space(space_name)
+    require_images(space, "nasbox export")
     arch = read_arch(space, args.arch)
     if checkpoint is not None:
         checkpoint.check_architecture(space_name, space.format(arch))

@@ -7,6 +7,7 @@ from nasbox.spaces.nasnet import NASNET_A, NASNetGenotype
 from nasbox.spaces.nats import NATSSizeArch, NATSSizeSpace
 from nasbox.spaces.nb101 import NB101Cell, NB101Space
 from nasbox.spaces.nb201 import NB201Cell, NB201Space
+from nasbox.spaces.rnn import RNNCell, RNNSpace
 
 SPACES: Registry[SearchSpace] = Registry("search space")
 SPACES.register("nb201")(NB201Space)
@@ -17,6 +18,7 @@ SPACES.register("pnas")(PNASSpace)
 SPACES.register("enas")(ENASSpace)
 SPACES.register("nats-size")(NATSSizeSpace)
 SPACES.register("nb101")(NB101Space)
+SPACES.register("rnn")(RNNSpace)
 
 
 def get_space(name: str) -> SearchSpace:
@@ -34,6 +36,8 @@ __all__ = [
     "NB101Space",
     "NB201Cell",
     "NB201Space",
+    "RNNCell",
+    "RNNSpace",
     "SearchSpace",
     "get_space",
 ]

@@ -26,6 +26,9 @@ class SearchSpace(ABC):
     laptop_size: tuple[int, int]
     #: Whether `build` takes `auxiliary=` and `dropout=` (cell networks that train with them).
     has_auxiliary_head: bool = False
+    #: What the networks `build` makes read: "image" (classifiers of NCHW images, which the
+    #: image estimators score) or "text" (language models of token ids, trained on text data).
+    modality: str = "image"
 
     @abstractmethod
     def sample(self, rng: np.random.Generator) -> Hashable:
