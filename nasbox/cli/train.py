@@ -1,8 +1,10 @@
-"""`nasbox train`: train an architecture (N@F) on a data set."""
+"""`nasbox train`: train an architecture (N@F) on a data set: an image classifier, or a language
+model for spaces whose networks read text (`--space rnn --data text:FILE`)."""
 
 import argparse
 import sys
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nasbox import __version__
@@ -19,11 +21,13 @@ from nasbox.cli.common import (
     note,
     read_arch,
 )
-from nasbox.data import load_data
+from nasbox.data import load_data, load_text_source
+from nasbox.data.text import check_tokens
 from nasbox.errors import NasboxError
 from nasbox.runs import COMMAND_RESULTS, RunFolder, write_json
 from nasbox.spaces import get_space
 from nasbox.train import TrainConfig, train
+from nasbox.train.language import LanguageConfig, train_language_model
 from nasbox.train.trainer import load_checkpoint
 
 # Files that mean "a run trained here before": refused unless --resume or --overwrite.
@@ -45,11 +49,62 @@ def _parameter_counts(network) -> str:
     )
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+# Options of one kind of network only: (option, attribute); given for the other kind, an error.
+IMAGE_OPTIONS = (
+    ("--momentum", "momentum"),
+    ("--cutout", "cutout"),
+    ("--drop-path", "drop_path"),
+    ("--aux-weight", "aux_weight"),
+    ("--data-dir", "data_dir"),
+    ("--image-size", "image_size"),
+)
+TEXT_OPTIONS = (
+    ("--tokens", "tokens"),
+    ("--bptt", "bptt"),
+    ("--steps", "steps"),
+    ("--dropout-input", "dropout_input"),
+    ("--dropout-hidden", "dropout_hidden"),
+)
+# Up to this many hidden units a cell's matrices are so small that a second thread only adds
+# synchronisation: 128 units ran 0.11 s per batch on one thread and on two of an idle 2-core CPU,
+# and 3 to 10 times slower on two when another process used the cores.
+ONE_THREAD_HIDDEN = 256
+# Defaults that differ: images (the NASNet recipe), text (`nasbox.train.language`).
+IMAGE_DEFAULTS = {"lr": 0.025, "weight_decay": 3e-4, "momentum": 0.9, "drop_path": 0.2}
+IMAGE_DEFAULTS |= {"aux_weight": 0.4}
+TEXT_DEFAULTS = {"lr": 0.01, "weight_decay": 0.0, "tokens": "char", "bptt": 35, "steps": 200}
+TEXT_DEFAULTS |= {"dropout_input": 0.0, "dropout_hidden": 0.0}
+
+
+@dataclass
+class _Training:
+    """What one kind of training needs from the shared part of `cmd_train`."""
+
+    announce: str
+    used: dict
+    trainer: Callable[..., list[dict]]  # `train` or `train_language_model`
+    network: object
+    data: object
+    config: object
+    description: str
+    last_line: Callable[[dict], str]
+
+
+def _adopt_defaults(args: argparse.Namespace, space) -> None:
+    """Refuse the other kind's options; fill in this kind's defaults."""
+    text = space.modality == "text"
+    for option, key in IMAGE_OPTIONS if text else TEXT_OPTIONS:
+        if getattr(args, key) is not None:
+            kind = "image networks" if text else "language models (--space rnn)"
+            raise NasboxError(f"{option} applies to {kind}, not to space {space.name}")
+    for key, value in (TEXT_DEFAULTS if text else IMAGE_DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def _image_training(args: argparse.Namespace, space, arch) -> _Training:
     import torch
 
-    if args.resume and args.overwrite:
-        raise NasboxError("--resume and --overwrite contradict each other; pass one of them")
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -63,20 +118,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     config.check()
     check_number(args.dropout, "--dropout", 0.0, 1.0)
-    space = get_space(args.space)
-    arch = read_arch(space, args.arch)
-    out = Path(args.out) if args.out else default_out("train")
-    folder = RunFolder(
-        out,
-        RESULTS,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        way_on=f"continue with --resume --out {out}, choose a new --out, or pass --overwrite to "
-        "replace them",
-    )
-    folder.check()
-    if args.resume:
-        load_checkpoint(out / "checkpoint.pt")  # missing or corrupt: fail before any work
     data = load_data(args.data, args.data_dir, args.image_size)
     if data.x_test is None:
         raise NasboxError(
@@ -97,31 +138,107 @@ def cmd_train(args: argparse.Namespace) -> int:
         arch, num_classes=data.num_classes, in_channels=data.in_channels, **options
     )
     description = f"{args.space} {space.format(arch)} {options}"
-    print(
+    return _Training(
         f"training {description} ({_parameter_counts(network)}) on {data.name} "
-        f"(cutout {used.cutout}, batch {used.batch_size}); results in {out}/"
+        f"(cutout {used.cutout}, batch {used.batch_size})",
+        {"options": options, "used": asdict(used)},
+        train,
+        network,
+        data,
+        config,
+        description,
+        lambda last: (
+            f"epoch {last['epoch']}: test accuracy {last['test_acc']:.2f}% "
+            f"(test loss {last['test_loss']:.3f})"
+        ),
     )
+
+
+def _text_training(args: argparse.Namespace, space, arch) -> _Training:
+    import torch
+
+    config = LanguageConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        bptt=args.bptt,
+        steps=args.steps,
+        learning_rate=args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+    )
+    config.check()
+    dropouts = {
+        "dropout_input": args.dropout_input,
+        "dropout_hidden": args.dropout_hidden,
+        "dropout_output": args.dropout,
+    }
+    for key, value in dropouts.items():
+        option = "--dropout" if key == "dropout_output" else "--" + key.replace("_", "-")
+        check_number(value, option, 0.0, 1.0)
+    check_tokens(args.tokens)
+    data = load_text_source(args.data, args.tokens)
+    data.check_batch(config.batch_size, config.bptt)
+    options = network_options(args, space, arch, 0, "laptop_size") | dropouts
+    if options["hidden"] <= ONE_THREAD_HIDDEN:
+        torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    network = space.build(arch, num_classes=data.num_classes, **options)
+    description = f"{args.space} {space.format(arch)} {options} on {data.name} ({data.tokens})"
+    steps = f"{config.steps} steps per epoch" if config.steps else "full epochs"
+    return _Training(
+        f"training {description} ({_parameter_counts(network)}) on {len(data.train):,} "
+        f"{data.unit}s, vocabulary {data.num_classes:,}, {config.batch_size} streams x "
+        f"{config.bptt} steps, {steps}",
+        {"options": options, "used": asdict(config)},
+        train_language_model,
+        network,
+        data,
+        config,
+        description,
+        lambda last: (
+            f"epoch {last['epoch']}: valid perplexity {last['valid_ppl']:.3f}, test "
+            f"perplexity {last['test_ppl']:.3f}"
+            + (f" ({last['test_bpc']:.3f} bits per character)" if data.tokens == "char" else "")
+        ),
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.resume and args.overwrite:
+        raise NasboxError("--resume and --overwrite contradict each other; pass one of them")
+    space = get_space(args.space)
+    _adopt_defaults(args, space)
+    arch = read_arch(space, args.arch)
+    out = Path(args.out) if args.out else default_out("train")
+    folder = RunFolder(
+        out,
+        RESULTS,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        way_on=f"continue with --resume --out {out}, choose a new --out, or pass --overwrite to "
+        "replace them",
+    )
+    folder.check()
+    if args.resume:
+        load_checkpoint(out / "checkpoint.pt")  # missing or corrupt: fail before any work
+    prepare = _text_training if space.modality == "text" else _image_training
+    training = prepare(args, space, arch)
+    print(f"{training.announce}; results in {out}/")
     with folder:
         settings = {key: value for key, value in vars(args).items() if key != "handler"}
         write_json(
             out / "settings.json",
-            {
-                "version": __version__,
-                **settings,
-                "arch": space.format(arch),
-                "options": options,
-                "used": asdict(used),
-            },
+            {"version": __version__, **settings, "arch": space.format(arch), **training.used},
         )
         try:
-            history = train(
-                network,
-                data,
-                config,
+            history = training.trainer(
+                training.network,
+                training.data,
+                training.config,
                 out,
                 resume=args.resume,
                 progress=not args.quiet,
-                description=description,
+                description=training.description,
             )
         except KeyboardInterrupt:
             print(
@@ -130,11 +247,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 130
-    last = history[-1]
-    print(
-        f"epoch {last['epoch']}: test accuracy {last['test_acc']:.2f}% "
-        f"(test loss {last['test_loss']:.3f}); history in {out}/history.csv"
-    )
+    print(f"{training.last_line(history[-1])}; history in {out}/history.csv")
     return 0
 
 
@@ -143,13 +256,25 @@ def add_parser(commands) -> None:
     add_space_option(parser)
     add_network_options(parser, "laptop_size")
     add_data_source_options(parser)
-    parser.add_argument("--epochs", type=int, default=10, help="passes over the training images")
     parser.add_argument(
-        "--batch-size", type=int, default=64, help="minibatch (at most the training images)"
+        "--epochs",
+        type=int,
+        default=10,
+        help="passes over the training images; text: epochs of --steps batches",
     )
-    parser.add_argument("--lr", type=float, default=0.025, help="initial learning rate, (0, 10]")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum, [0, 1)")
-    parser.add_argument("--weight-decay", type=float, default=3e-4, help="L2 penalty, [0, 1]")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="minibatch (at most the training images); text: parallel streams",
+    )
+    parser.add_argument(
+        "--lr", type=float, help="initial learning rate, (0, 10] (default: 0.025; text: 0.01)"
+    )
+    parser.add_argument("--momentum", type=float, help="SGD momentum, [0, 1) (default: 0.9)")
+    parser.add_argument(
+        "--weight-decay", type=float, help="L2 penalty, [0, 1] (default: 3e-4; text: 0)"
+    )
     parser.add_argument(
         "--cutout",
         type=int,
@@ -157,16 +282,35 @@ def add_parser(commands) -> None:
         "(default: half the image side, 16 on 32x32; off below 16 pixels)",
     )
     parser.add_argument(
-        "--drop-path", type=float, default=0.2, help="final ScheduledDropPath probability, [0, 1)"
+        "--drop-path", type=float, help="final ScheduledDropPath probability, [0, 1) (default: 0.2)"
     )
     parser.add_argument(
         "--aux-weight",
         type=float,
-        default=0.4,
-        help="auxiliary-head loss weight (nasnet; 0: no head)",
+        help="auxiliary-head loss weight (nasnet; 0: no head) (default: 0.4)",
     )
     parser.add_argument(
-        "--dropout", type=float, default=0.0, help="dropout before the classifier, [0, 1)"
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="dropout before the classifier (text: before the decoder), [0, 1)",
+    )
+    parser.add_argument(
+        "--tokens", help="text: char (default) or word (whitespace-separated, <eos> per line)"
+    )
+    parser.add_argument("--bptt", type=int, help="text: steps of truncated BPTT (default: 35)")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="text: batches per epoch, 0: a full pass over the training split (default: 200)",
+    )
+    parser.add_argument(
+        "--dropout-input", type=float, help="text: dropout of the cell's input x_t (default: 0)"
+    )
+    parser.add_argument(
+        "--dropout-hidden",
+        type=float,
+        help="text: dropout of h_t-1 and of every node's input (default: 0)",
     )
     add_seed_option(parser)
     parser.add_argument("--out", help="results folder (default: runs/train-TIMESTAMP)")

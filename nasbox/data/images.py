@@ -31,6 +31,11 @@ DATA_SOURCES = (
         "images in DIR/<class>/ or DIR/train/<class>/ + DIR/test/<class>/ (--image-size N)",
         "decoding every image once, then reading a cache",
     ),
+    (
+        "text:FILE",
+        "a UTF-8 text corpus for language models (--space rnn; --tokens char or word)",
+        "reading and tokenizing the file",
+    ),
 )
 
 
@@ -152,6 +157,11 @@ def load_data(
 ) -> ImageData:
     """Load a data set by its CLI name: `digits`, `cifar10` (with `data_dir`), `npz:FILE` or
     `folder:DIR`; only folder images are decoded, so only they take `image_size`."""
+    if spec.startswith("text:"):
+        raise NasboxError(
+            f"--data {spec} is a text corpus for language models (--space rnn); image networks "
+            "need images"
+        )
     if spec.startswith("folder:"):
         from nasbox.data.folder import load_folder
 

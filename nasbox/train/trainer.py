@@ -9,6 +9,7 @@ redrawn and `checkpoint.pt` is written, so an interrupted run resumes from its l
 import csv
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -34,6 +35,16 @@ HISTORY_COLUMNS = (
 )
 
 
+def check_shared_settings(config) -> None:
+    """The settings image and language-model training share, named by their CLI options."""
+    check_count(config.epochs, "--epochs")
+    check_count(config.batch_size, "--batch-size")
+    check_number(config.learning_rate, "--lr", 0.0, 10.0, include_low=False, include_high=True)
+    check_number(config.weight_decay, "--weight-decay", 0.0, 1.0, include_high=True)
+    check_number(config.grad_clip, "gradient clipping", 0.0, math.inf, include_low=False)
+    check_seed(config.seed)
+
+
 @dataclass
 class TrainConfig:
     """Training settings; `cutout=None` means "scaled to the image" (see `default_cutout`)."""
@@ -51,17 +62,12 @@ class TrainConfig:
 
     def check(self) -> None:
         """Every setting in its sensible range, named by its CLI option."""
-        check_count(self.epochs, "--epochs")
-        check_count(self.batch_size, "--batch-size")
-        check_number(self.learning_rate, "--lr", 0.0, 10.0, include_low=False, include_high=True)
+        check_shared_settings(self)
         check_number(self.momentum, "--momentum", 0.0, 1.0)
-        check_number(self.weight_decay, "--weight-decay", 0.0, 1.0, include_high=True)
         if self.cutout is not None:
             check_count(self.cutout, "--cutout", minimum=0)
         check_number(self.drop_path, "--drop-path", 0.0, 1.0)
         check_number(self.aux_weight, "--aux-weight", 0.0, 10.0, include_high=True)
-        check_number(self.grad_clip, "gradient clipping", 0.0, math.inf, include_low=False)
-        check_seed(self.seed)
 
     def for_data(self, data: ImageData) -> "TrainConfig":
         """The settings actually used on `data`: cutout resolved, batch size at most the data."""
@@ -130,15 +136,29 @@ def evaluate(network: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> 
     return loss / len(images), 100.0 * correct / len(images)
 
 
-def _save_epoch(out: Path, history: list[dict], checkpoint: dict) -> None:
-    """history.csv, history.png and checkpoint.pt, each replaced in one rename."""
+# Panels of history.png: (y label, ((legend, history column), ...)).
+IMAGE_PANELS = (
+    ("loss", (("train", "train_loss"), ("test", "test_loss"))),
+    ("accuracy (%)", (("train", "train_acc"), ("test", "test_acc"))),
+)
+
+
+def save_epoch(
+    out: Path,
+    history: list[dict],
+    checkpoint: dict,
+    columns: Sequence[str] = HISTORY_COLUMNS,
+    panels: Sequence[tuple[str, Sequence[tuple[str, str]]]] = IMAGE_PANELS,
+) -> None:
+    """history.csv (`columns`), history.png (`panels`) and checkpoint.pt, each replaced in one
+    rename."""
     from nasbox.runs.folder import replaced_atomically  # nasbox.runs imports the strategies
 
     with (
         replaced_atomically(out / "history.csv") as temporary,
         temporary.open("w", newline="") as handle,
     ):
-        writer = csv.DictWriter(handle, HISTORY_COLUMNS)
+        writer = csv.DictWriter(handle, columns)
         writer.writeheader()
         writer.writerows(history)
     import matplotlib
@@ -147,13 +167,11 @@ def _save_epoch(out: Path, history: list[dict], checkpoint: dict) -> None:
     import matplotlib.pyplot as plt
 
     epochs = [row["epoch"] for row in history]
-    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=120)
-    for split in ("train", "test"):
-        loss_axis.plot(epochs, [row[f"{split}_loss"] for row in history], "o-", label=split)
-        acc_axis.plot(epochs, [row[f"{split}_acc"] for row in history], "o-", label=split)
-    loss_axis.set(xlabel="epoch", ylabel="loss")
-    acc_axis.set(xlabel="epoch", ylabel="accuracy (%)")
-    for axis in (loss_axis, acc_axis):
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), dpi=120)
+    for axis, (label, lines) in zip(axes, panels, strict=True):
+        for legend, column in lines:
+            axis.plot(epochs, [row[column] for row in history], "o-", label=legend)
+        axis.set(xlabel="epoch", ylabel=label)
         axis.grid(alpha=0.3)
         axis.legend()
     figure.tight_layout()
@@ -202,6 +220,60 @@ class NonFiniteLoss(NasboxError):
     """Training diverged; the last good checkpoint (if any) is left as it was."""
 
 
+def resumed_state(out: Path | None, resume: bool, config: dict, description: str) -> dict | None:
+    """The checkpoint in `out` to continue from (None without `resume`); it must have been
+    written with the same `config` (a dict) and `description`."""
+    if not resume:
+        return None
+    if out is None:
+        raise NasboxError("resuming needs the folder that holds checkpoint.pt")
+    path = out / "checkpoint.pt"
+    state = load_checkpoint(path)
+    if state["config"] != config or state["description"] != description:
+        raise NasboxError(
+            f"{path} was written with other settings or another architecture; "
+            "use a new --out folder or the same options"
+        )
+    return state
+
+
+def restore(
+    state: dict, out: Path, network: nn.Module, optimizer, schedule, generator=None
+) -> list:
+    """Load a checkpoint's network, optimiser, schedule and random states (of `generator` too,
+    for training that draws from its own); return its history."""
+    try:
+        network.load_state_dict(state["network"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        if generator is not None:
+            generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise NasboxError(
+            f"{out / 'checkpoint.pt'}: does not fit this network ({reason}); "
+            "start again with --overwrite or a new --out"
+        ) from None
+    return list(state["history"])
+
+
+def checkpoint_state(
+    network: nn.Module, optimizer, schedule, generator, history, config: dict, description: str
+) -> dict:
+    """What `checkpoint.pt` holds (`CHECKPOINT_KEYS`) after an epoch."""
+    return {
+        "network": network.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "generator": None if generator is None else generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": history,
+        "config": config,
+        "description": description,
+    }
+
+
 def train(
     network: nn.Module,
     data: ImageData,
@@ -223,17 +295,7 @@ def train(
     config = config.for_data(data)
     if data.x_test is None:
         raise NasboxError(f"data set {data.name!r} has no test split; training needs one")
-    if resume and out is None:
-        raise NasboxError("resuming needs the folder that holds checkpoint.pt")
-    checkpoint_path = out / "checkpoint.pt" if out is not None else None
-    state = load_checkpoint(checkpoint_path) if resume else None
-    if state is not None and (
-        state["config"] != asdict(config) or state["description"] != description
-    ):
-        raise NasboxError(
-            f"{checkpoint_path} was written with other settings or another architecture; "
-            "use a new --out folder or the same options"
-        )
+    state = resumed_state(out, resume, asdict(config), description)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train_x, train_y = data.normalize(data.x_train), torch.from_numpy(data.y_train).long()
@@ -250,19 +312,7 @@ def train(
     drop_path = ScheduledDropPath(config.drop_path, total_steps)
     history: list[dict] = []
     if state is not None:
-        try:
-            network.load_state_dict(state["network"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            generator.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise NasboxError(
-                f"{checkpoint_path}: does not fit this network ({reason}); "
-                "start again with --overwrite or a new --out"
-            ) from None
-        history = list(state["history"])
+        history = restore(state, out, network, optimizer, schedule, generator)
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
         network.train()
@@ -287,7 +337,7 @@ def train(
                 loss = loss + config.aux_weight * F.cross_entropy(aux_logits, target)
             value = loss.item()
             if not math.isfinite(value):
-                _stop_diverged(value, epoch, step, config, out)
+                stop_diverged(value, epoch, step, config, out)
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
@@ -298,7 +348,7 @@ def train(
             bar.set_postfix(loss=f"{value:.3f}")
         test_loss, test_acc = evaluate(network, test_x, test_y)
         if not math.isfinite(test_loss):
-            _stop_diverged(test_loss, epoch, steps_per_epoch, config, out)
+            stop_diverged(test_loss, epoch, steps_per_epoch, config, out)
         history.append(
             {
                 "epoch": epoch,
@@ -312,20 +362,10 @@ def train(
             }
         )
         if out is not None:
-            _save_epoch(
-                out,
-                history,
-                {
-                    "network": network.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history,
-                    "config": asdict(config),
-                    "description": description,
-                },
+            saved = checkpoint_state(
+                network, optimizer, schedule, generator, history, asdict(config), description
             )
+            save_epoch(out, history, saved)
         if progress:
             row = history[-1]
             tqdm.write(
@@ -336,7 +376,8 @@ def train(
     return history
 
 
-def _stop_diverged(value: float, epoch: int, step: int, config: TrainConfig, out: Path | None):
+def stop_diverged(value: float, epoch: int, step: int, config, out: Path | None):
+    """Raise `NonFiniteLoss` for a loss of `value`, saying which checkpoint is kept."""
     kept = (
         f"; the checkpoint of epoch {epoch - 1} in {out} is kept (--resume continues from it)"
         if out is not None and epoch > 1

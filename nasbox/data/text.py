@@ -1,0 +1,157 @@
+"""Text corpora for language modelling: `--data text:FILE`, characters or words, BPTT batches.
+
+The corpus is one UTF-8 text file, split by position into train / valid / test (the first 90%,
+the next 5%, the last 5% of its tokens). Tokens are characters (`--tokens char`, the default;
+every character counts, newlines included) or words (`--tokens word`: whitespace-separated, with
+`<eos>` ending each line, as in the Penn Treebank files). The vocabulary is what the training
+split holds, plus `<unk>`, to which valid and test tokens the training split never shows map.
+
+Batches are those of truncated backpropagation through time (DARTS, AWD-LSTM): a split is cut
+into `streams` equal contiguous streams (the tail that does not fill the last one is dropped),
+laid side by side as a (length, streams) tensor, and read in chunks of `bptt` steps; the target
+of each token is the next one in its stream.
+"""
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nasbox.errors import NasboxError
+
+TOKEN_MODES = ("char", "word")
+UNKNOWN, END_OF_LINE = "<unk>", "<eos>"
+TRAIN_SHARE, VALID_SHARE = 0.90, 0.05
+PREFIX = "text:"
+
+
+@dataclass
+class TextData:
+    """Token ids of the three splits and the vocabulary they index."""
+
+    name: str
+    tokens: str
+    vocabulary: tuple[str, ...]
+    train: np.ndarray
+    valid: np.ndarray
+    test: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        """The vocabulary size: what a language model predicts among."""
+        return len(self.vocabulary)
+
+    @property
+    def unit(self) -> str:
+        return "character" if self.tokens == "char" else "word"
+
+    def check_batch(self, batch_size: int, bptt: int) -> None:
+        """One training batch must fit the training split, and valid and test must each hold
+        at least two tokens (one input and its target)."""
+        train_needed = batch_size * bptt + 1
+        total = len(self.train) + len(self.valid) + len(self.test)
+        if len(self.train) >= train_needed and min(len(self.valid), len(self.test)) >= 2:
+            return
+        corpus_needed = math.ceil(train_needed / TRAIN_SHARE)
+        while min(split_sizes(corpus_needed)) < 2 or split_sizes(corpus_needed)[0] < train_needed:
+            corpus_needed += 1
+        raise NasboxError(
+            f"{self.name}: {total:,} {self.unit}s are too few for one batch of --batch-size "
+            f"{batch_size} streams x --bptt {bptt} steps: the training split (90%) needs "
+            f"{train_needed:,} {self.unit}s, so the corpus needs at least {corpus_needed:,} "
+            "(or lower --batch-size / --bptt)"
+        )
+
+
+def split_sizes(count: int) -> tuple[int, int, int]:
+    """Tokens in train, valid and test of a corpus of `count` tokens (90/5/5 by position)."""
+    train_end, valid_end = int(count * TRAIN_SHARE), int(count * (TRAIN_SHARE + VALID_SHARE))
+    return train_end, valid_end - train_end, count - valid_end
+
+
+def read_corpus(path: Path) -> str:
+    """The text of `path`; a missing, empty, binary or non-UTF-8 file is one clear error."""
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "not found"
+        raise NasboxError(f"{path}: {what} (expected a UTF-8 text file)")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise NasboxError(f"{path}: cannot read it ({err.strerror})") from None
+    if b"\x00" in raw:
+        raise NasboxError(f"{path}: a binary file (it holds NUL bytes); give a UTF-8 text file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise NasboxError(
+            f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded)"
+        ) from None
+    if not text.strip():
+        raise NasboxError(f"{path}: the file is empty; give a text corpus")
+    return text
+
+
+def check_tokens(tokens: str) -> str:
+    if tokens not in TOKEN_MODES:
+        raise NasboxError(f"unknown --tokens {tokens!r}; choose one of: {', '.join(TOKEN_MODES)}")
+    return tokens
+
+
+def tokenize(text: str, tokens: str) -> list[str]:
+    """Characters, or whitespace-separated words with `<eos>` after each non-blank line."""
+    if check_tokens(tokens) == "char":
+        return list(text)
+    return [
+        word for line in text.splitlines() if line.split() for word in [*line.split(), END_OF_LINE]
+    ]
+
+
+def load_text(file: str | Path, tokens: str = "char") -> TextData:
+    """Read, tokenize and split a corpus; the vocabulary comes from the training split."""
+    check_tokens(tokens)
+    path = Path(file)
+    words = tokenize(read_corpus(path), tokens)
+    train_size, valid_size, _ = split_sizes(len(words))
+    vocabulary = tuple(sorted(set(words[:train_size]) - {UNKNOWN})) + (UNKNOWN,)
+    index = {token: number for number, token in enumerate(vocabulary)}
+    unknown = index[UNKNOWN]
+    ids = np.fromiter((index.get(token, unknown) for token in words), np.int64, len(words))
+    return TextData(
+        path.name,
+        tokens,
+        vocabulary,
+        ids[:train_size],
+        ids[train_size : train_size + valid_size],
+        ids[train_size + valid_size :],
+    )
+
+
+def load_text_source(spec: str, tokens: str = "char") -> TextData:
+    """`--data text:FILE`; other data sources hold images, which language models cannot read."""
+    if not spec.startswith(PREFIX):
+        raise NasboxError(
+            f"--data {spec} holds images; language models train on a text corpus: --data text:FILE"
+        )
+    if spec == PREFIX:
+        raise NasboxError("--data text: needs a file, e.g. --data text:corpus.txt")
+    return load_text(spec.removeprefix(PREFIX), tokens)
+
+
+def batchify(ids: np.ndarray, streams: int) -> torch.Tensor:
+    """`streams` contiguous streams side by side: a (length, streams) tensor of token ids."""
+    length = len(ids) // streams
+    if length < 2:
+        raise NasboxError(f"{len(ids)} tokens are too few for {streams} streams of two")
+    return torch.from_numpy(ids[: length * streams].reshape(streams, length).T.copy())
+
+
+def bptt_chunks(
+    source: torch.Tensor, bptt: int, start: int = 0
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(input, target) chunks of up to `bptt` steps from row `start`; target is input + 1."""
+    for row in range(start, len(source) - 1, bptt):
+        steps = min(bptt, len(source) - 1 - row)
+        yield source[row : row + steps], source[row + 1 : row + 1 + steps]

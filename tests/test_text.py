@@ -1,0 +1,190 @@
+"""Text data (`--data text:FILE`) and language-model training through `nasbox train`."""
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nasbox.cli import main
+from nasbox.data.text import batchify, bptt_chunks, load_text, split_sizes
+from nasbox.errors import NasboxError
+from nasbox.spaces import get_space
+from nasbox.train import language
+from nasbox.train.language import LanguageConfig, train_language_model
+
+# 20 lines of a small language: enough characters for a few 8-stream x 10-step batches.
+LINES = [f"the cat {word} the dog {number}" for number in range(10) for word in ("saw", "bit")]
+CORPUS = "\n".join(LINES) + "\n"
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(CORPUS)
+    return path
+
+
+def test_characters_split_90_5_5_by_position(corpus):
+    data = load_text(corpus)
+    assert data.tokens == "char" and data.unit == "character"
+    assert (len(data.train), len(data.valid), len(data.test)) == split_sizes(len(CORPUS))
+    assert "".join(data.vocabulary[i] for i in data.train) == CORPUS[: len(data.train)]
+    # The last lines' digit 9 never occurs in the training split: it becomes <unk>.
+    assert "9" not in data.vocabulary and data.vocabulary[-1] == "<unk>"
+    assert data.vocabulary[data.test[-2]] == "<unk>"
+
+
+def test_tokens_only_valid_or_test_hold_become_unk(tmp_path):
+    path = tmp_path / "shift.txt"
+    path.write_text("ab" * 90 + "z" * 20)  # 'z' appears only after the training split
+    data = load_text(path)
+    assert data.vocabulary == ("a", "b", "<unk>")
+    assert set(data.test.tolist()) == {2}
+
+
+def test_words_end_lines_with_eos(corpus):
+    data = load_text(corpus, "word")
+    assert data.unit == "word"
+    assert len(data.train) + len(data.valid) + len(data.test) == 20 * 7
+    words = [data.vocabulary[i] for i in data.train[:7]]
+    assert words == ["the", "cat", "saw", "the", "dog", "0", "<eos>"]
+
+
+def test_bptt_batches_are_streams_read_in_chunks():
+    source = batchify(np.arange(23), 4)
+    assert source.shape == (5, 4)
+    assert source[:, 1].tolist() == [5, 6, 7, 8, 9]  # stream 1 is the second fifth
+    chunks = list(bptt_chunks(source, 3))
+    assert [tuple(x.shape) for x, _ in chunks] == [(3, 4), (1, 4)]
+    assert torch.equal(chunks[0][1], source[1:4])  # the target is the next token
+
+
+def test_a_short_corpus_names_what_it_has_and_needs(corpus):
+    message = (
+        r"440 characters are too few .* needs 641 characters, so the corpus needs at least 713"
+    )
+    with pytest.raises(NasboxError, match=message):
+        load_text(corpus).check_batch(64, 10)
+    load_text(corpus).check_batch(8, 10)
+
+
+def test_train_language_model_is_a_library_call_that_learns(corpus):
+    data = load_text(corpus)
+    torch.manual_seed(0)
+    network = get_space("rnn").build(
+        get_space("rnn").parse("darts-v2"), num_classes=data.num_classes, hidden=16
+    )
+    config = LanguageConfig(epochs=2, batch_size=4, bptt=10, steps=0, learning_rate=0.02)
+    history = train_language_model(network, data, config, progress=False, test=False)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[-1]["valid_ppl"] < data.num_classes  # better than a uniform guess
+    assert "test_ppl" not in history[-1]
+    assert history[-1]["valid_bpc"] == pytest.approx(history[-1]["valid_loss"] / math.log(2), 1e-3)
+
+
+TRAIN = ["train", "--quiet", "--space", "rnn", "--out", "run", "--filters", "16"]
+TRAIN += ["--batch-size", "8", "--bptt", "10"]
+
+
+@pytest.fixture
+def inputs(tmp_path: Path, monkeypatch, corpus) -> Path:
+    (tmp_path / "empty.txt").write_text(" \n")
+    (tmp_path / "nul.txt").write_bytes(b"text\x00with a NUL")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
+    (tmp_path / "short.txt").write_text("to be or not to be")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "text:missing.txt"], "missing.txt: not found"),
+        (["--data", "text:empty.txt"], "empty.txt: the file is empty"),
+        (["--data", "text:nul.txt"], "nul.txt: a binary file"),
+        (["--data", "text:latin1.txt"], "latin1.txt: not a UTF-8 text file"),
+        (["--data", "text:short.txt"], "18 characters are too few for one batch"),
+        (["--data", "text:short.txt"], "the corpus needs at least 90 "),
+        (["--data", "text:corpus.txt", "--tokens", "bytes"], "unknown --tokens 'bytes'"),
+        (["--data", "text:corpus.txt", "--arch", "tanh~0|swish~1"], "unknown activation"),
+        (["--data", "text:corpus.txt", "--arch", "tanh~0,relu~1"], "malformed rnn cell"),
+        (["--data", "digits"], "--data digits holds images"),
+        (["--data", "text:"], "needs a file"),
+        (["--data", "text:corpus.txt", "--cutout", "4"], "--cutout applies to image networks"),
+        (["--data", "text:corpus.txt", "--bptt", "0"], "--bptt must be at least 1"),
+        (["--data", "text:corpus.txt", "--dropout-hidden", "1"], "--dropout-hidden must be"),
+    ],
+)
+def test_bad_text_input_is_one_line_exit_2(inputs, capsys, argv, message):
+    assert main([*TRAIN, *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nasbox: error: "), err
+    assert message in err and "Traceback" not in err
+    assert not (inputs / "run").exists()
+
+
+def test_image_spaces_refuse_text_data_and_text_options(inputs, capsys):
+    argv = ["train", "--quiet", "--out", "run"]
+    assert main([*argv, "--data", "text:corpus.txt"]) == 2
+    assert "text corpus for language models" in capsys.readouterr().err
+    assert main([*argv, "--tokens", "word"]) == 2
+    assert "--tokens applies to language models" in capsys.readouterr().err
+
+
+def _history(folder: Path) -> list[dict]:
+    with (folder / "history.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_train_writes_a_run_that_resumes_and_is_not_overwritten(inputs, capsys, monkeypatch):
+    argv = [*TRAIN, "--data", "text:corpus.txt", "--steps", "3", "--epochs", "2"]
+    argv += ["--dropout-hidden", "0.3"]  # the random state must resume too
+    assert main([*argv, "--out", "straight"]) == 0
+    out = capsys.readouterr().out
+    assert "valid perplexity" in out and "bits per character" in out
+    straight = _history(inputs / "straight")
+    assert list(straight[0])[:6] == [
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_ppl",
+        "valid_loss",
+        "valid_ppl",
+    ]
+    assert float(straight[1]["test_bpc"]) == pytest.approx(
+        float(straight[1]["test_loss"]) / math.log(2), 1e-3
+    )
+    saved = language.save_epoch
+
+    def save_then_stop(out, history, *rest):  # Ctrl-C right after epoch 1 is saved
+        saved(out, history, *rest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(language, "save_epoch", save_then_stop)
+    assert main(argv) == 130
+    monkeypatch.setattr(language, "save_epoch", saved)
+    run = inputs / "run"
+    assert {"checkpoint.pt", "history.csv", "history.png", "settings.json"} <= {
+        p.name for p in run.iterdir()
+    }
+    assert [row["epoch"] for row in _history(run)] == ["1"]
+    assert main(argv) == 2
+    assert "already holds results" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    # The interrupted and resumed run gives the numbers of the uninterrupted one.
+    resumed = _history(run)
+    assert [_without_seconds(row) for row in resumed] == [_without_seconds(row) for row in straight]
+
+
+def _without_seconds(row: dict) -> dict:
+    return {key: value for key, value in row.items() if key != "seconds"}
+
+
+def test_word_level_training_reports_perplexity_without_bpc(inputs, capsys):
+    argv = [*TRAIN, "--data", "text:corpus.txt", "--tokens", "word", "--batch-size", "2"]
+    assert main([*argv, "--bptt", "5", "--steps", "2", "--epochs", "1"]) == 0
+    assert "bits per character" not in capsys.readouterr().out
+    assert "valid_bpc" not in _history(inputs / "run")[0]
