@@ -104,6 +104,11 @@ def check_describe(out: str, work: Path) -> None:
     assert "mult-adds   557.7 M (557,703,328)" in lines
 
 
+def check_describe_rnn(out: str, work: Path) -> None:
+    # "the third command prints `parameters  22.960 M (22,960,000)`, DARTS' published 23M"
+    assert "parameters  22.960 M (22,960,000)" in out.splitlines()
+
+
 def check_export_checkpoint(out: str, work: Path) -> None:
     # "prints, among other lines, `input       N x 1 x H x W ...; 10 classes`, `wrote
     # digits.onnx (ONNX opset 17, ...)` and `check       onnx.checker passed; ...`"
@@ -253,6 +258,11 @@ COMMANDS: dict[str, Quick | Slow] = {
     "nasbox train --data digits": Slow("trains for 10 epochs: 20 to 80 s"),
     "nasbox train --space nasnet": Slow("trains NASNet-A 2@96 on CIFAR for minutes"),
     "nasbox train --space nb201": Slow("trains nb201 5@64 on CIFAR for minutes"),
+    "nasbox train --space rnn --data text:../shared/data/tinyshakespeare.txt": Slow(
+        "trains a language model for about 25 s (tests/test_text.py trains on a tiny corpus)"
+    ),
+    "nasbox train --space rnn --arch": Slow("needs the user's corpus.txt"),
+    "nasbox describe --space rnn": Quick(check_describe_rnn),
     "nasbox describe --space nasnet --arch nasnet-a --cells 4 --filters 1056": Quick(
         check_describe
     ),
