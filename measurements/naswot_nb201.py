@@ -22,6 +22,8 @@ from scipy import stats
 from torch import nn
 from tqdm.auto import tqdm
 
+from nasbox.cli.common import PRECISIONS, resolve_precision
+from nasbox.cpu import keep_freed_memory
 from nasbox.data import load_data
 from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.naswot import naswot_score
@@ -93,7 +95,8 @@ def forward(network: nn.Module, images: torch.Tensor) -> None:
 
 def speed_comparison(args, space, context, images) -> dict[str, float]:
     """Median seconds of plain forward passes (nasbox's channels-last layout and PyTorch's
-    default), nasbox's NASWOT and the reference implementation, on the same cells."""
+    default), nasbox's NASWOT and the reference implementation (fp32, as published), on the
+    same cells; nasbox's passes run in the context's precision."""
     rng = np.random.default_rng(args.seed + 1)
     plain, plain_default, fast, reference, fast_total, diffs = [], [], [], [], [], []
     estimator = get_estimator("naswot", context)
@@ -102,8 +105,9 @@ def speed_comparison(args, space, context, images) -> dict[str, float]:
         cell = space.sample(rng)
         fast_total.append(timed(estimator, cell)[1])
         network = context.build(cell).train()
-        plain.append(timed(forward, network, images)[1])
-        value, seconds = timed(naswot_score, network, images)
+        with context.autocast():
+            plain.append(timed(forward, network, images)[1])
+            value, seconds = timed(naswot_score, network, images)
         fast.append(seconds)
         network = network.to(memory_format=torch.contiguous_format)
         plain_default.append(timed(forward, network, contiguous)[1])
@@ -141,7 +145,9 @@ def real_searches(args, space, data, table: pd.DataFrame) -> list[tuple[float, f
     results = []
     for run in tqdm(range(args.search_runs), desc=f"search N={args.search_size}", unit="run"):
         start = time.perf_counter()
-        context = EstimatorContext(space, data, seed=run, batch_size=args.batch_size)
+        context = EstimatorContext(
+            space, data, seed=run, batch_size=args.batch_size, precision=args.precision
+        )
         strategy = get_strategy("random", space, seed=run)
         run_search(strategy, get_estimator("naswot", context), args.search_size, progress=False)
         seconds = time.perf_counter() - start
@@ -180,20 +186,35 @@ def main() -> None:
     parser.add_argument("--search-size", type=int, default=100, help="cells per real search")
     parser.add_argument("--data", default=str(SHARED / "cifar10-subset.npz"))
     parser.add_argument("--table", default=str(SHARED / "nb201-cifar10.csv"))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
-    parser.add_argument("--scores", help="score cache (default: OUT/naswot_nb201_scores.csv)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="NASWOT's forward pass, as `nasbox search --precision` (default: auto)",
+    )
+    parser.add_argument("--out", default=str(ROOT / "measurements" / "results"))
+    parser.add_argument(
+        "--scores", help="score cache (default: OUT/naswot_nb201_scores_PRECISION.csv)"
+    )
     args = parser.parse_args()
+    args.precision = resolve_precision(args.precision)
     out = Path(args.out)
-    args.scores = args.scores or str(out / "naswot_nb201_scores.csv")
+    args.scores = args.scores or str(out / f"naswot_nb201_scores_{args.precision}.csv")
     for path in (args.data, args.table):
         if not Path(path).is_file():
             raise SystemExit(f"{path}: not found; this benchmark needs ../shared reference data")
 
+    keep_freed_memory()
     space = get_space("nb201")
     data = load_data(f"npz:{args.data}")
-    context = EstimatorContext(space, data, seed=args.seed, batch_size=args.batch_size)
+    context = EstimatorContext(
+        space, data, seed=args.seed, batch_size=args.batch_size, precision=args.precision
+    )
     estimator = get_estimator("naswot", context)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
+        f"{args.precision}"
+    )
 
     speed = speed_comparison(args, space, context, estimator.images) if args.speed_cells else {}
     scores = score_pool(args, space, estimator)
