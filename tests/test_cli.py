@@ -44,6 +44,26 @@ def test_score_writes_one_column_per_estimator(tmp_path, tiny_npz):
     assert float(rows[0]["params"]) > float(rows[1]["params"])
 
 
+def test_score_with_worker_processes_keeps_the_file_order_and_the_values(tmp_path, tiny_npz):
+    archs = tmp_path / "cells.txt"
+    cells = [
+        *CELLS,
+        "|skip_connect~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_3x3~2|",
+    ]
+    archs.write_text("\n".join(cells) + "\n")
+    args = ["score", "--estimator", "naswot,params", "--data", f"npz:{tiny_npz}", "--quiet"]
+    rows = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"scores-{workers}.csv"
+        assert main([*args, "--archs", str(archs), "--out", str(out), "--workers", workers]) == 0
+        rows[workers] = list(csv.DictReader(out.open()))
+    assert [r["arch"] for r in rows["2"]] == cells
+    for one, two in zip(rows["1"], rows["2"], strict=True):
+        assert float(two["params"]) == float(one["params"])
+        # one thread per worker instead of two rounds bf16 convolutions a little differently
+        assert float(two["naswot"]) == pytest.approx(float(one["naswot"]), rel=1e-3)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -51,6 +71,7 @@ def test_score_writes_one_column_per_estimator(tmp_path, tiny_npz):
         (["search", "--data", "npz:/nonexistent/x.npz"], "/nonexistent/x.npz: file not found"),
         (["search", "--space", "resnet"], "unknown search space 'resnet'"),
         (["search", "--samples", "0"], "--samples must be at least 1"),
+        (["score", "--archs", "cells.txt", "--workers", "0"], "--workers must be at least 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):

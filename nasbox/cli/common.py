@@ -1,6 +1,7 @@
 """Options and helpers that several commands share."""
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from nasbox.checks import check_count, check_seed
 from nasbox.data import DATA_SOURCES, load_data
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, EstimatorContext
-from nasbox.runs import check_output_path
+from nasbox.runs import EstimatorSpec, check_output_path
 from nasbox.spaces import SPACES
 
 DEFAULT_SPACE = "nb201"
@@ -292,4 +293,37 @@ def add_network_options(parser: argparse.ArgumentParser, size: str) -> None:
     )
     parser.add_argument(
         "--stem", choices=("cifar", "imagenet"), help="nasnet stem (default: by input size)"
+    )
+
+
+#: Local worker processes allowed per core: more only queue for the cores and their memory.
+WORKERS_PER_CORE = 8
+
+
+def check_local_workers(workers: int, instead: str = "use fewer") -> None:
+    check_count(workers, "--workers")
+    most = WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if workers > most:
+        raise NasboxError(
+            f"--workers {workers} local processes is more than {most} ({WORKERS_PER_CORE} per "
+            f"core); {instead}"
+        )
+
+
+def estimator_spec(
+    args: argparse.Namespace, context: EstimatorContext, estimator: str
+) -> EstimatorSpec:
+    """The recipe from which worker processes rebuild `estimator` with `context`'s settings."""
+    return EstimatorSpec(
+        args.space,
+        estimator,
+        data=args.data if context.data is not None else None,
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        benchmark=str(Path(args.benchmark).resolve()) if getattr(args, "benchmark", None) else None,
+        seed=args.seed,
+        batch_size=context.batch_size,
+        latency_batch=args.latency_batch,
+        precision=context.precision,
+        imports=tuple(getattr(args, "imports", ())),
     )

@@ -1,6 +1,7 @@
 """`nasbox score`: score listed architectures with one or more estimators.
 
 Training-free estimators of one architecture share its network and passes (`score_together`).
+With `--workers N`, N local processes score architectures at once; rows keep the file's order.
 """
 
 import argparse
@@ -8,6 +9,7 @@ import contextlib
 import csv
 import sys
 import time
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -18,16 +20,19 @@ from nasbox.cli.common import (
     add_data_options,
     add_overwrite_option,
     add_space_option,
+    check_local_workers,
     check_output_file,
     estimator_context,
     estimator_help,
+    estimator_spec,
+    note,
     read_text_lines,
     split_names,
 )
 from nasbox.errors import NasboxError
 from nasbox.estimators import get_estimator
 from nasbox.estimators.probe import score_together
-from nasbox.runs import replaced_atomically
+from nasbox.runs import EstimatorSpec, Evaluation, ProcessExecutor, replaced_atomically
 from nasbox.spaces import get_space
 
 
@@ -41,9 +46,42 @@ def _csv_target(out: Path | None):
         yield handle
 
 
+def _scored_in_process(estimators, archs: list[Hashable]) -> Iterator[tuple]:
+    for arch in archs:
+        start = time.perf_counter()
+        values = score_together(estimators, arch)
+        yield arch, values, time.perf_counter() - start, None
+
+
+def _scored_by_workers(spec: EstimatorSpec, workers: int, archs: list[Hashable]) -> Iterator[tuple]:
+    """(arch, values or None, seconds, error) in the order of `archs`, scored by `workers`
+    processes; a refused setting stops scoring, any other failure fails only its row."""
+    finished: dict[int, Evaluation] = {}
+    waiting = list(enumerate(archs))
+    running = 0
+    with ProcessExecutor(spec, workers) as executor:
+        for index, arch in enumerate(archs):
+            while index not in finished:
+                while waiting and running < executor.capacity:
+                    executor.submit(*waiting.pop(0))
+                    running += 1
+                for evaluation in executor.wait():
+                    running -= 1
+                    finished[evaluation.number] = evaluation
+            evaluation = finished.pop(index)
+            if evaluation.bad_input:
+                raise NasboxError(evaluation.error)
+            value = evaluation.value
+            values = (
+                None if evaluation.failed else list(value if isinstance(value, tuple) else [value])
+            )
+            yield arch, values, evaluation.seconds, evaluation.error
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     names = split_names(args.estimator, "--estimator")
+    check_local_workers(args.workers)
     out = check_output_file(args.out, args.overwrite) if args.out is not None else None
     archs_path = Path(args.archs)
     lines = read_text_lines(archs_path, "one architecture per line")
@@ -52,25 +90,44 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise NasboxError(f"{archs_path}: no architectures in the file")
     context = estimator_context(args, space, names)
     estimators = [get_estimator(name, context) for name in names]
-    scored = 0
+    workers = min(args.workers, len(archs))
+    rows = (
+        _scored_in_process(estimators, archs)
+        if workers == 1
+        else _scored_by_workers(estimator_spec(args, context, ",".join(names)), workers, archs)
+    )
+    scored, failures, stopped = 0, [], None
+    where = out or "standard output"
     with _csv_target(out) as handle:
         writer = csv.writer(handle)
         writer.writerow(["arch", *names, "seconds"])
         try:
-            for arch in tqdm(archs, desc="score", unit="arch", disable=args.quiet):
-                start = time.perf_counter()
-                values = score_together(estimators, arch)
-                seconds = time.perf_counter() - start
-                writer.writerow([space.format(arch), *map(repr, values), f"{seconds:.4f}"])
+            for arch, values, seconds, error in tqdm(
+                rows, total=len(archs), desc="score", unit="arch", disable=args.quiet
+            ):
+                if values is None:
+                    failures.append(f"{space.format(arch)}: {error}")
+                    values = [""] * len(names)
+                else:
+                    values = [repr(float(value)) for value in values]
+                writer.writerow([space.format(arch), *values, f"{seconds:.4f}"])
                 handle.flush()
                 scored += 1
         except KeyboardInterrupt:
-            where = out or "standard output"
             print(
                 f"interrupted; the {scored} architectures scored so far are in {where}",
                 file=sys.stderr,
             )
             return 130
+        except NasboxError as err:  # a refused setting: keep the rows scored before it
+            stopped = err
+    if stopped is not None:
+        raise NasboxError(f"{stopped} (the {scored} architectures scored before it are in {where})")
+    if failures:
+        note(
+            f"{len(failures)} of {len(archs)} architectures failed and have empty values in "
+            f"{where}; the first: {failures[0]}"
+        )
     if out is not None:
         print(f"scored {len(archs)} architectures with {', '.join(names)}; wrote {out}")
     return 0
@@ -87,5 +144,12 @@ def add_parser(commands) -> None:
     add_benchmark_option(parser)
     parser.add_argument("--out", help="CSV file to write (default: standard output)")
     add_overwrite_option(parser)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local processes scoring at once, threads shared out so workers x threads = cores "
+        "(default: 1; on 2 cores, 2 score NASWOT about 1.2x faster)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=cmd_score)

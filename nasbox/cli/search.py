@@ -11,7 +11,6 @@ import ast
 import importlib
 import inspect
 import math
-import os
 import statistics
 import sys
 import time
@@ -28,8 +27,10 @@ from nasbox.cli.common import (
     add_overwrite_option,
     add_prescore_option,
     add_space_option,
+    check_local_workers,
     default_out,
     estimator_context,
+    estimator_spec,
 )
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, get_estimator
@@ -64,8 +65,6 @@ from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES, get_strategy, uses_prescore
 
 RESULTS = (*COMMAND_RESULTS["search"], f"{DATABASE}-wal", f"{DATABASE}-shm")
-# Local worker processes beyond this many per core only add memory and start-up time.
-WORKERS_PER_CORE = 8
 # Options that define what a run searches; a resumed run keeps them, so giving another value
 # on the command line is a conflict. Everything else (workers, executor, budget...) may change.
 RUN_SETTINGS = {
@@ -107,14 +106,10 @@ def _check_inputs(args: argparse.Namespace) -> None:
     check_count(args.samples, "--samples")
     check_seed(args.seed)
     check_count(args.batch_size, "--batch-size", minimum=2)
-    if args.workers is not None:
+    if args.workers is not None and args.executor == "local":
+        check_local_workers(args.workers, "use fewer, or --executor ray for a cluster")
+    elif args.workers is not None:
         check_count(args.workers, "--workers")
-        most = WORKERS_PER_CORE * (os.cpu_count() or 1)
-        if args.executor == "local" and args.workers > most:
-            raise NasboxError(
-                f"--workers {args.workers} local processes is more than {most} "
-                f"({WORKERS_PER_CORE} per core); use fewer, or --executor ray for a cluster"
-            )
     if args.trial_timeout is not None:
         check_number(args.trial_timeout, "--trial-timeout", 0, math.inf, include_low=False)
     if args.max_failures is not None:
@@ -282,19 +277,7 @@ def _build_search(args: argparse.Namespace):
             f"--benchmark {args.benchmark} holds {len(table):,} of the {len(space):,} "
             f"architectures of {args.space}; table:COLUMN searches need a table of every one"
         )
-    spec = EstimatorSpec(
-        args.space,
-        args.objectives or args.estimator,
-        data=args.data if context.data is not None else None,
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        benchmark=str(Path(args.benchmark).resolve()) if args.benchmark else None,
-        seed=args.seed,
-        batch_size=context.batch_size,
-        latency_batch=args.latency_batch,
-        precision=context.precision,
-        imports=tuple(args.imports),
-    )
+    spec = estimator_spec(args, context, args.objectives or args.estimator)
     options = _strategy_options(args.strategy, args.strategy_options)
     if prescored:
         if args.prescore.split(":")[0].strip() == "train":

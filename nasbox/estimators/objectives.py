@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from nasbox.errors import NasboxError
 from nasbox.estimators.base import EstimatorContext
+from nasbox.estimators.probe import score_together
 
 _CONSTRAINT = re.compile(r"^\s*(?P<spec>[^<>=]+?)\s*(?P<op><=|>=|<|>)\s*(?P<bound>\S+)\s*$")
 _COMPARE = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
@@ -86,7 +87,10 @@ def parse_constraint(text: str) -> Constraint:
 
 
 class ObjectiveVector:
-    """Evaluates every objective of an architecture; returns the maximised tuple."""
+    """Evaluates every objective of an architecture; returns the maximised tuple.
+
+    Objectives that read the same network (naswot and params, say) build it once and share its
+    passes (`score_together`)."""
 
     def __init__(self, objectives: list[Objective], context: EstimatorContext) -> None:
         from nasbox.estimators import get_estimator
@@ -95,9 +99,10 @@ class ObjectiveVector:
         self.estimators = [get_estimator(o.estimator, context) for o in objectives]
 
     def __call__(self, arch: Hashable) -> tuple[float, ...]:
+        values = score_together(self.estimators, arch)
         return tuple(
-            objective.maximised(float(estimator(arch)))
-            for objective, estimator in zip(self.objectives, self.estimators, strict=True)
+            objective.maximised(float(value))
+            for objective, value in zip(self.objectives, values, strict=True)
         )
 
 
