@@ -68,8 +68,15 @@ SCORE = ["score", "--quiet", "--archs", "cells.txt", "--estimator", "params"]
 BENCH = ["bench", "run", "--quiet", "--benchmark", "table.csv", "--report", "valid_acc"]
 BENCH += ["--out", "bench-out"]
 PETRI_FIT = ["petri", "fit", "--quiet", "--labels", "labels.csv", "--out", "dish-out.pt"]
+RNN_TRUTH = ["petri", "groundtruth", "--space", "rnn", "--quiet", "--out", "truth.csv"]
 
 WRONG = [
+    ([*RNN_TRUTH, "--count", "0"], "--count must be at least 1"),
+    ([*RNN_TRUTH, "--workers", "0"], "--workers must be at least 1"),
+    ([*RNN_TRUTH, "--hidden", "0"], "--hidden must be at least 1"),
+    ([*RNN_TRUTH, "--corpus", "binary.txt"], "binary.txt"),
+    ([*RNN_TRUTH, "--corpus", "cells.txt"], "too few for one batch"),
+    ([*PETRI_FIT, "--space", "rnn"], "missing column(s) valid_ppl"),
     ([*TRAIN, "--seed", "-1"], "--seed must be a whole number from 0 to 4294967295"),
     ([*TRAIN, "--seed", str(2**32)], "--seed must be"),
     ([*TRAIN, "--epochs", "0"], "--epochs must be at least 1"),

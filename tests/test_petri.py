@@ -212,3 +212,85 @@ def test_slope_groundtruth_peaks_inside_the_range():
     low, middle, high = train_slopes(np.array([0.01, 0.8, 2.01]), seed=0)
     assert middle > low + 0.3
     assert middle > high + 0.01
+
+
+def tiny_rnn_dish(seed: int = 0) -> PetriDish:
+    space = get_motif_space("rnn", hidden=4, steps=3, features=4, classes=2)
+    return PetriDish(space, DishConfig(samples=4, inner_steps=2, outer_steps=2, batch=4), seed)
+
+
+def test_rnn_dish_runs_the_cell_of_the_rnn_space():
+    """The batched, masked cell computes what `RecurrentCell` computes for each motif alone."""
+    from nasbox.spaces.rnn import RecurrentCell
+
+    dish = tiny_rnn_dish()
+    space, weights = dish.space, dish.init_weights
+    cells = [get_space("rnn").sample(np.random.default_rng(i)) for i in range(3)]
+    x = dish.x_train
+    batched = space.forward(
+        {name: value.expand(3, *value.shape) for name, value in weights.items()}, cells, x
+    )
+    for cell, logits in zip(cells, batched, strict=True):
+        reference = RecurrentCell(cell, hidden=4)
+        with torch.no_grad():
+            reference.input_weight.weight.copy_(weights["input"].T)
+            reference.state_weight.weight.copy_(weights["state"].T)
+            for node, linear in enumerate(reference.node_weights):
+                linear.weight.copy_(weights["nodes"][node].T)
+            _, h = reference(x.transpose(0, 1), torch.zeros(len(x), 4), 0.0, 0.0)
+        expected = h @ weights["fc_w"] + weights["fc_b"]
+        torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_rnn_dish_fits_and_encodes_cells(tmp_path):
+    dish = tiny_rnn_dish()
+    cells = [get_space("rnn").sample(np.random.default_rng(i)) for i in range(6)]
+    losses = dish.fit(cells, [9.0, 9.5, 10.0, 9.2, 9.8, 9.1], progress=False)
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    loaded = PetriDish.load(dish.save(tmp_path / "rnn.pt"))
+    np.testing.assert_allclose(loaded.predict(cells), dish.predict(cells), rtol=1e-6)
+    assert dish.space.encode(cells).shape == (6, 8 * (8 + 4))
+    with pytest.raises(NasboxError, match="this space has 8"):
+        dish.space.parse("tanh~0|relu~1")
+
+
+def test_minimised_columns_are_negated(tmp_path):
+    space = get_motif_space("slope")
+    path = tmp_path / "labels.csv"
+    path.write_text("arch,valid_ppl,error\n0.5,9.0,0.1\n0.7,8.0,0.2\n")
+    np.testing.assert_array_equal(load_labels(path, space, "valid_ppl").values, [-9.0, -8.0])
+    np.testing.assert_array_equal(load_labels(path, space, "error").values, [0.1, 0.2])
+    np.testing.assert_array_equal(load_labels(path, space, "error", True).values, [-0.1, -0.2])
+
+
+def test_rnn_groundtruth_fit_and_evaluate_on_the_command_line(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("to be or not to be, that is the question.\n" * 40)
+    truth = tmp_path / "truth.csv"
+    tiny = ["--hidden", "4", "--steps", "2", "--batch-size", "4", "--valid-tokens", "50"]
+    command = ["petri", "groundtruth", "--space", "rnn", "--corpus", str(corpus), "--quiet"]
+    command += [*tiny, "--workers", "1", "--out", str(truth)]
+    assert main([*command, "--count", "2"]) == 0
+    assert main([*command, "--count", "6"]) == 0  # trains the 4 cells not yet in the table
+    rows = list(csv.DictReader(truth.open()))
+    assert len(rows) == 6 and all(float(row["valid_ppl"]) > 1 for row in rows)
+    dish = tmp_path / "dish.pt"
+    fit = ["petri", "fit", "--space", "rnn", "--labels", str(truth), "--k", "4"]
+    fit += ["--outer-steps", "1", "--inner-steps", "2", "--samples", "4", "--quiet"]
+    assert main([*fit, "--out", str(dish)]) == 0
+    assert main(["petri", "evaluate", str(dish), "--labels", str(truth), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 held-out motifs" in out and "minus valid_ppl (lower is better)" in out
+
+
+def test_petri_evolution_searches_rnn_cells():
+    space = get_space("rnn")
+    strategy = get_strategy(
+        "petri-evolution", space, seed=0, initial=3, population=4, tournament=2,
+        generations=1, children=3, refit_steps=1,
+    )  # fmt: skip
+    strategy.dish = tiny_rnn_dish()
+    for _ in range(5):
+        cell = strategy.ask()
+        strategy.tell(cell, -sum(activation == "relu" for activation, _ in cell.nodes))
+    assert len({cell for cell, _ in strategy.history}) == 5 and strategy.dish.labelled

@@ -14,23 +14,51 @@ from nasbox.runs import replaced_atomically
 
 
 def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
+    check_seed(args.seed)
+    out = Path(args.out or f"measurements/results/{args.space}_groundtruth.csv")
+    check_output_file(out, overwrite=True)
+    if args.space == "rnn":
+        return _rnn_groundtruth(args, out)
     from nasbox.estimators.petri.groundtruth import slope_groundtruth
 
-    check_seed(args.seed)
-    check_output_file(Path(args.out), overwrite=True)
-    out = slope_groundtruth(args.out, seed=args.seed, repeats=args.repeats, progress=not args.quiet)
+    out = slope_groundtruth(out, seed=args.seed, repeats=args.repeats, progress=not args.quiet)
     print(f"wrote the slope ground truth (100 slopes, validation accuracy in %) to {out}")
+    return 0
+
+
+def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
+    from nasbox.estimators.petri.rnn_groundtruth import RNNProtocol, rnn_groundtruth, sample_cells
+
+    check_count(args.count, "--count")
+    check_seed(args.train_seed)
+    cells = sample_cells(args.count, args.seed)
+    protocol = RNNProtocol(
+        hidden=args.hidden,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        valid_tokens=args.valid_tokens,
+        seed=args.train_seed,
+    )
+    rnn_groundtruth(
+        out, cells, args.corpus, protocol, workers=args.workers, progress=not args.quiet
+    )
+    print(
+        f"wrote the rnn ground truth ({args.count} cells, validation perplexity: lower is "
+        f"better) to {out}"
+    )
     return 0
 
 
 def cmd_petri_fit(args: argparse.Namespace) -> int:
     from nasbox.estimators.petri import PetriDish, default_config, get_motif_space
-    from nasbox.estimators.petri.evaluation import choose_labelled, load_labels
+    from nasbox.estimators.petri.evaluation import choose_labelled, default_column, load_labels
 
     check_seed(args.seed)
     out = check_output_file(Path(args.out), args.overwrite)
     space = get_motif_space(args.space)
-    labels = load_labels(args.labels, space, args.column)
+    labels = load_labels(
+        args.labels, space, args.column or default_column(args.space), args.minimize
+    )
     chosen, _ = choose_labelled(space, labels, args.k, args.seed)
     fit_on = labels.subset(chosen)
     config = default_config(
@@ -65,7 +93,9 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
     from nasbox.estimators.petri.evaluation import (
         Labels,
         compare_predictors,
+        default_column,
         held_out_motifs,
+        is_minimized,
         load_labels,
     )
 
@@ -75,7 +105,9 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
     dish = PetriDish.load(args.dish)
     if not dish.labelled:
         raise NasboxError(f"{args.dish}: the dish was never fitted; run `nasbox petri fit`")
-    labels = load_labels(args.labels, dish.space, args.column)
+    column = args.column or default_column(dish.space.name)
+    labels = load_labels(args.labels, dish.space, column, args.minimize)
+    sign = -1.0 if is_minimized(column, args.minimize) else 1.0
     held_out = args.held_out if args.held_out else None
     test = held_out_motifs(labels, dish.labelled, held_out, args.seed)
     started = time.perf_counter()
@@ -83,7 +115,8 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
     seconds = (time.perf_counter() - started) / len(test)
     train = Labels(dish.labelled, np.asarray(dish.labels, dtype=float))
     results = compare_predictors(dish.space, train, test, {"petri": scores}, args.seed)
-    print(f"{len(test)} held-out motifs; the dish was fitted on {len(train)}")
+    versus = f"minus {column} (lower is better)" if sign < 0 else column
+    print(f"{len(test)} held-out motifs; the dish was fitted on {len(train)}; ranks vs {versus}")
     print(f"{'predictor':<10} {'motifs':<14} {'spearman':>9} {'kendall':>9}")
     for method, groups in results.items():
         for group, values in groups.items():
@@ -92,34 +125,80 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
     if out is not None:
         with replaced_atomically(out) as temporary, temporary.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["arch", args.column, "petri"])
+            writer.writerow(["arch", column, "petri"])
             for motif, value, score in zip(test.motifs, test.values, scores, strict=True):
-                writer.writerow([dish.space.format(motif), value, repr(float(score))])
+                writer.writerow([dish.space.format(motif), sign * value, repr(float(score))])
         print(f"wrote the predictions to {out}")
     return 0
 
 
+def add_column_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--column",
+        help="ground-truth column (default: valid_ppl for rnn, valid_acc for the others)",
+    )
+    parser.add_argument(
+        "--minimize",
+        action="store_true",
+        help="lower values of --column are better (implied for *_ppl, *_loss, *_bpc columns)",
+    )
+
+
 def add_parser(commands) -> None:
+    from nasbox.estimators.petri.rnn_groundtruth import RNNProtocol
+
     petri = add_command(
         commands, "petri", "Synthetic Petri Dish: fit learned data that ranks motifs, evaluate it"
     )
     actions = petri.add_subparsers(dest="petri_command", required=True, metavar="ACTION")
 
     groundtruth = add_command(
-        actions, "groundtruth", "train the 100 sigmoid-slope MLPs on digits; write the label CSV"
+        actions,
+        "groundtruth",
+        "train the 100 sigmoid-slope MLPs on digits, or a sample of rnn cells on text; write the "
+        "label CSV",
     )
     groundtruth.add_argument(
-        "--out", default="measurements/results/slope_groundtruth.csv", help="CSV to write"
+        "--space", choices=["slope", "rnn"], default="slope", help="motif space (default slope)"
     )
-    add_seed_option(groundtruth, "seed of the first repeat")
-    groundtruth.add_argument("--repeats", type=int, default=10, help="initialisations averaged")
+    groundtruth.add_argument(
+        "--out", help="CSV to write (default measurements/results/SPACE_groundtruth.csv)"
+    )
+    add_seed_option(groundtruth, "seed of the first repeat (slope) or of the cell sample (rnn)")
+    groundtruth.add_argument(
+        "--repeats", type=int, default=10, help="slope: initialisations averaged"
+    )
+    groundtruth.add_argument("--count", type=int, default=200, help="rnn: cells sampled")
+    groundtruth.add_argument(
+        "--train-seed", type=int, default=0, help="rnn: seed of the networks' initialisation"
+    )
+    groundtruth.add_argument(
+        "--workers", type=int, default=2, help="rnn: one-thread training processes"
+    )
+    protocol = RNNProtocol()
+    for option, help_text in (
+        ("hidden", "rnn: hidden units"),
+        ("steps", "rnn: training chunks"),
+        ("batch_size", "rnn: streams per chunk"),
+        ("valid_tokens", "rnn: validation characters read"),
+    ):
+        default = getattr(protocol, option)
+        groundtruth.add_argument(
+            "--" + option.replace("_", "-"),
+            type=int,
+            default=default,
+            help=f"{help_text} (default {default}; other values change the documented protocol)",
+        )
+    groundtruth.add_argument(
+        "--corpus", default="../shared/data/tinyshakespeare.txt", help="rnn: the text corpus"
+    )
     groundtruth.add_argument("--quiet", action="store_true", help="no progress bar")
     groundtruth.set_defaults(handler=cmd_petri_groundtruth)
 
     fit = add_command(actions, "fit", "learn synthetic data on K labelled motifs")
-    fit.add_argument("--space", default="slope", help="motif space: slope or nb201")
+    fit.add_argument("--space", default="slope", help="motif space: slope, nb201 or rnn")
     fit.add_argument("--labels", required=True, help="CSV with columns arch and --column")
-    fit.add_argument("--column", default="valid_acc", help="ground-truth column (higher=better)")
+    add_column_options(fit)
     fit.add_argument("--k", type=int, default=18, help="labelled motifs to fit on")
     add_seed_option(fit)
     fit.add_argument(
@@ -145,7 +224,7 @@ def add_parser(commands) -> None:
     )
     evaluate.add_argument("dish", help="dish file from `nasbox petri fit`")
     evaluate.add_argument("--labels", required=True, help="CSV with columns arch and --column")
-    evaluate.add_argument("--column", default="valid_acc", help="ground-truth column")
+    add_column_options(evaluate)
     evaluate.add_argument(
         "--held-out", type=int, default=1000, help="sample this many held-out motifs (0 = all)"
     )

@@ -5,6 +5,7 @@ from nasbox.estimators.petri.motifs import (
     MOTIF_SPACES,
     MotifSpace,
     NB201Motifs,
+    RNNMotifs,
     SlopeMotifs,
     get_motif_space,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "MotifSpace",
     "NB201Motifs",
     "PetriDish",
+    "RNNMotifs",
     "SlopeMotifs",
     "default_config",
     "get_motif_space",

@@ -11,13 +11,18 @@ from scipy import stats
 from nasbox.errors import NasboxError
 from nasbox.estimators.petri.motifs import MotifSpace
 
+# Columns read as lower-is-better (perplexity, loss, bits per character) unless told otherwise.
+MINIMIZED_SUFFIXES = ("_ppl", "_loss", "_bpc")
+# Each motif space's ground-truth column: accuracies for slope and nb201, perplexity for rnn.
+DEFAULT_COLUMNS = {"rnn": "valid_ppl"}
+
 # The slope dish is fitted on slopes from the middle of the range, as in the paper (0.37..1.53).
 SLOPE_FIT_RANGE = (0.36, 1.54)
 
 
 @dataclass
 class Labels:
-    """Motifs with their ground-truth value (higher is better)."""
+    """Motifs with their ground-truth value (higher is better: minimised columns are negated)."""
 
     motifs: list[Hashable]
     values: np.ndarray
@@ -29,8 +34,23 @@ class Labels:
         return Labels([self.motifs[i] for i in index], self.values[np.asarray(index, dtype=int)])
 
 
-def load_labels(path: str | Path, space: MotifSpace, column: str = "valid_acc") -> Labels:
-    """A CSV with an `arch` column (the motif's string form) and a value column."""
+def default_column(space: str) -> str:
+    """The ground-truth column a motif space's label files hold by default."""
+    return DEFAULT_COLUMNS.get(space, "valid_acc")
+
+
+def is_minimized(column: str, minimize: bool = False) -> bool:
+    """Whether lower values of `column` are better: told so, or a perplexity / loss / bpc."""
+    return minimize or column.endswith(MINIMIZED_SUFFIXES)
+
+
+def load_labels(
+    path: str | Path, space: MotifSpace, column: str = "valid_acc", minimize: bool = False
+) -> Labels:
+    """A CSV with an `arch` column (the motif's string form) and a value column.
+
+    Values of a minimised column (`is_minimized`) are negated, so higher is better in `Labels`.
+    """
     path = Path(path)
     if not path.is_file():
         raise NasboxError(f"{path}: label file not found (a CSV with columns arch,{column})")
@@ -55,7 +75,8 @@ def load_labels(path: str | Path, space: MotifSpace, column: str = "valid_acc") 
             line = int(absent.to_numpy().argmax()) + 2
             raise NasboxError(f"{path}, line {line}: no {name} value")
     motifs = space.parse_many(table["arch"].tolist(), source=str(path), first_line=2)
-    return Labels(motifs, values.to_numpy(dtype=np.float64))
+    sign = -1.0 if is_minimized(column, minimize) else 1.0
+    return Labels(motifs, sign * values.to_numpy(dtype=np.float64))
 
 
 def choose_labelled(

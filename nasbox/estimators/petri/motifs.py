@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from nasbox.errors import NasboxError
 from nasbox.registry import Registry
 from nasbox.spaces.nb201 import EDGES, OPS, NB201Cell, NB201Space
+from nasbox.spaces.rnn import ACTIVATIONS, RNNCell, RNNSpace
 
 Weights = dict[str, torch.Tensor]
 
@@ -280,9 +281,109 @@ class NB201Motifs(MotifSpace):
         return features @ weights["fc_w"] + weights["fc_b"].unsqueeze(1)
 
 
+class RNNMotifs(MotifSpace):
+    """Recurrent cells (`rnn` space) in a tiny recurrent classifier of synthetic sequences.
+
+    A synthetic input is a sequence of `steps` vectors of `features` numbers; the network runs
+    the cell with `hidden` units over it (DARTS' gated highway nodes, as `RecurrentCell`) and
+    classifies the last hidden state into `classes`. All motifs of a batch share one graph: each
+    node gathers the state it reads with a one-hot mask per motif and mixes the four activations
+    with another, so M cells cost one batched computation.
+    """
+
+    name = "rnn"
+    label_kind = "ce"
+
+    def __init__(
+        self, nodes: int = 8, hidden: int = 8, steps: int = 5, features: int = 4, classes: int = 4
+    ):
+        if min(nodes, hidden, steps, features) < 1 or classes < 2:
+            raise NasboxError(
+                "rnn dish needs nodes, hidden, steps and features >= 1 and classes >= 2"
+            )
+        self.nodes, self.hidden, self.steps = int(nodes), int(hidden), int(steps)
+        self.features, self.classes = int(features), int(classes)
+        self.input_shape = (self.steps, self.features)
+        self.num_outputs = self.classes
+        self._space = RNNSpace(self.nodes)
+
+    def options(self) -> dict:
+        return {
+            "nodes": self.nodes,
+            "hidden": self.hidden,
+            "steps": self.steps,
+            "features": self.features,
+            "classes": self.classes,
+        }
+
+    def parse(self, text: str) -> RNNCell:
+        cell = self._space.parse(text)
+        self._space.to_decisions(cell)  # a cell of another size is an error here
+        return cell
+
+    def format(self, motif: RNNCell) -> str:
+        return self._space.format(motif)
+
+    def sample(self, rng: np.random.Generator) -> RNNCell:
+        return self._space.sample(rng)
+
+    def mutate(self, motif: RNNCell, rng: np.random.Generator) -> RNNCell:
+        return self._space.mutate(motif, rng)
+
+    def _masks(self, motifs: Sequence[RNNCell]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-hot (M, nodes, nodes) state read and (M, nodes, activations) activation."""
+        reads = torch.zeros(len(motifs), self.nodes, self.nodes)
+        activations = torch.zeros(len(motifs), self.nodes, len(ACTIVATIONS))
+        names = list(ACTIVATIONS)
+        for row, cell in enumerate(motifs):
+            for node, (activation, source) in enumerate(cell.nodes):
+                reads[row, node, source] = 1.0
+                activations[row, node, names.index(activation)] = 1.0
+        return reads, activations
+
+    def encode(self, motifs: Sequence[RNNCell]) -> np.ndarray:
+        """One-hot state read and activation per node (8 x (8 + 4) = 96 features)."""
+        reads, activations = self._masks(motifs)
+        return torch.cat([reads, activations], dim=2).flatten(1).double().numpy()
+
+    def init_weights(self, generator: torch.Generator) -> Weights:
+        def uniform(*shape: int) -> torch.Tensor:
+            bound = 1.0 / shape[-2] ** 0.5
+            return (torch.rand(*shape, generator=generator) * 2 - 1) * bound
+
+        return {
+            "input": uniform(self.features, 2 * self.hidden),
+            "state": uniform(self.hidden, 2 * self.hidden),
+            "nodes": uniform(self.nodes, self.hidden, 2 * self.hidden),
+            "fc_w": uniform(self.hidden, self.classes),
+            "fc_b": torch.zeros(self.classes),
+        }
+
+    def forward(self, weights: Weights, motifs: Sequence[RNNCell], x: torch.Tensor) -> torch.Tensor:
+        reads, activations = self._masks(motifs)
+        reads, activations = reads.to(x.dtype), activations.to(x.dtype)
+        count = len(motifs)
+        x_gates = torch.einsum("ntf,mfg->mtng", x, weights["input"])
+        h = x.new_zeros(count, x.shape[0], self.hidden)
+        for t in range(self.steps):
+            gate, candidate = (x_gates[:, t] + h @ weights["state"]).chunk(2, dim=-1)
+            states = [torch.lerp(h, torch.tanh(candidate), torch.sigmoid(gate))]
+            for node in range(self.nodes):
+                stacked = torch.stack(states, dim=1)  # (M, states, N, hidden)
+                read = reads[:, node, : len(states)]
+                previous = torch.einsum("ms,msnh->mnh", read, stacked)
+                gate, candidate = (previous @ weights["nodes"][:, node]).chunk(2, dim=-1)
+                options = torch.stack([act(candidate) for act in ACTIVATIONS.values()], dim=1)
+                mixed = torch.einsum("ma,manh->mnh", activations[:, node], options)
+                states.append(previous + torch.sigmoid(gate) * (mixed - previous))
+            h = torch.stack(states[1:]).mean(0)
+        return h @ weights["fc_w"] + weights["fc_b"].unsqueeze(1)
+
+
 MOTIF_SPACES: Registry[MotifSpace] = Registry("motif space")
 MOTIF_SPACES.register("slope")(SlopeMotifs)
 MOTIF_SPACES.register("nb201")(NB201Motifs)
+MOTIF_SPACES.register("rnn")(RNNMotifs)
 
 
 def get_motif_space(name: str, **options) -> MotifSpace:

@@ -1,0 +1,161 @@
+"""Ground truth for recurrent cells: a short, fixed language-model training per cell.
+
+Protocol (`RNNProtocol`, seeded; `nasbox petri groundtruth --space rnn`):
+- data: a character corpus (`text:FILE`, by default tiny-shakespeare), split 90/5/5 by position;
+- network: embedding, one cell of `hidden` units, decoder tied to the embedding
+  (`RNNLanguageModel`, no dropout), initialised from `seed`, the same for every cell;
+- training: `train_language_model` for `steps` chunks of `batch_size` streams x `bptt` steps from
+  the start of the training split, Adam `learning_rate` with a cosine schedule, clip 0.25;
+- value: the perplexity on the first `valid_tokens` characters of the validation split
+  (`valid_ppl`; lower is better), on one thread.
+
+The table has columns `arch,valid_ppl,seconds`. It is appended to as cells finish, so an
+interrupted run loses nothing and a rerun with the same file trains only the missing cells.
+Searches maximise, so their estimator is minus the perplexity (`negative_perplexity`).
+"""
+
+import csv
+import math
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from nasbox.checks import check_count
+from nasbox.data.text import TextData, load_text
+from nasbox.errors import NasboxError
+from nasbox.spaces.rnn import RNNCell, RNNSpace
+
+COLUMNS = ("arch", "valid_ppl", "seconds")
+DEFAULT_CORPUS = "../shared/data/tinyshakespeare.txt"
+
+
+@dataclass(frozen=True)
+class RNNProtocol:
+    """The fixed training of one ground-truth cell (see the module docstring)."""
+
+    hidden: int = 64
+    steps: int = 100
+    batch_size: int = 32
+    bptt: int = 35
+    learning_rate: float = 0.01
+    valid_tokens: int = 20000
+    seed: int = 0
+
+    def check(self) -> None:
+        for name in ("hidden", "steps", "batch_size", "bptt", "valid_tokens"):
+            check_count(getattr(self, name), "--" + name.replace("_", "-"))
+
+    def key(self) -> str:
+        """A string naming the protocol, for caches of trainings."""
+        return ",".join(f"{name}={value}" for name, value in asdict(self).items())
+
+
+def train_cell(cell: RNNCell, data: TextData, protocol: RNNProtocol) -> float:
+    """The validation perplexity of `cell` after the protocol's training (inf if it diverged)."""
+    from nasbox.train.language import LanguageConfig, train_language_model
+    from nasbox.train.trainer import NonFiniteLoss
+
+    torch.manual_seed(protocol.seed)
+    network = RNNSpace(len(cell.nodes)).build(
+        cell, num_classes=data.num_classes, hidden=protocol.hidden
+    )
+    config = LanguageConfig(
+        epochs=1,
+        batch_size=protocol.batch_size,
+        bptt=protocol.bptt,
+        steps=protocol.steps,
+        learning_rate=protocol.learning_rate,
+        seed=protocol.seed,
+    )
+    valid = replace(data, valid=data.valid[: protocol.valid_tokens])
+    try:
+        history = train_language_model(network, valid, config, progress=False, test=False)
+    except NonFiniteLoss:
+        return math.inf
+    return float(history[-1]["valid_ppl"])
+
+
+_worker: dict = {}
+
+
+def _start_worker(corpus: str, protocol: RNNProtocol) -> None:
+    torch.set_num_threads(1)
+    _worker.update(data=load_text(corpus), protocol=protocol)
+
+
+def _train_text(text: str) -> tuple[str, float, float]:
+    started = time.perf_counter()
+    value = train_cell(RNNSpace().parse(text), _worker["data"], _worker["protocol"])
+    return text, value, time.perf_counter() - started
+
+
+def train_cells(
+    cells: Iterable[str], corpus: str | Path, protocol: RNNProtocol, workers: int = 1
+) -> Iterator[tuple[str, float, float]]:
+    """(cell, valid_ppl, seconds) for each cell string as it finishes, in `workers` one-thread
+    processes (in this process with one worker)."""
+    cells = list(cells)
+    if workers == 1:
+        _start_worker(str(corpus), protocol)
+        yield from map(_train_text, cells)
+        return
+    with ProcessPoolExecutor(
+        workers, initializer=_start_worker, initargs=(str(corpus), protocol)
+    ) as pool:
+        yield from pool.map(_train_text, cells)
+
+
+def sample_cells(count: int, seed: int, nodes: int = 8) -> list[str]:
+    """`count` distinct random cells of the rnn space, seeded."""
+    space, rng, cells = RNNSpace(nodes), np.random.default_rng(seed), {}
+    while len(cells) < count:
+        cell = space.format(space.sample(rng))
+        cells[cell] = None
+    return list(cells)
+
+
+def read_table(path: Path) -> dict[str, float]:
+    """The cells already in a ground-truth table and their perplexities."""
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if rows and not set(COLUMNS) <= set(rows[0]):
+        raise NasboxError(f"{path}: not an rnn ground-truth table (columns {', '.join(COLUMNS)})")
+    return {row["arch"]: float(row["valid_ppl"]) for row in rows}
+
+
+def rnn_groundtruth(
+    out: str | Path,
+    cells: list[str],
+    corpus: str | Path = DEFAULT_CORPUS,
+    protocol: RNNProtocol = RNNProtocol(),
+    workers: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Train the `cells` not yet in `out` and append `arch,valid_ppl,seconds` rows as they end."""
+    protocol.check()
+    check_count(workers, "--workers")
+    load_text(corpus).check_batch(protocol.batch_size, protocol.bptt)
+    out = Path(out)
+    done = read_table(out)
+    todo = [cell for cell in cells if cell not in done]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not out.is_file()
+    with out.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if fresh:
+            writer.writerow(COLUMNS)
+        bar = tqdm(total=len(todo), desc="rnn cells", unit="cell", disable=not progress)
+        for cell, value, seconds in train_cells(todo, corpus, protocol, workers):
+            writer.writerow([cell, repr(value), f"{seconds:.1f}"])
+            handle.flush()
+            bar.update()
+        bar.close()
+    return out
