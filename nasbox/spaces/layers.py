@@ -27,8 +27,8 @@ class AveragePool(nn.Module):
     Computed as a depthwise convolution with weights 1/k^2 whose edge rows and columns are then
     rescaled to their true window size: the same numbers as `nn.AvgPool2d` up to rounding, about
     4x faster forward and backward on a CPU in channels-last memory, where oneDNN has a fast
-    depthwise convolution and PyTorch's pooling does not. Traced or compiled graphs (ONNX export)
-    use the pooling op itself, whose output size follows any input size.
+    depthwise convolution and PyTorch's pooling does not. Traced graphs (ONNX and TorchScript
+    export) use the pooling op itself, whose output size follows any input size.
     """
 
     def __init__(self, channels: int, kernel: int = 3, stride: int = 1) -> None:
@@ -38,7 +38,7 @@ class AveragePool(nn.Module):
         self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        if torch.jit.is_tracing():
             # Exported graphs keep ONNX's own pooling op, valid for every image size.
             return F.avg_pool2d(
                 x, self.kernel, self.stride, self.kernel // 2, count_include_pad=False
