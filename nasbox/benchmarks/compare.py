@@ -247,8 +247,11 @@ def plot_anytime(path: Path, runs: Iterable[BenchmarkRun], report: str, title: s
     save_anytime(figure, axis, path, f"{report} of the returned cell (mean +- 1 std)", title)
 
 
-def save_anytime(figure, axis, path: Path, ylabel: str, title: str) -> None:
-    """An anytime plot's common dress (log queries, labels, grid, legend), saved and closed."""
+def save_anytime(
+    figure, axis, path: Path, ylabel: str, title: str, legend: str = "lower right"
+) -> None:
+    """An anytime plot's common dress (log queries, labels, grid, legend at `legend`), saved
+    and closed; curves of a minimised value want the legend at the top."""
     import matplotlib.pyplot as plt
 
     axis.set_xscale("log")
@@ -257,7 +260,7 @@ def save_anytime(figure, axis, path: Path, ylabel: str, title: str) -> None:
     if title:
         axis.set_title(title)
     axis.grid(alpha=0.3, which="both")
-    axis.legend(loc="lower right")
+    axis.legend(loc=legend)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

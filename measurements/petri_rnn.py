@@ -1,0 +1,280 @@
+"""Synthetic Petri Dish on recurrent cells (`rnn`): ground-truth checks, predictors and search.
+
+Parts (`--parts`, comma-separated; each appends its rows to a CSV under measurements/results/):
+- `protocol`: the ground-truth protocol's stability and the published cells: the first
+  `--stable` cells of the table trained again with initialisation seed 1 (Spearman and Kendall
+  against the table's seed 0), and darts-v1, darts-v2 and enas with each seed against the
+  median random cell of that seed (the table; the `--stable` cells);
+- `predictors`: held-out Spearman / Kendall of the dish and the encoding predictors (MLP,
+  gradient-boosted trees) fitted on K labelled cells of the table, K in `--k`, `--seeds` seeds;
+- `search`: `petri-evolution`, `random` and `evolution` with `--budget` ground-truth trainings
+  each, `--seeds` seeds: the best validation perplexity found (mean +- standard error), the
+  trainings evolution needs to match petri-evolution's mean, a markdown table and an anytime plot.
+
+The table comes from `nasbox petri groundtruth --space rnn` (built here if missing). Every
+ground-truth training is cached by (cell, protocol) in `--cache` (the table's rows count as the
+default protocol's), so a cell is trained once however many searches propose it. Searches run
+in `--workers` one-thread processes; a search already complete in the runs file is not rerun.
+
+    python measurements/petri_rnn.py --parts protocol,predictors,search --seeds 5 --budget 30
+"""
+
+import argparse
+import csv
+import math
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+from nasbox.benchmarks.compare import save_anytime
+from nasbox.data.text import load_text
+from nasbox.estimators.petri import PetriDish, default_config, get_motif_space
+from nasbox.estimators.petri.evaluation import compare_predictors, load_labels
+from nasbox.estimators.petri.rnn_groundtruth import (
+    DEFAULT_CORPUS,
+    RNNProtocol,
+    read_table,
+    rnn_groundtruth,
+    sample_cells,
+    train_cell,
+    train_cells,
+)
+from nasbox.spaces.rnn import NAMED, RNNSpace
+from nasbox.strategies import get_strategy
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STRATEGIES = ("petri-evolution", "random", "evolution")
+CACHE_COLUMNS = ["protocol", "arch", "valid_ppl", "seconds"]
+
+
+class TrainingCache:
+    """Validation perplexities by (protocol, cell), in memory and appended to a CSV file."""
+
+    def __init__(self, path: Path, table: Path) -> None:
+        self.path = path
+        self.values: dict[tuple[str, str], float] = {}
+        default = RNNProtocol().key()
+        for arch, value in read_table(table).items():
+            self.values[(default, arch)] = value
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the cells other processes trained since the last look."""
+        if self.path.is_file():
+            with self.path.open(newline="") as handle:
+                for row in csv.DictReader(handle):
+                    self.values[(row["protocol"], row["arch"])] = float(row["valid_ppl"])
+
+    def get(self, protocol: RNNProtocol, arch: str) -> float | None:
+        return self.values.get((protocol.key(), arch))
+
+    def add(self, protocol: RNNProtocol, arch: str, value: float, seconds: float) -> None:
+        self.values[(protocol.key(), arch)] = value
+        fresh = not self.path.is_file()
+        with self.path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if fresh:
+                writer.writerow(CACHE_COLUMNS)
+            writer.writerow([protocol.key(), arch, repr(value), f"{seconds:.1f}"])
+
+
+def trained(cache: TrainingCache, protocol: RNNProtocol, cells: list[str], args) -> list[float]:
+    """Validation perplexities of `cells`, training (in `--workers` processes) the uncached."""
+    todo = [cell for cell in dict.fromkeys(cells) if cache.get(protocol, cell) is None]
+    for cell, value, seconds in train_cells(todo, args.corpus, protocol, args.workers):
+        cache.add(protocol, cell, value, seconds)
+    return [cache.get(protocol, cell) for cell in cells]
+
+
+def run_protocol(args, cache: TrainingCache) -> None:
+    table = read_table(Path(args.labels))
+    cells = list(table)[: args.stable]
+    started = time.perf_counter()
+    again = trained(cache, RNNProtocol(seed=1), cells, args)
+    first = [table[cell] for cell in cells]
+    rho = stats.spearmanr(first, again).statistic
+    tau = stats.kendalltau(first, again).statistic
+    print(f"{len(cells)} cells, initialisation seeds 0 and 1: Spearman {rho:.3f}, Kendall "
+          f"{tau:.3f} ({time.perf_counter() - started:.0f} s)")  # fmt: skip
+    named = {name: str(cell) for name, cell in NAMED.items()}
+    for seed, random_values in ((0, np.array(list(table.values()))), (1, np.array(again))):
+        values = trained(cache, RNNProtocol(seed=seed), list(named.values()), args)
+        median = float(np.median(random_values))
+        print(f"seed {seed}: {len(random_values)} random cells, median valid ppl {median:.3f}, "
+              f"best {random_values.min():.3f}, worst {random_values.max():.3f}")  # fmt: skip
+        for name, value in zip(named, values, strict=True):
+            share = float((random_values < value).mean())
+            print(f"  {name}: valid ppl {value:.3f} ({share:.0%} of those cells are better)")
+
+
+def run_predictors(args) -> None:
+    space = get_motif_space("rnn")
+    labels = load_labels(args.labels, space, "valid_ppl")
+    out = RESULTS / "petri_rnn_predictors.csv"
+    with out.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["k", "seed", "predictor", "spearman", "kendall", "fit_seconds"])
+        table = defaultdict(list)
+        for seed in range(args.seeds):
+            order = np.random.default_rng(seed).permutation(len(labels))
+            for k in args.k:
+                train, test = labels.subset(order[:k]), labels.subset(order[k:])
+                dish = PetriDish(space, default_config("rnn"), seed=seed)
+                started = time.perf_counter()
+                dish.fit(train.motifs, train.values, progress=False)
+                fit_seconds = time.perf_counter() - started
+                scores = dish.predict(test.motifs)
+                results = compare_predictors(space, train, test, {"petri": scores}, seed)
+                for method, groups in results.items():
+                    values = groups["all"]
+                    writer.writerow([k, seed, method, values["spearman"], values["kendall"],
+                                     f"{fit_seconds:.1f}"])  # fmt: skip
+                    table[(k, method)].append((values["spearman"], values["kendall"]))
+                handle.flush()
+                petri = results["petri"]["all"]
+                print(f"K={k} seed {seed}: petri Spearman {petri['spearman']:.3f}, mlp "
+                      f"{results['mlp']['all']['spearman']:.3f}, gbt "
+                      f"{results['gbt']['all']['spearman']:.3f} (fit {fit_seconds:.0f} s)",
+                      flush=True)  # fmt: skip
+    print(f"\nheld-out rank correlation with -valid_ppl, mean +- std over {args.seeds} seeds")
+    print("| K | predictor | Spearman | Kendall |\n| --- | --- | --- | --- |")
+    for (k, method), values in table.items():
+        rho, tau = np.array(values).T
+        print(f"| {k} | {method} | {rho.mean():.3f} +- {rho.std():.3f} | "
+              f"{tau.mean():.3f} +- {tau.std():.3f} |")  # fmt: skip
+
+
+def one_search(job: tuple[str, int, int, str, str, str]) -> list[tuple[str, float]]:
+    """One search (strategy, seed) of `budget` trainings, on one thread: (cell, valid_ppl)."""
+    strategy_name, seed, budget, corpus, cache_path, labels = job
+    torch.set_num_threads(1)
+    data, protocol = load_text(corpus), RNNProtocol()
+    cache = TrainingCache(Path(cache_path), Path(labels))
+    space = RNNSpace()
+    strategy = get_strategy(strategy_name, space, seed=seed)
+    trajectory = []
+    for _ in range(budget):
+        arch = strategy.ask()
+        text = space.format(arch)
+        cache.reload()
+        value = cache.get(protocol, text)
+        if value is None:
+            started = time.perf_counter()
+            value = train_cell(arch, data, protocol)
+            cache.add(protocol, text, value, time.perf_counter() - started)
+        strategy.tell(arch, -value)
+        trajectory.append((text, value))
+    return trajectory
+
+
+def run_search(args) -> None:
+    out = RESULTS / "petri_rnn_search.csv"
+    runs: dict[tuple[str, int], list[float]] = defaultdict(list)
+    if out.is_file():
+        with out.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if int(row["budget"]) == args.budget:
+                    runs[(row["strategy"], int(row["seed"]))].append(float(row["valid_ppl"]))
+    jobs = [
+        (name, seed, args.budget, args.corpus, str(args.cache), args.labels)
+        for seed in range(args.seeds)
+        for name in STRATEGIES
+        if len(runs[(name, seed)]) != args.budget
+    ]
+    for key in [(name, seed) for name, seed, *_ in jobs]:
+        runs.pop(key, None)
+    fresh = not out.is_file()
+    with out.open("a", newline="") as handle, ProcessPoolExecutor(args.workers) as pool:
+        writer = csv.writer(handle)
+        if fresh:
+            writer.writerow(["strategy", "seed", "budget", "query", "arch", "valid_ppl"])
+        for job, trajectory in zip(jobs, pool.map(one_search, jobs), strict=True):
+            name, seed = job[:2]
+            for query, (arch, value) in enumerate(trajectory, start=1):
+                writer.writerow([name, seed, args.budget, query, arch, repr(value)])
+            handle.flush()
+            runs[(name, seed)] = [value for _, value in trajectory]
+            print(f"{name} seed {seed}: best valid ppl {min(runs[(name, seed)]):.3f}", flush=True)
+    summarise_search(runs, args.budget)
+
+
+def best_so_far(values: list[float]) -> np.ndarray:
+    return np.minimum.accumulate(np.asarray(values, dtype=float))
+
+
+def summarise_search(runs: dict[tuple[str, int], list[float]], budget: int) -> None:
+    """The markdown table, the trainings evolution needs, and the anytime plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {
+        name: np.stack([best_so_far(v) for (s, _), v in sorted(runs.items()) if s == name])
+        for name in STRATEGIES
+        if any(s == name for s, _ in runs)
+    }
+    print(f"\nbest validation perplexity found with {budget} ground-truth trainings")
+    print("| strategy | runs | best valid ppl (mean +- s.e.) |\n| --- | --- | --- |")
+    for name, stacked in curves.items():
+        best = stacked[:, -1]
+        error = best.std(ddof=1) / math.sqrt(len(best)) if len(best) > 1 else math.nan
+        print(f"| {name} | {len(best)} | {best.mean():.3f} +- {error:.3f} |")
+    if "petri-evolution" in curves and "evolution" in curves:
+        target = curves["petri-evolution"][:, -1].mean()
+        mean_curve = curves["evolution"].mean(axis=0)
+        reached = np.flatnonzero(mean_curve <= target)
+        needed = f"{reached[0] + 1}" if len(reached) else f"more than {budget}"
+        print(f"evolution's mean best reaches petri-evolution's {target:.3f} after {needed} "
+              "trainings")  # fmt: skip
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for name, stacked in curves.items():
+        queries = np.arange(1, stacked.shape[1] + 1)
+        mean = stacked.mean(axis=0)
+        error = stacked.std(axis=0, ddof=1) / math.sqrt(len(stacked)) if len(stacked) > 1 else 0
+        (line,) = axis.plot(queries, mean, label=f"{name} ({len(stacked)} runs)")
+        axis.fill_between(queries, mean - error, mean + error, color=line.get_color(), alpha=0.2)
+    path = RESULTS / "petri_rnn_search.png"
+    title = "rnn cells, best valid perplexity so far (mean +- s.e.)"
+    ylabel = "validation perplexity (lower is better)"
+    save_anytime(figure, axis, path, ylabel, title, legend="upper right")
+    print(f"anytime plot: {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default="protocol,predictors,search", help="comma-separated")
+    parser.add_argument("--labels", default=str(RESULTS / "rnn_groundtruth.csv"))
+    parser.add_argument("--cache", default=str(RESULTS / "rnn_trainings.csv"))
+    parser.add_argument("--corpus", default=DEFAULT_CORPUS)
+    parser.add_argument("--count", type=int, default=200, help="cells in a table built here")
+    parser.add_argument("--stable", type=int, default=30, help="cells trained with two seeds")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--k", default="10,20,50", help="labelled cells, comma-separated")
+    parser.add_argument("--budget", type=int, default=30, help="ground-truth trainings")
+    parser.add_argument("--workers", type=int, default=2, help="one-thread processes")
+    args = parser.parse_args()
+    args.k = [int(k) for k in args.k.split(",") if k]
+    torch.set_num_threads(1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if not Path(args.labels).is_file():
+        print(f"no rnn ground truth at {args.labels}; building it ({args.count} cells)")
+        rnn_groundtruth(args.labels, sample_cells(args.count, 0), args.corpus,
+                        workers=args.workers)  # fmt: skip
+    cache = TrainingCache(Path(args.cache), Path(args.labels))
+    parts = args.parts.split(",")
+    if "protocol" in parts:
+        run_protocol(args, cache)
+    if "predictors" in parts:
+        run_predictors(args)
+    if "search" in parts:
+        run_search(args)
+
+
+if __name__ == "__main__":
+    main()
