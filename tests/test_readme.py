@@ -272,13 +272,18 @@ COMMANDS: dict[str, Quick | Slow] = {
     "nasbox export --space nasnet --arch nasnet-a --cells 2 --filters 96": Quick(
         check_export_fresh
     ),
-    "nasbox petri groundtruth": Slow("trains 100 MLPs x 10 repeats: 1-2 minutes"),
+    "nasbox petri groundtruth --out": Slow("trains 100 MLPs x 10 repeats: 1-2 minutes"),
+    "nasbox petri groundtruth --space rnn": Slow(
+        "trains 200 language models: 10 minutes (tests/test_petri.py runs it on a tiny corpus)"
+    ),
     "nasbox petri fit --space slope": Slow("fits 4 restarts: about 2 minutes"),
     "nasbox petri evaluate dishes/slope.pt": Quick(
         check_slope_evaluate, (TINY_SLOPE_DISH,), ("measurements/results/slope_groundtruth.csv",)
     ),
     "nasbox petri fit --space nb201": Slow("fits on 50 cells: about 1 minute"),
     "nasbox petri evaluate dishes/nb201-k50.pt": Slow("predicts 1,000 held-out cells: ~1 minute"),
+    "nasbox petri fit --space rnn": Slow("needs the 200-cell rnn ground truth (10 minutes)"),
+    "nasbox petri evaluate dishes/rnn-k50.pt": Slow("needs the rnn ground truth and its dish"),
     "nasbox score --space nb201 --estimator petri:dishes/nb201-k50.pt": Quick(
         check_petri_score, (TINY_NB201_DISH,), ("cells.txt",)
     ),

@@ -9,6 +9,9 @@ Protocol (`RNNProtocol`, seeded; `nasbox petri groundtruth --space rnn`):
 - value: the perplexity on the first `valid_tokens` characters of the validation split
   (`valid_ppl`; lower is better), on one thread.
 
+About 4-6 s a cell on one thread. The ranking it gives is not stable across initialisations:
+100 cells trained with seeds 0 and 1 agree at Spearman 0.105 (README, "Recurrent cells").
+
 The table has columns `arch,valid_ppl,seconds`. It is appended to as cells finish, so an
 interrupted run loses nothing and a rerun with the same file trains only the missing cells.
 Searches maximise, so their estimator is minus the perplexity (`negative_perplexity`).
