@@ -178,7 +178,7 @@ def run_search(args) -> None:
     if out.is_file():
         with out.open(newline="") as handle:
             for row in csv.DictReader(handle):
-                if int(row["budget"]) == args.budget:
+                if int(row["budget"]) == args.budget and int(row["seed"]) < args.seeds:
                     runs[(row["strategy"], int(row["seed"]))].append(float(row["valid_ppl"]))
     jobs = [
         (name, seed, args.budget, args.corpus, str(args.cache), args.labels)
