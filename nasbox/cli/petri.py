@@ -145,7 +145,7 @@ def add_column_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(commands) -> None:
-    from nasbox.estimators.petri.rnn_groundtruth import RNNProtocol
+    from nasbox.estimators.petri.rnn_groundtruth import DEFAULT_CORPUS, RNNProtocol
 
     petri = add_command(
         commands, "petri", "Synthetic Petri Dish: fit learned data that ranks motifs, evaluate it"
@@ -189,9 +189,7 @@ def add_parser(commands) -> None:
             default=default,
             help=f"{help_text} (default {default}; other values change the documented protocol)",
         )
-    groundtruth.add_argument(
-        "--corpus", default="../shared/data/tinyshakespeare.txt", help="rnn: the text corpus"
-    )
+    groundtruth.add_argument("--corpus", default=DEFAULT_CORPUS, help="rnn: the text corpus")
     groundtruth.add_argument("--quiet", action="store_true", help="no progress bar")
     groundtruth.set_defaults(handler=cmd_petri_groundtruth)
 

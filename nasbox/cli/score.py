@@ -32,7 +32,12 @@ from nasbox.cli.common import (
 from nasbox.errors import NasboxError
 from nasbox.estimators import get_estimator
 from nasbox.estimators.probe import score_together
-from nasbox.runs import EstimatorSpec, Evaluation, ProcessExecutor, replaced_atomically
+from nasbox.runs import (
+    EstimatorSpec,
+    ProcessExecutor,
+    evaluations_in_order,
+    replaced_atomically,
+)
 from nasbox.spaces import get_space
 
 
@@ -56,26 +61,15 @@ def _scored_in_process(estimators, archs: list[Hashable]) -> Iterator[tuple]:
 def _scored_by_workers(spec: EstimatorSpec, workers: int, archs: list[Hashable]) -> Iterator[tuple]:
     """(arch, values or None, seconds, error) in the order of `archs`, scored by `workers`
     processes; a refused setting stops scoring, any other failure fails only its row."""
-    finished: dict[int, Evaluation] = {}
-    waiting = list(enumerate(archs))
-    running = 0
     with ProcessExecutor(spec, workers) as executor:
-        for index, arch in enumerate(archs):
-            while index not in finished:
-                while waiting and running < executor.capacity:
-                    executor.submit(*waiting.pop(0))
-                    running += 1
-                for evaluation in executor.wait():
-                    running -= 1
-                    finished[evaluation.number] = evaluation
-            evaluation = finished.pop(index)
+        for evaluation in evaluations_in_order(executor, archs):
             if evaluation.bad_input:
                 raise NasboxError(evaluation.error)
             value = evaluation.value
             values = (
                 None if evaluation.failed else list(value if isinstance(value, tuple) else [value])
             )
-            yield arch, values, evaluation.seconds, evaluation.error
+            yield evaluation.arch, values, evaluation.seconds, evaluation.error
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -70,10 +70,22 @@ TEXT_OPTIONS = (
 # and 3 to 10 times slower on two when another process used the cores.
 ONE_THREAD_HIDDEN = 256
 # Defaults that differ: images (the NASNet recipe), text (`nasbox.train.language`).
-IMAGE_DEFAULTS = {"lr": 0.025, "weight_decay": 3e-4, "momentum": 0.9, "drop_path": 0.2}
-IMAGE_DEFAULTS |= {"aux_weight": 0.4}
-TEXT_DEFAULTS = {"lr": 0.01, "weight_decay": 0.0, "tokens": "char", "bptt": 35, "steps": 200}
-TEXT_DEFAULTS |= {"dropout_input": 0.0, "dropout_hidden": 0.0}
+IMAGE_DEFAULTS = {
+    "lr": 0.025,
+    "weight_decay": 3e-4,
+    "momentum": 0.9,
+    "drop_path": 0.2,
+    "aux_weight": 0.4,
+}
+TEXT_DEFAULTS = {
+    "lr": 0.01,
+    "weight_decay": 0.0,
+    "tokens": "char",
+    "bptt": 35,
+    "steps": 200,
+    "dropout_input": 0.0,
+    "dropout_hidden": 0.0,
+}
 
 
 @dataclass

@@ -8,6 +8,7 @@ from nasbox.runs.executors import (
     InlineExecutor,
     ProcessExecutor,
     SimulatedExecutor,
+    evaluations_in_order,
 )
 from nasbox.runs.folder import (
     COMMAND_RESULTS,
@@ -54,6 +55,7 @@ __all__ = [
     "TrialAppender",
     "best_trial",
     "check_output_path",
+    "evaluations_in_order",
     "plot_trials",
     "replaced_atomically",
     "locate_run",

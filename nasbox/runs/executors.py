@@ -20,7 +20,8 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Sequence
+from collections import deque
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
@@ -190,6 +191,23 @@ class SimulatedExecutor(Executor):
         return [Evaluation(number, arch, value, seconds, error, "simulated", bad_input)]
 
 
+def evaluations_in_order(executor: Executor, archs: Sequence[Hashable]) -> Iterator[Evaluation]:
+    """Each architecture's evaluation, in the order of `archs`, as soon as it and those before it
+    are done; every worker of `executor` is kept busy meanwhile."""
+    waiting = deque(enumerate(archs))
+    finished: dict[int, Evaluation] = {}
+    running = 0
+    for index in range(len(archs)):
+        while index not in finished:
+            while waiting and running < executor.capacity:
+                executor.submit(*waiting.popleft())
+                running += 1
+            for evaluation in executor.wait():
+                running -= 1
+                finished[evaluation.number] = evaluation
+        yield finished.pop(index)
+
+
 class ExecutorScorer:
     """Scores a batch of architectures on fresh executors, e.g. AREA's pre-scoring on the workers.
 
@@ -203,20 +221,11 @@ class ExecutorScorer:
         return self.many([arch])[0]
 
     def many(self, archs: Sequence[Hashable]) -> list[float]:
-        values: dict[int, float] = {}
-        waiting = list(enumerate(archs))
         with self.make_executor() as executor:
-            running = 0
-            while waiting or running:
-                while waiting and running < executor.capacity:
-                    executor.submit(*waiting.pop(0))
-                    running += 1
-                for evaluation in executor.wait():
-                    running -= 1
-                    values[evaluation.number] = (
-                        -math.inf if evaluation.failed else float(evaluation.value)
-                    )
-        return [values[index] for index in range(len(archs))]
+            return [
+                -math.inf if evaluation.failed else float(evaluation.value)
+                for evaluation in evaluations_in_order(executor, archs)
+            ]
 
 
 def _worker_main(connection: Connection, spec: EstimatorSpec, threads: int) -> None:

@@ -14,7 +14,7 @@ About 4-6 s a cell on one thread. The ranking it gives is not stable across init
 
 The table has columns `arch,valid_ppl,seconds`. It is appended to as cells finish, so an
 interrupted run loses nothing and a rerun with the same file trains only the missing cells.
-Searches maximise, so their estimator is minus the perplexity (`negative_perplexity`).
+Searches maximise, so they are told minus the perplexity (as `measurements/petri_rnn.py` does).
 """
 
 import csv
