@@ -267,7 +267,8 @@ def test_rnn_groundtruth_fit_and_evaluate_on_the_command_line(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("to be or not to be, that is the question.\n" * 40)
     truth = tmp_path / "truth.csv"
-    tiny = ["--hidden", "4", "--steps", "2", "--batch-size", "4", "--valid-tokens", "50"]
+    tiny = ["--hidden", "4", "--steps", "2", "--batch-size", "4", "--bptt", "5"]
+    tiny += ["--valid-tokens", "50"]
     command = ["petri", "groundtruth", "--space", "rnn", "--corpus", str(corpus), "--quiet"]
     command += [*tiny, "--workers", "1", "--out", str(truth)]
     assert main([*command, "--count", "2"]) == 0

@@ -36,6 +36,7 @@ def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
         hidden=args.hidden,
         steps=args.steps,
         batch_size=args.batch_size,
+        bptt=args.bptt,
         valid_tokens=args.valid_tokens,
         seed=args.train_seed,
     )
@@ -180,6 +181,7 @@ def add_parser(commands) -> None:
         ("hidden", "rnn: hidden units"),
         ("steps", "rnn: training chunks"),
         ("batch_size", "rnn: streams per chunk"),
+        ("bptt", "rnn: time steps per chunk"),
         ("valid_tokens", "rnn: validation characters read"),
     ):
         default = getattr(protocol, option)

@@ -43,9 +43,9 @@ class RNNProtocol:
     """The fixed training of one ground-truth cell (see the module docstring)."""
 
     hidden: int = 64
-    steps: int = 100
-    batch_size: int = 32
-    bptt: int = 35
+    steps: int = 800
+    batch_size: int = 128
+    bptt: int = 20
     learning_rate: float = 0.01
     valid_tokens: int = 20000
     seed: int = 0
