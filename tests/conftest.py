@@ -6,6 +6,10 @@ import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
+# 20 lines of a small language: enough characters for a few 8-stream x 10-step batches.
+TEXT_LINES = [f"the cat {word} the dog {number}" for number in range(10) for word in ("saw", "bit")]
+TEXT_CORPUS = "\n".join(TEXT_LINES) + "\n"
+
 
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
@@ -24,6 +28,14 @@ def tiny_npz(tmp_path: Path) -> Path:
         x_test=rng.integers(0, 256, size=(10, 8, 8, 3), dtype=np.uint8),
         y_test=rng.integers(0, 4, size=10),
     )
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """TEXT_CORPUS in a file, for `--data text:FILE`."""
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT_CORPUS)
     return path
 
 

@@ -14,17 +14,7 @@ from nasbox.errors import NasboxError
 from nasbox.spaces import get_space
 from nasbox.train import language
 from nasbox.train.language import LanguageConfig, train_language_model
-
-# 20 lines of a small language: enough characters for a few 8-stream x 10-step batches.
-LINES = [f"the cat {word} the dog {number}" for number in range(10) for word in ("saw", "bit")]
-CORPUS = "\n".join(LINES) + "\n"
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> Path:
-    path = tmp_path / "corpus.txt"
-    path.write_text(CORPUS)
-    return path
+from tests.conftest import TEXT_CORPUS as CORPUS
 
 
 def test_characters_split_90_5_5_by_position(corpus):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nasbox.benchmarks import TabularBenchmark
 from nasbox.checks import check_count, check_seed
-from nasbox.data import DATA_SOURCES, load_data
+from nasbox.data import DATA_SOURCES, ImageData, load_for
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, EstimatorContext
 from nasbox.runs import EstimatorSpec, check_output_path
@@ -132,18 +132,27 @@ def note(message: str) -> None:
     print(f"nasbox: note: {message}", file=sys.stderr)
 
 
-# Estimators that neither build networks nor read data, so they score any space's architectures.
-ANY_MODALITY_ESTIMATORS = ("table",)
-
-
 def require_images(space, what: str) -> None:
     """Refuse a space whose networks are not image classifiers for `what` (image-only work)."""
     if space.modality != "image":
         raise NasboxError(
             f"space {space.name} scores {space.modality}: its networks are language models, and "
-            f"{what} works on image networks; score its cells with table:COLUMN (--benchmark) or "
-            f"train them with nasbox train --space {space.name} --data text:FILE"
+            f"{what} works on image networks; score its cells with lm:STEPS (--data text:FILE) "
+            f"or table:COLUMN (--benchmark), or train one with nasbox train --space {space.name}"
         )
+
+
+def check_modality(space, name: str) -> None:
+    """Estimator `name` must read what the space's networks read (images or text)."""
+    modality = ESTIMATORS.get(name).modality
+    if modality is None or modality == space.modality:
+        return
+    if modality == "image":
+        require_images(space, f"estimator {name!r}")
+    raise NasboxError(
+        f"estimator {name!r} scores {modality} networks and space {space.name} builds "
+        f"{space.modality} networks; use it with --space rnn"
+    )
 
 
 def estimator_context(
@@ -152,20 +161,18 @@ def estimator_context(
     """The context for `estimators`; data is loaded when one reads images or --data is given.
 
     `batch_size` is the size actually used: at most the number of training images. A space
-    whose networks read text takes table lookups only (`require_images`).
+    whose networks read text takes text estimators and table lookups (`check_modality`).
     """
     for spec in estimators:
-        name = spec.split(":")[0].strip()
-        if name not in ANY_MODALITY_ESTIMATORS:
-            require_images(space, f"estimator {name!r}")
+        check_modality(space, spec.split(":")[0].strip())
     check_seed(args.seed)
     check_count(args.batch_size, "--batch-size")
     check_count(args.latency_batch, "--latency-batch")
     data_needed = any(ESTIMATORS.get(name.split(":")[0].strip()).needs_data for name in estimators)
     load = data_needed or args.data != "digits" or args.image_size is not None
-    data = load_data(args.data, args.data_dir, args.image_size) if load else None
+    data = load_for(space.modality, args.data, args.data_dir, args.image_size) if load else None
     batch_size = args.batch_size
-    if data is not None and batch_size > len(data.x_train):
+    if isinstance(data, ImageData) and batch_size > len(data.x_train):
         batch_size = len(data.x_train)
         note(
             f"--batch-size {args.batch_size} is more than the {batch_size} training images of "

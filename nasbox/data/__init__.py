@@ -11,6 +11,16 @@ from nasbox.data.images import (
 )
 from nasbox.data.text import TextData, load_text, load_text_source
 
+
+def load_for(
+    modality: str, spec: str, data_dir: str | None = None, image_size: int | None = None
+) -> ImageData | TextData:
+    """`--data` for a space whose networks read `modality` (`image` or `text`)."""
+    if modality == "text":
+        return load_text_source(spec)
+    return load_data(spec, data_dir, image_size)
+
+
 __all__ = [
     "DATA_SOURCES",
     "ImageData",
@@ -19,6 +29,7 @@ __all__ = [
     "load_data",
     "load_digits",
     "load_folder",
+    "load_for",
     "load_npz",
     "load_text",
     "load_text_source",

@@ -8,6 +8,7 @@ from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.cost import MultiplyAdds, Parameters
 from nasbox.estimators.ensemble import Ensemble
 from nasbox.estimators.jacov import JacobianCovariance
+from nasbox.estimators.language import LanguageModelEstimator
 from nasbox.estimators.latency import Latency
 from nasbox.estimators.naswot import NASWOT
 from nasbox.estimators.petri.estimator import PetriEstimator
@@ -35,6 +36,7 @@ for _cls in (
     TableLookup,
     PetriEstimator,
     TrainingEstimator,
+    LanguageModelEstimator,
     Synflow,
     Snip,
     Grasp,

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nasbox.benchmarks import TabularBenchmark
-from nasbox.data import ImageData
+from nasbox.data import ImageData, TextData
 from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
 
@@ -18,7 +18,7 @@ class EstimatorContext:
     """Everything an estimator may need: the space, data, a benchmark table, seed, network size."""
 
     space: SearchSpace
-    data: ImageData | None = None
+    data: ImageData | TextData | None = None
     seed: int = 0
     batch_size: int = 128
     device: str = "cpu"
@@ -34,7 +34,7 @@ class EstimatorContext:
             self.device.split(":")[0], dtype=torch.bfloat16, enabled=self.precision == "bf16"
         )
 
-    def require_data(self, estimator: str) -> ImageData:
+    def require_data(self, estimator: str) -> ImageData | TextData:
         if self.data is None:
             raise NasboxError(f"estimator {estimator!r} needs data; pass --data")
         return self.data
@@ -78,7 +78,8 @@ class Estimator(ABC):
     argument: str | None = None
     argument_hint: str = ""
     cost: str = "seconds per arch"
-    needs_data: bool = False  # reads images of --data, so commands load it
+    needs_data: bool = False  # reads --data, so commands load it
+    modality: str | None = "image"  # what its networks read: "image", "text" or None for any
 
     def __init__(self, context: EstimatorContext) -> None:
         self.context = context

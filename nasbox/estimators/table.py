@@ -15,6 +15,7 @@ class TableLookup(Estimator):
     argument = "COLUMN"
     argument_hint = "a column, e.g. table:valid_acc"
     cost = "instant: a lookup in --benchmark"
+    modality = None  # reads a table, not a network
 
     def __init__(self, context: EstimatorContext, column: str) -> None:
         super().__init__(context)

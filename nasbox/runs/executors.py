@@ -66,13 +66,17 @@ class EstimatorSpec:
         for module in self.imports:
             importlib.import_module(module)
         from nasbox.benchmarks import TabularBenchmark
-        from nasbox.data import load_data
+        from nasbox.data import load_for
         from nasbox.estimators import EstimatorContext
         from nasbox.estimators.objectives import get_evaluator
         from nasbox.spaces import get_space
 
         space = get_space(self.space)
-        data = load_data(self.data, self.data_dir, self.image_size) if self.data else None
+        data = (
+            load_for(space.modality, self.data, self.data_dir, self.image_size)
+            if self.data
+            else None
+        )
         benchmark = TabularBenchmark.from_file(self.benchmark) if self.benchmark else None
         context = EstimatorContext(
             space,

@@ -17,12 +17,12 @@ recorded when it was asked.
 import math
 from collections import defaultdict
 from collections.abc import Hashable
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
 
+from nasbox.cpu import single_thread
 from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
@@ -81,18 +81,6 @@ class LSTMPolicy(nn.Module):
             except StopIteration:
                 break
         return log_prob, entropy
-
-
-@contextmanager
-def single_thread():
-    """Run the controller's tiny tensors on one thread: they gain nothing from more, and on a
-    busy CPU waiting for a second thread made sampling and updates about ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class ControllerStrategy(Strategy):

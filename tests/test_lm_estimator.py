@@ -1,0 +1,55 @@
+"""`lm:STEPS`: recurrent cells scored by a short language-model training, in score and search."""
+
+import csv
+import json
+from dataclasses import replace
+
+import pytest
+
+from nasbox.cli import main
+from nasbox.data import load_text
+from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.estimators.petri.rnn_groundtruth import RNNProtocol, train_cell
+from nasbox.spaces import get_space
+
+SMALL = ["--batch-size", "4"]  # streams per chunk: the tiny corpus holds a few batches only
+
+
+def test_lm_is_minus_the_ground_truth_perplexity_of_the_same_training(corpus):
+    space, data = get_space("rnn"), load_text(corpus)
+    cell = space.parse("darts-v2")
+    lm = get_estimator("lm:3", EstimatorContext(space, data, seed=1, batch_size=4))
+    protocol = replace(RNNProtocol(), steps=3, batch_size=4, seed=1)
+    assert lm(cell) == -train_cell(cell, data, protocol) < -1.0
+
+
+def test_search_with_lm_keeps_the_lowest_perplexity_and_workers_agree(corpus, tmp_path, capsys):
+    args = ["search", "--space", "rnn", "--data", f"text:{corpus}", "--estimator", "lm:2"]
+    args += [*SMALL, "--strategy", "evolution", "--samples", "4", "--quiet"]
+    values = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"workers-{workers}"
+        assert main([*args, "--workers", workers, "--out", str(out)]) == 0
+        rows = list(csv.DictReader((out / "trials.csv").open()))
+        values[workers] = [float(row["value"]) for row in rows]
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["best_value"] == max(values[workers]) < -1.0
+    assert values["1"] == values["2"]
+    assert "best lm:2 -" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--space", "nb201", "--estimator", "lm:2"], "use it with --space rnn"),
+        (["--space", "rnn", "--estimator", "lm:2"], "--data text:FILE"),
+        (["--space", "rnn", "--estimator", "lm:two", "--data", "text:CORPUS"], "e.g. lm:800"),
+        (["--space", "rnn", "--estimator", "naswot", "--data", "text:CORPUS"], "lm:STEPS"),
+    ],
+)
+def test_bad_lm_settings_are_one_line(corpus, tmp_path, capsys, argv, message):
+    argv = [part.replace("CORPUS", str(corpus)) for part in argv]
+    out = ["--out", str(tmp_path / "run"), "--samples", "2", "--quiet"]
+    assert main(["search", *argv, *SMALL, *out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
