@@ -9,8 +9,9 @@ Protocol (`RNNProtocol`, seeded; `nasbox petri groundtruth --space rnn`):
 - value: the perplexity on the first `valid_tokens` characters of the validation split
   (`valid_ppl`; lower is better), on one thread.
 
-About 4-6 s a cell on one thread. The ranking it gives is not stable across initialisations:
-100 cells trained with seeds 0 and 1 agree at Spearman 0.105 (README, "Recurrent cells").
+About 34 s a cell on one thread. Two initialisations rank the table's first 60 cells at
+Spearman 0.682 (the first protocol, 100 chunks of 32 x 35, gave 0.105; README, "Recurrent
+cells"), so one training still ranks cells only roughly.
 
 The table has columns `arch,valid_ppl,seconds`. It is appended to as cells finish, so an
 interrupted run loses nothing and a rerun with the same file trains only the missing cells.
