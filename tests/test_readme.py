@@ -262,6 +262,10 @@ COMMANDS: dict[str, Quick | Slow] = {
         "trains a language model for about 25 s (tests/test_text.py trains on a tiny corpus)"
     ),
     "nasbox train --space rnn --arch": Slow("needs the user's corpus.txt"),
+    "nasbox search --space rnn --data text:../shared/data/tinyshakespeare.txt": Slow(
+        "trains 100 language models for about 30 s each (tests/test_lm_estimator.py searches a "
+        "tiny corpus)"
+    ),
     "nasbox describe --space rnn": Quick(check_describe_rnn),
     "nasbox describe --space nasnet --arch nasnet-a --cells 4 --filters 1056": Quick(
         check_describe
@@ -274,7 +278,8 @@ COMMANDS: dict[str, Quick | Slow] = {
     ),
     "nasbox petri groundtruth --out": Slow("trains 100 MLPs x 10 repeats: 1-2 minutes"),
     "nasbox petri groundtruth --space rnn": Slow(
-        "trains 200 language models: 10 minutes (tests/test_petri.py runs it on a tiny corpus)"
+        "trains 200 language models: about 50 minutes (tests/test_petri.py runs it on a tiny "
+        "corpus)"
     ),
     "nasbox petri fit --space slope": Slow("fits 4 restarts: about 2 minutes"),
     "nasbox petri evaluate dishes/slope.pt": Quick(
@@ -282,7 +287,7 @@ COMMANDS: dict[str, Quick | Slow] = {
     ),
     "nasbox petri fit --space nb201": Slow("fits on 50 cells: about 1 minute"),
     "nasbox petri evaluate dishes/nb201-k50.pt": Slow("predicts 1,000 held-out cells: ~1 minute"),
-    "nasbox petri fit --space rnn": Slow("needs the 200-cell rnn ground truth (10 minutes)"),
+    "nasbox petri fit --space rnn": Slow("needs the 200-cell rnn ground truth (50 minutes)"),
     "nasbox petri evaluate dishes/rnn-k50.pt": Slow("needs the rnn ground truth and its dish"),
     "nasbox score --space nb201 --estimator petri:dishes/nb201-k50.pt": Quick(
         check_petri_score, (TINY_NB201_DISH,), ("cells.txt",)
