@@ -1,0 +1,85 @@
+"""How much the `latency` estimator of one cell varies between repeated measurements.
+
+The issue's target: repeated measurements of one cell vary by at most 10 %. Each setting times
+the same NB201 cell `--calls` times, either as a user would (`nasbox score --estimator latency`
+in a fresh process each time, `OMP_NUM_THREADS` set) or as a search does (the estimator called
+again in one process). Printed per setting: the values, their median, max / min and the largest
+deviation from the median, with the load average before and after (other jobs on the machine
+move the figures more than anything in nasbox).
+
+    python measurements/latency_repeatability.py --calls 8
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.spaces import get_space
+
+CELL = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+    "nor_conv_3x3~2|"
+)
+NASBOX = Path(sys.executable).with_name("nasbox")
+
+
+def fresh_processes(cell: str, calls: int, threads: int) -> list[float]:
+    """`nasbox score --estimator latency` run `calls` times, each in a new process."""
+    environment = os.environ | {"OMP_NUM_THREADS": str(threads)}
+    with tempfile.TemporaryDirectory() as folder:
+        archs = Path(folder) / "cell.txt"
+        archs.write_text(cell + "\n")
+        command = [str(NASBOX), "score", "--estimator", "latency", "--archs", str(archs)]
+        values = []
+        for _ in range(calls):
+            output = subprocess.run(
+                [*command, "--quiet"], env=environment, capture_output=True, text=True, check=True
+            ).stdout
+            values.append(float(output.splitlines()[1].split(",")[1]))
+    return values
+
+
+def one_process(cell: str, calls: int, threads: int) -> list[float]:
+    """The estimator called `calls` times in this process, as a search calls it."""
+    torch.set_num_threads(threads)
+    space = get_space("nb201")
+    latency = get_estimator("latency", EstimatorContext(space))
+    return [latency(space.parse(cell)) for _ in range(calls)]
+
+
+def report(setting: str, values: list[float]) -> str:
+    median = statistics.median(values)
+    spread = max(values) / min(values)
+    deviation = max(abs(value / median - 1) for value in values)
+    listed = ", ".join(f"{value:.2f}" for value in values)
+    return f"| {setting} | {listed} | {median:.2f} | {spread:.3f} | {deviation:.1%} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cell", default=CELL)
+    parser.add_argument("--calls", type=int, default=8)
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    args = parser.parse_args()
+    threads = [int(part) for part in args.threads.split(",")]
+    print(f"cell {args.cell}, batch 1, load average {os.getloadavg()[0]:.2f}")
+    print("| setting | milliseconds | median | max / min | largest deviation from the median |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for count in threads:
+        values = fresh_processes(args.cell, args.calls, count)
+        print(report(f"{args.calls} processes, {count} thread(s)", values), flush=True)
+    for count in threads:
+        values = one_process(args.cell, args.calls, count)
+        print(report(f"{args.calls} calls in one process, {count} thread(s)", values), flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
