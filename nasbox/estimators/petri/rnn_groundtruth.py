@@ -9,7 +9,7 @@ Protocol (`RNNProtocol`, seeded; `nasbox petri groundtruth --space rnn`):
 - value: the perplexity on the first `valid_tokens` characters of the validation split
   (`valid_ppl`; lower is better), on one thread.
 
-About 34 s a cell on one thread. Two initialisations rank the table's first 60 cells at
+About 28 s a cell on one thread. Two initialisations rank the table's first 60 cells at
 Spearman 0.682 (the first protocol, 100 chunks of 32 x 35, gave 0.105; README, "Recurrent
 cells"), so one training still ranks cells only roughly.
 
