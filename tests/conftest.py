@@ -7,8 +7,7 @@ import torch
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # 20 lines of a small language: enough characters for a few 8-stream x 10-step batches.
-TEXT_LINES = [f"the cat {word} the dog {number}" for number in range(10) for word in ("saw", "bit")]
-TEXT_CORPUS = "\n".join(TEXT_LINES) + "\n"
+TEXT_CORPUS = "".join(f"the cat {w} the dog {n}\n" for n in range(10) for w in ("saw", "bit"))
 
 
 @pytest.fixture(autouse=True)

@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nasbox.checks import check_count
+from nasbox.cpu import single_thread
 from nasbox.data.text import TextData, load_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.rnn import RNNCell, RNNSpace
@@ -106,8 +107,9 @@ def train_cells(
     processes (in this process with one worker)."""
     cells = list(cells)
     if workers == 1:
-        _start_worker(str(corpus), protocol)
-        yield from map(_train_text, cells)
+        with single_thread():
+            _start_worker(str(corpus), protocol)
+            yield from map(_train_text, cells)
         return
     with ProcessPoolExecutor(
         workers, initializer=_start_worker, initargs=(str(corpus), protocol)
