@@ -7,6 +7,12 @@ again in one process). Printed per setting: the values, their median, max / min 
 deviation from the median, with the load average before and after (other jobs on the machine
 move the figures more than anything in nasbox).
 
+The last rows time the machine itself, with no nasbox code: fixed chains of matrix products,
+each pass about as long as the cell's, timed by the same `median_milliseconds` as often. One stays
+in the core's cache; the other reads as many weight bytes per pass as the cell does, from the
+memory this virtual machine shares. Where a reference varies as much as the cell, the spread is
+the machine's.
+
     python measurements/latency_repeatability.py --calls 8
 """
 
@@ -19,8 +25,10 @@ import tempfile
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.estimators.latency import median_milliseconds
 from nasbox.spaces import get_space
 
 CELL = (
@@ -54,6 +62,40 @@ def one_process(cell: str, calls: int, threads: int) -> list[float]:
     return [latency(space.parse(cell)) for _ in range(calls)]
 
 
+class MatrixProducts(nn.Module):
+    """A fixed workload without nasbox code: `products` products with 4 seeded n x n matrices."""
+
+    def __init__(self, n: int, products: int) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.products = products
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.randn(n, n, generator=generator) / n**0.5) for _ in range(4)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for index in range(self.products):
+            x = x @ self.weights[index % 4]
+        return x
+
+
+#: (name, n, rows of x, products): a compute-bound chain that stays in each core's 2 MB cache,
+#: and a memory-bound one that, like the cell's batch-1 pass over its 1.3M weights (5 MB), reads
+#: more weights per pass than the cache holds, from memory the machine shares.
+REFERENCES = (
+    ("in-cache 256 x 256 products", 256, 256, 32),
+    ("memory-bound 4 MB of weights x 1 row", 512, 1, 64),
+)
+
+
+def machine_reference(n: int, rows: int, products: int, calls: int, threads: int) -> list[float]:
+    """`median_milliseconds` of `MatrixProducts`, `calls` times in this process."""
+    torch.set_num_threads(threads)
+    workload = MatrixProducts(n, products)
+    x = torch.randn(rows, n, generator=torch.Generator().manual_seed(1))
+    return [median_milliseconds(workload, x) for _ in range(calls)]
+
+
 def report(setting: str, values: list[float]) -> str:
     median = statistics.median(values)
     spread = max(values) / min(values)
@@ -78,6 +120,10 @@ def main() -> None:
     for count in threads:
         values = one_process(args.cell, args.calls, count)
         print(report(f"{args.calls} calls in one process, {count} thread(s)", values), flush=True)
+    for name, n, rows, products in REFERENCES:
+        for count in threads:
+            values = machine_reference(n, rows, products, args.calls, count)
+            print(report(f"machine: {name}, {count} thread(s)", values), flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
