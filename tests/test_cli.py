@@ -1,5 +1,7 @@
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -21,6 +23,15 @@ def test_search_prints_best_last_and_saves_everything(tmp_path, capsys):
     assert len(rows) == 6 and {"arch", "value", "seconds"} <= rows[0].keys()
     assert max(float(r["value"]) for r in rows) == summary["best_value"]
     assert (out / "trials.png").stat().st_size > 1000
+
+
+def test_the_command_line_starts_without_the_heavy_optional_libraries():
+    """pandas, scipy and matplotlib add about a second to the start of every command; only the
+    commands that read tables, fit predictors or plot import them."""
+    heavy = ("pandas", "scipy", "matplotlib")
+    code = f"import sys, nasbox.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
 
 
 def test_search_is_reproducible(tmp_path):

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from nasbox.benchmarks.table import TabularBenchmark
 from nasbox.errors import NasboxError
@@ -42,6 +41,8 @@ class ScoreCache:
     @classmethod
     def from_csv(cls, path: str | Path, space: SearchSpace, column: str) -> "ScoreCache":
         """Scores from a CSV with `arch`, `column` and `seconds` columns (first row per cell)."""
+        import pandas as pd
+
         try:
             frame = pd.read_csv(path)
         except (OSError, ValueError) as err:
