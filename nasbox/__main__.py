@@ -1,5 +1,5 @@
 import sys
 
-from nasbox.cli import main
+from nasbox.startup import run
 
-sys.exit(main())
+sys.exit(run())

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from nasbox.cli import main
+from nasbox.startup import wants_worker_processes
 
 CELLS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
@@ -32,6 +33,23 @@ def test_the_command_line_starts_without_the_heavy_optional_libraries():
     code = f"import sys, nasbox.cli; print([m for m in {heavy!r} if m in sys.modules])"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["search", "--workers", "2"], True),
+        (["score", "--archs", "a.txt", "--workers=4"], True),
+        (["search", "--workers", "1"], False),
+        (["search"], False),
+        (["search", "--workers", "2", "--executor", "ray"], False),
+        (["train", "--workers", "2"], False),
+        (["search", "--workers"], False),
+        (["search", "--workers", "two"], False),
+    ],
+)
+def test_the_worker_server_starts_early_only_for_local_worker_processes(argv, expected):
+    assert wants_worker_processes(argv) is expected
 
 
 def test_search_is_reproducible(tmp_path):

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection, wait
 
 from nasbox.cpu import keep_freed_memory
 from nasbox.errors import NasboxError
+from nasbox.startup import WORKER_SERVER_PRELOAD
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,8 @@ class ProcessExecutor(Executor):
     """`workers` local processes; `timeout` seconds per trial (None: no limit).
 
     Workers come from a fork server (forking a fresh, single-threaded server is safe with torch
-    and much faster than spawning), so replacing a killed worker takes well under a second.
+    and much faster than spawning), so replacing a killed worker takes well under a second. The
+    `nasbox` command starts that server before its own imports (`nasbox.startup`).
     """
 
     def __init__(self, spec: EstimatorSpec, workers: int, timeout: float | None = None) -> None:
@@ -285,7 +287,7 @@ class ProcessExecutor(Executor):
         self.timeout = timeout
         self.threads = threads_per_worker(workers)
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["nasbox.runs.executors", "torch"])
+        self._context.set_forkserver_preload(list(WORKER_SERVER_PRELOAD))
         self._slots: list[_Slot] = []
 
     def _start_worker(self, index: int) -> _Slot:
