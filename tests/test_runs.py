@@ -417,6 +417,25 @@ def test_a_locked_database_and_a_busy_run_folder_are_refused(tmp_path, capsys, m
     assert main([*args, "--out", str(busy)]) == 0  # released: a killed holder leaves no stale lock
 
 
+def test_a_store_written_before_constraints_existed_takes_rejected_trials(tmp_path):
+    from nasbox.runs.store import SCHEMA
+
+    storage = tmp_path / "old.db"
+    old = sqlite3.connect(storage, isolation_level=None)
+    old.executescript(SCHEMA.replace(", 'rejected'", ""))  # the CHECK of earlier versions
+    old.execute("INSERT INTO runs VALUES (1, 'before', 'complete', '{}', NULL, '0.1.0', 0, 0)")
+    old.execute("INSERT INTO trials (run_id, number, arch, state, value, started) VALUES "
+                "(1, 0, 'an-arch', 'complete', 1.5, 0)")  # fmt: skip
+    old.close()
+    args = ["search", "--estimator", "params", "--samples", "3", "--constraint", "params<=0.3"]
+    assert main([*args, "--storage", str(storage), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    with RunStore(storage) as store:
+        states = [t.state for t in store.trials(store.find_run("run"))]
+        before = store.trials(store.find_run("before"))
+    assert "rejected" in states and states.count("complete") == 3
+    assert [(t.arch, t.state, t.value) for t in before] == [("an-arch", "complete", 1.5)]
+
+
 def test_a_run_of_eight_asynchronous_workers_resumes_from_any_point():
     """Replaying the recorded interleaving of asks and tells rebuilds the strategy exactly, so
     the resumed run proposes the recorded in-flight cells again and never repeats a cell."""

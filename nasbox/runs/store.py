@@ -136,9 +136,31 @@ class RunStore:
             raise self._error(err) from None
 
     def _check_schema(self) -> None:
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(trials)")}
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(trials)")]
         if "told_after" not in columns:
             raise NasboxError(f"{self.path}: a database without nasbox's trials table")
+        (table,) = self._db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'trials'"
+        ).fetchone()
+        if "'rejected'" not in table:
+            self._allow_rejected_trials(columns)
+
+    def _allow_rejected_trials(self, columns: list[str]) -> None:
+        """Stores written before constraints existed refuse the state 'rejected'. SQLite cannot
+        change a CHECK in place, so the trials table is rebuilt, in one transaction."""
+        listed = ", ".join(columns)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("ALTER TABLE trials RENAME TO trials_before_rejected")
+            self._db.execute(SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS trials") :])
+            self._db.execute(
+                f"INSERT INTO trials ({listed}) SELECT {listed} FROM trials_before_rejected"
+            )
+            self._db.execute("DROP TABLE trials_before_rejected")
+        except sqlite3.Error:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def _error(self, err: sqlite3.Error) -> NasboxError:
         message = str(err)
