@@ -70,6 +70,18 @@ def test_naswot_uses_no_gradients(space):
     assert all(p.grad is None for p in network.parameters())
 
 
+def test_naswot_leaves_the_network_as_it_was(space):
+    """Scoring reads a network; its BatchNorm running averages and settings stay untouched."""
+    context = small_context(space)
+    network = context.build(space.parse(CELL))
+    before = {name: value.clone() for name, value in network.state_dict().items()}
+    naswot_score(network, context.data.batch(16, 0)[0])
+    after = network.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    batch_norms = [m for m in network.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert batch_norms and all(m.track_running_stats for m in batch_norms)
+
+
 def test_naswot_is_seeded(space):
     cell = space.parse(CELL)
     first = get_estimator("naswot", small_context(space, seed=1))(cell)

@@ -19,7 +19,7 @@ from torch import nn
 from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.cost import MultiplyAdds, Parameters, count_multiply_adds, count_parameters
 from nasbox.estimators.jacov import JacobianCovariance, jacov_score
-from nasbox.estimators.naswot import NASWOT, HammingKernel, active_codes
+from nasbox.estimators.naswot import NASWOT, HammingKernel, active_codes, batch_statistics_only
 
 # Images of the loss-gradient pass: the zero-cost-nas and NASLib scripts score NB201 at batch 64.
 GRADIENT_BATCH = 64
@@ -63,7 +63,7 @@ class ReluPass:
         ]
         try:
             network.train()
-            with torch.no_grad(), precision:
+            with torch.no_grad(), precision, batch_statistics_only(network):
                 self.finite_output = bool(torch.isfinite(network(images)).all())
         finally:
             for handle in handles:
