@@ -96,9 +96,9 @@ class HammingKernel:
 def batch_statistics_only(network: nn.Module) -> Iterator[None]:
     """BatchNorm in training mode without updating its running averages.
 
-    The outputs are the same (training mode normalises by the batch's own statistics); the
-    update is work that no score reads, and on a bf16 channels-last tensor it costs about as
-    much as the normalisation itself.
+    The outputs are the same (training mode normalises by the batch's own statistics), and a
+    scored network, which may be the caller's, is left as it was. Skipping the update saves
+    little time (0 to 2 % of an NB201 NASWOT score here).
     """
     layers = [
         module
