@@ -8,17 +8,23 @@ argparse still checks everything.
 """
 
 import multiprocessing
+import multiprocessing.context
 import multiprocessing.forkserver
 import sys
 from collections.abc import Sequence
 
-#: What the fork server imports before it forks workers (`ProcessExecutor` uses the same).
-WORKER_SERVER_PRELOAD = ("nasbox.runs.executors", "torch")
+
+def worker_context() -> multiprocessing.context.ForkServerContext:
+    """The fork-server context worker processes come from; the server imports nasbox's worker
+    code and torch once, before it forks any worker (`ProcessExecutor` uses this)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["nasbox.runs.executors", "torch"])
+    return context
 
 
 def start_worker_server() -> None:
     """Start the fork server of worker processes, without waiting for its imports."""
-    multiprocessing.get_context("forkserver").set_forkserver_preload(list(WORKER_SERVER_PRELOAD))
+    worker_context()
     multiprocessing.forkserver.ensure_running()
 
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from nasbox.benchmarks import TabularBenchmark
+from nasbox.checks import check_count
 from nasbox.data import ImageData, TextData
 from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
@@ -87,6 +88,18 @@ class Estimator(ABC):
     @classmethod
     def syntax(cls) -> str:
         return f"{cls.name}:{cls.argument}" if cls.argument else cls.name
+
+    @classmethod
+    def count_argument(cls, text: str, what: str, example: str) -> int:
+        """A whole-number argument of at least 1 (train:EPOCHS, lm:STEPS), else one line."""
+        try:
+            value = int(text)
+        except ValueError:
+            raise NasboxError(
+                f"estimator {cls.name!r} takes a whole number of {what}, e.g. {example}; "
+                f"got {text!r}"
+            ) from None
+        return check_count(value, cls.syntax())
 
     @classmethod
     def from_spec(cls, context: EstimatorContext, argument: str | None) -> "Estimator":

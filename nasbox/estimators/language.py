@@ -12,7 +12,6 @@ from dataclasses import replace
 
 import torch
 
-from nasbox.checks import check_count
 from nasbox.cpu import single_thread
 from nasbox.data import TextData
 from nasbox.errors import NasboxError
@@ -32,19 +31,13 @@ class LanguageModelEstimator(Estimator):
 
     def __init__(self, context: EstimatorContext, steps: str) -> None:
         super().__init__(context)
-        try:
-            count = int(steps)
-        except ValueError:
-            raise NasboxError(
-                "estimator 'lm' takes a whole number of training chunks, e.g. lm:800; "
-                f"got {steps!r}"
-            ) from None
+        count = self.count_argument(steps, "training chunks", "lm:800")
         data = context.require_data(self.syntax())
         if not isinstance(data, TextData):
             raise NasboxError("estimator 'lm' trains language models; pass --data text:FILE")
         self.protocol = replace(
             RNNProtocol(),
-            steps=check_count(count, "lm:STEPS"),
+            steps=count,
             batch_size=context.batch_size,
             seed=context.seed,
         )

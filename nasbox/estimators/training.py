@@ -8,8 +8,6 @@ from collections.abc import Hashable
 
 import torch
 
-from nasbox.checks import check_count
-from nasbox.errors import NasboxError
 from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.train import TrainConfig, train
 from nasbox.train.trainer import NonFiniteLoss
@@ -28,13 +26,7 @@ class TrainingEstimator(Estimator):
 
     def __init__(self, context: EstimatorContext, epochs: str) -> None:
         super().__init__(context)
-        try:
-            count = int(epochs)
-        except ValueError:
-            raise NasboxError(
-                f"estimator 'train' takes a whole number of epochs, e.g. train:2; got {epochs!r}"
-            ) from None
-        self.epochs = check_count(count, "train:EPOCHS")
+        self.epochs = self.count_argument(epochs, "epochs", "train:2")
         data = context.require_data(self.syntax())
         self.data = data.split_validation(VALIDATION_FRACTION, context.seed)
         self.config = TrainConfig(

@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection, wait
 
 from nasbox.cpu import keep_freed_memory
 from nasbox.errors import NasboxError
-from nasbox.startup import WORKER_SERVER_PRELOAD
+from nasbox.startup import worker_context
 
 
 @dataclass(frozen=True)
@@ -286,8 +286,7 @@ class ProcessExecutor(Executor):
         self.capacity = workers
         self.timeout = timeout
         self.threads = threads_per_worker(workers)
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(list(WORKER_SERVER_PRELOAD))
+        self._context = worker_context()
         self._slots: list[_Slot] = []
 
     def _start_worker(self, index: int) -> _Slot:
