@@ -15,6 +15,8 @@ reused on the next run; `--shard I/N` scores every N-th cell from the I-th, for 
 
 import argparse
 import csv
+import itertools
+import math
 import statistics
 import sys
 import time
@@ -28,6 +30,7 @@ from tqdm.auto import tqdm
 
 from nasbox.data import load_data
 from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.estimators.ensemble import squash
 from nasbox.estimators.probe import score_together
 from nasbox.runs import run_search
 from nasbox.spaces import get_space
@@ -49,13 +52,19 @@ def pool(args, space) -> list:
     return [strategy.ask() for _ in range(args.cells)]
 
 
+def written(folder: Path, pattern: str) -> list[Path]:
+    """The score shards in `folder` with at least their header (a shard run started at the same
+    moment may have created its file and not yet written to it)."""
+    return [path for path in sorted(folder.glob(pattern)) if path.stat().st_size > 0]
+
+
 def score_pool(args, space, estimators, names) -> pd.DataFrame:
     """Score this shard's cells that its cache lacks; return every shard's rows for the pool."""
     cells = pool(args, space)
     index, count = args.shard
     cache = Path(f"{args.scores}.shard{index}")
     shards = f"{Path(args.scores).name}.shard*"
-    done = {arch for path in cache.parent.glob(shards) for arch in pd.read_csv(path)["arch"]}
+    done = {arch for path in written(cache.parent, shards) for arch in pd.read_csv(path)["arch"]}
     todo = [c for c in cells[index::count] if space.format(c) not in done]
     new_file = not cache.is_file()
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -69,7 +78,7 @@ def score_pool(args, space, estimators, names) -> pd.DataFrame:
             seconds = time.perf_counter() - start
             writer.writerow([space.format(cell), *map(repr, values), f"{seconds:.4f}"])
             handle.flush()
-    frames = [pd.read_csv(path) for path in sorted(cache.parent.glob(shards))]
+    frames = [pd.read_csv(path) for path in written(cache.parent, shards)]
     scores = pd.concat(frames).drop_duplicates("arch")
     wanted = {space.format(cell) for cell in cells}
     return scores[scores["arch"].isin(wanted)]
@@ -154,6 +163,35 @@ def few_label(args, context, joined: pd.DataFrame, names: list[str]) -> None:
         )
 
 
+def weightings(args, joined: pd.DataFrame, members: list[str], top: int = 10) -> None:
+    """Every weighting of `members` (weights 0, 1, 2, 4 or 8 each) ranked by Spearman rho vs
+    `valid_acc`, the pool's own medians and ranges as scales. This is how the default ensemble
+    was chosen, on a development pool (`--pool-seed 1 --seed 1`) that no reported figure uses."""
+    squashed = np.vectorize(squash)(joined[members].to_numpy(dtype=float))
+    low, middle, high = np.nanpercentile(
+        np.where(np.isfinite(squashed), squashed, np.nan), [25, 50, 75], axis=0
+    )
+    z = (squashed - middle) / ((high - low) / 1.349)
+    rows = []
+    for weights in itertools.product((0, 1, 2, 4, 8), repeat=len(members)):
+        if not any(weights) or math.gcd(*weights) != 1:
+            continue
+        used = [index for index, weight in enumerate(weights) if weight]
+        combined = z[:, used] @ np.array([weights[index] for index in used], dtype=float)
+        rho = stats.spearmanr(combined, joined["valid_acc"]).statistic
+        named = (f"{members[index]}*{weights[index]}" for index in used)
+        spec = "+".join(name.removesuffix("*1") for name in named)
+        rows.append((rho, spec, combined))
+    rows.sort(key=lambda row: -row[0])
+    print(
+        f"\n{len(rows)} weightings of {', '.join(members)}, the {top} that rank best"
+        "\n| weighting | Spearman valid | N=100 |\n| --- | ---: | ---: |"
+    )
+    for rho, spec, combined in rows[:top]:
+        pick = simulate(joined.assign(naswot=combined), [100], args.repeats, args.seed)[100][0]
+        print(f"| {spec} | {rho:.3f} | {pick:.2f} |")
+
+
 def heat_map(correlation: pd.DataFrame, path: Path) -> None:
     import matplotlib
 
@@ -192,6 +230,7 @@ def main() -> None:
     parser.add_argument("--search-first", type=int, default=0, help="seed of the first search")
     parser.add_argument("--searches-only", action="store_true", help="run the searches only")
     parser.add_argument("--few-label-seeds", type=int, default=0, help="seeds per K (0: skip)")
+    parser.add_argument("--weigh", help="comma-separated proxies: rank weightings of them")
     parser.add_argument("--search-size", type=int, default=100, help="cells per real search")
     parser.add_argument("--data", default=str(SHARED / "cifar10-subset.npz"))
     parser.add_argument("--table", default=str(SHARED / "nb201-cifar10.csv"))
@@ -199,6 +238,7 @@ def main() -> None:
     parser.add_argument("--scores", help="score cache prefix (default: OUT/zero_cost_nb201.csv)")
     args = parser.parse_args()
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     args.scores = args.scores or str(out / "zero_cost_nb201.csv")
     args.shard = tuple(int(part) for part in args.shard.split("/"))
     for path in (args.data, args.table):
@@ -263,6 +303,8 @@ def main() -> None:
     correlation = joined[columns].astype(float).replace(-np.inf, np.nan).corr(method="spearman")
     figure = out / f"{Path(args.scores).stem}_correlation.png"
     heat_map(correlation, figure)
+    if args.weigh:
+        weightings(args, joined, args.weigh.split(","))
     if args.few_label_seeds and ensemble is not None:
         few_label(args, context, joined, names)
     if args.search_runs:

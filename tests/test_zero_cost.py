@@ -156,8 +156,8 @@ def test_ensemble_reference_is_seeded_and_computed_once(cell):
     assert ensemble.scale is scale
     again = get_estimator("ensemble", context()).scale
     assert all(np.array_equal(a, b) for a, b in zip(scale, again, strict=True))
-    assert ensemble.names == ["meco", "naswot", "synflow"]
-    assert ensemble.weights.tolist() == [4 / 6, 1 / 6, 1 / 6]
+    assert ensemble.names == ["meco", "synflow"]
+    assert ensemble.weights.tolist() == [8 / 9, 1 / 9]
 
 
 def test_ensemble_weights_scale_the_members_z_scores(cell):
