@@ -7,11 +7,12 @@ again in one process). Printed per setting: the values, their median, max / min 
 deviation from the median, with the load average before and after (other jobs on the machine
 move the figures more than anything in nasbox).
 
-The last rows time the machine itself, with no nasbox code: fixed chains of matrix products,
-each pass about as long as the cell's, timed by the same `median_milliseconds` as often. One stays
-in the core's cache; the other reads as many weight bytes per pass as the cell does, from the
-memory this virtual machine shares. Where a reference varies as much as the cell, the spread is
-the machine's.
+In one process each call of the estimator is followed by timings of the machine itself, with no
+nasbox code: fixed chains of matrix products, each pass about as long as the cell's, timed by the
+same `median_milliseconds`. One stays in the core's cache; the other reads as many weight bytes
+per pass as the cell does, from the memory this virtual machine shares. Interleaved, they see the
+same moments of the machine as the cell: where a reference varies as much as the cell, the spread
+is the machine's, and the ratio of the cell to a reference shows what is left.
 
     python measurements/latency_repeatability.py --calls 8
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nasbox.cpu import keep_freed_memory
 from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.latency import median_milliseconds
 from nasbox.spaces import get_space
@@ -52,14 +54,6 @@ def fresh_processes(cell: str, calls: int, threads: int) -> list[float]:
             ).stdout
             values.append(float(output.splitlines()[1].split(",")[1]))
     return values
-
-
-def one_process(cell: str, calls: int, threads: int) -> list[float]:
-    """The estimator called `calls` times in this process, as a search calls it."""
-    torch.set_num_threads(threads)
-    space = get_space("nb201")
-    latency = get_estimator("latency", EstimatorContext(space))
-    return [latency(space.parse(cell)) for _ in range(calls)]
 
 
 class MatrixProducts(nn.Module):
@@ -88,12 +82,26 @@ REFERENCES = (
 )
 
 
-def machine_reference(n: int, rows: int, products: int, calls: int, threads: int) -> list[float]:
-    """`median_milliseconds` of `MatrixProducts`, `calls` times in this process."""
+def interleaved(cell: str, calls: int, threads: int) -> dict[str, list[float]]:
+    """The estimator called `calls` times in this process, as a search calls it, each call
+    followed by `median_milliseconds` of every reference, so that all see the same machine."""
     torch.set_num_threads(threads)
-    workload = MatrixProducts(n, products)
-    x = torch.randn(rows, n, generator=torch.Generator().manual_seed(1))
-    return [median_milliseconds(workload, x) for _ in range(calls)]
+    space = get_space("nb201")
+    latency = get_estimator("latency", EstimatorContext(space))
+    workloads = [
+        (
+            name,
+            MatrixProducts(n, products),
+            torch.randn(rows, n, generator=torch.Generator().manual_seed(1)),
+        )
+        for name, n, rows, products in REFERENCES
+    ]
+    values: dict[str, list[float]] = {"the cell": []} | {name: [] for name, *_ in REFERENCES}
+    for _ in range(calls):
+        values["the cell"].append(latency(space.parse(cell)))
+        for name, workload, x in workloads:
+            values[name].append(median_milliseconds(workload, x))
+    return values
 
 
 def report(setting: str, values: list[float]) -> str:
@@ -110,6 +118,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=8)
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     args = parser.parse_args()
+    keep_freed_memory()  # as the `nasbox` command does at start-up, for the calls in this process
     threads = [int(part) for part in args.threads.split(",")]
     print(f"cell {args.cell}, batch 1, load average {os.getloadavg()[0]:.2f}")
     print("| setting | milliseconds | median | max / min | largest deviation from the median |")
@@ -118,12 +127,13 @@ def main() -> None:
         values = fresh_processes(args.cell, args.calls, count)
         print(report(f"{args.calls} processes, {count} thread(s)", values), flush=True)
     for count in threads:
-        values = one_process(args.cell, args.calls, count)
-        print(report(f"{args.calls} calls in one process, {count} thread(s)", values), flush=True)
-    for name, n, rows, products in REFERENCES:
-        for count in threads:
-            values = machine_reference(n, rows, products, args.calls, count)
-            print(report(f"machine: {name}, {count} thread(s)", values), flush=True)
+        values = interleaved(args.cell, args.calls, count)
+        setting = f"{args.calls} calls in one process, {count} thread(s)"
+        for name, series in values.items():
+            print(report(f"{setting}: {name}", series), flush=True)
+        for name, *_ in REFERENCES:
+            ratios = [a / b for a, b in zip(values["the cell"], values[name], strict=True)]
+            print(report(f"{setting}: the cell / {name}", ratios), flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
