@@ -64,7 +64,7 @@ def test_search_is_reproducible(tmp_path):
 def test_score_writes_one_column_per_estimator(tmp_path, tiny_npz):
     archs = tmp_path / "cells.txt"
     archs.write_text("\n".join(CELLS) + "\n")
-    out = tmp_path / "scores.csv"
+    out = tmp_path / "not" / "yet" / "scores.csv"  # missing folders are created
     args = ["score", "--estimator", "naswot,params,flops", "--data", f"npz:{tiny_npz}"]
     assert main([*args, "--archs", str(archs), "--out", str(out), "--quiet"]) == 0
     rows = list(csv.DictReader(out.open()))

@@ -123,7 +123,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             f"{where}; the first: {failures[0]}"
         )
     if out is not None:
-        print(f"scored {len(archs)} architectures with {', '.join(names)}; wrote {out}")
+        noun = "architecture" if len(archs) == 1 else "architectures"
+        print(f"scored {len(archs)} {noun} with {', '.join(names)}; wrote {out}")
     return 0
 
 

@@ -134,8 +134,10 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
 
     Readers (and a crash at any moment) see either the old file or the new one, never half.
     The temporary name keeps the suffix so writers that go by it (matplotlib) still work.
+    Missing parent folders are created, as for run folders.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
         yield temporary
