@@ -156,6 +156,12 @@ WRONG = [
     (["describe", "--filters", str(10**9)], "--filters must be at most 10000"),
     (["describe", "--cells", str(10**6)], "--cells must be at most 100"),
     (["petri", "evaluate", "dish.pt", "--labels", "labels.csv", "--out", ""], "--out is empty"),
+    (
+        ["runs", "list", "--bogus"],
+        "nasbox runs list: unrecognized arguments: --bogus (see: nasbox runs list --help)",
+    ),
+    ([*SCORE, "--samples", "3"], "nasbox score: unrecognized arguments: --samples 3 (see: nasbox"),
+    (["runs", "list", "a.db", "--storage", "b.db"], "as PATH or as --storage, not both"),
 ]
 
 

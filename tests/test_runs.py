@@ -265,6 +265,8 @@ def test_runs_list_show_and_export(tmp_path, capsys):
     capsys.readouterr()
     assert main(["runs", "list", str(storage)]) == 0
     listing = capsys.readouterr().out.splitlines()
+    assert main(["runs", "list", "--storage", str(storage)]) == 0  # as search names it
+    assert capsys.readouterr().out.splitlines() == listing
     assert listing[0].split()[:4] == ["run", "status", "space/strategy/estimator", "done"]
     assert [line.split()[:4] for line in listing[1:]] == [
         ["first", "complete", "nb201/random/params", "5/5"],

@@ -17,8 +17,11 @@ class OneLineErrorParser(argparse.ArgumentParser):
     """Usage mistakes (an unknown option, `--epochs abc`) end like every other error: one line
     naming the problem and where to look, exit status 2. Subcommand parsers inherit it."""
 
+    def one_line(self, message: str) -> str:
+        return f"nasbox: error: {self.prog}: {message} (see: {self.prog} --help)"
+
     def error(self, message: str):
-        self.exit(2, f"nasbox: error: {self.prog}: {message} (see: {self.prog} --help)\n")
+        self.exit(2, self.one_line(message) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (search, runs, score, bench, train, describe, export, petri, list_command):
         module.add_parser(commands)
+    _remember_command_parsers(parser)
     return parser
+
+
+def _remember_command_parsers(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command's parser records itself in the arguments it parses, so that an option
+    it does not know is reported by that command, with its own --help, not by `nasbox`."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        for subparser in action.choices.values():
+            subparser.set_defaults(command_parser=subparser)
+            _remember_command_parsers(subparser)
 
 
 # Exit statuses of an interrupted command, by the shell's convention (128 + signal number).
@@ -51,7 +64,12 @@ def _stop_on_sigterm(signum, frame) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [*argv]
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        message = f"unrecognized arguments: {' '.join(unknown)}"
+        print(args.command_parser.one_line(message), file=sys.stderr)
+        return 2
     args.argv = argv
     keep_freed_memory()
     _Signals.terminated = False

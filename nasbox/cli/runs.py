@@ -40,8 +40,10 @@ def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.storage and args.path != "runs":
+        raise NasboxError("give the database as PATH or as --storage, not both")
     rows = []
-    for database in _databases(Path(args.path)):
+    for database in _databases(Path(args.storage or args.path)):
         store = RunStore(database)
         for run in store.runs():
             trials = store.trials(run)
@@ -141,6 +143,7 @@ def add_parser(commands) -> None:
     listing.add_argument(
         "path", nargs="?", default="runs", help="a database file, or a folder of run folders"
     )
+    listing.add_argument("--storage", help="a database file (the same as giving it as PATH)")
     listing.set_defaults(handler=cmd_list)
 
     run_help = "a run folder, or a run name with --storage"

@@ -237,7 +237,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     training = prepare(args, space, arch)
     print(f"{training.announce}; results in {out}/")
     with folder:
-        settings = {key: value for key, value in vars(args).items() if key != "handler"}
+        settings = {
+            key: value
+            for key, value in vars(args).items()
+            if key not in ("handler", "command_parser")
+        }
         write_json(
             out / "settings.json",
             {"version": __version__, **settings, "arch": space.format(arch), **training.used},
