@@ -87,6 +87,8 @@ def naswot_speed(data: ImageData, cells: int) -> None:
     print("| --- | ---: | ---: | ---: | ---: |")
     for name in SPACES.names():
         space = get_space(name)
+        if space.modality != "image":
+            continue  # NASWOT reads an image network's ReLUs; rnn cells have no image network
         shared = EstimatorContext(space, data, seed=0, batch_size=128)
         naswot = get_estimator("naswot", shared)
         rng = np.random.default_rng(0)
