@@ -163,6 +163,33 @@ def few_label(args, context, joined: pd.DataFrame, names: list[str]) -> None:
         )
 
 
+def spearman(scores: np.ndarray, accuracy: np.ndarray) -> float:
+    return stats.spearmanr(scores, accuracy).statistic
+
+
+def bootstrap(statistic, columns: tuple, resamples: int):
+    """scipy's paired bootstrap over cells (BCa), seeded as measurements/spaces.py seeds it."""
+    return stats.bootstrap(
+        columns, statistic, paired=True, vectorized=False, n_resamples=resamples, random_state=0
+    )
+
+
+def ensemble_above_best(joined: pd.DataFrame, columns: list[str], ensemble: str) -> None:
+    """The ensemble's Spearman rho vs `valid_acc` minus the best single proxy's, with a paired
+    bootstrap over cells (2,000 resamples)."""
+    valid = joined["valid_acc"].to_numpy()
+    singles = [column for column in columns if column != ensemble]
+    best = max(singles, key=lambda column: spearman(joined[column].astype(float), valid))
+    pair = joined[ensemble].to_numpy(dtype=float), joined[best].to_numpy(dtype=float), valid
+    gain = bootstrap(lambda e, b, y: spearman(e, y) - spearman(b, y), pair, 2000)
+    low, high = gain.confidence_interval
+    print(
+        f"{ensemble} rho - {best} rho (the best single proxy), paired bootstrap over cells: "
+        f"{spearman(pair[0], valid) - spearman(pair[1], valid):+.4f} [{low:+.4f}, {high:+.4f}], "
+        f"P(> 0) = {np.mean(gain.bootstrap_distribution > 0):.3f}"
+    )
+
+
 def weightings(args, joined: pd.DataFrame, members: list[str], top: int = 10) -> None:
     """Every weighting of `members` (weights 0, 1, 2, 4 or 8 each) ranked by Spearman rho vs
     `valid_acc`, the pool's own medians and ranges as scales. This is how the default ensemble
@@ -294,6 +321,8 @@ def main() -> None:
         print(f"| {column} | {' | '.join(cells)} | {infinite} | {' | '.join(search)} |")
     accuracy = joined["test_acc"]
     print(f"random cell: {accuracy.mean():.2f}; best in pool: {accuracy.max():.2f}")
+    if ensemble is not None:
+        ensemble_above_best(joined, columns, args.ensemble)
     together = joined["seconds"].median()
     print(f"median seconds per cell while scoring all proxies together: {together:.2f}")
     for name, value in seconds.items():

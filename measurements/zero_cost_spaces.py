@@ -34,7 +34,7 @@ from nasbox.estimators.probe import score_together
 from nasbox.spaces import get_space
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zero_cost_nb201 import speed  # noqa: E402  (each estimator timed alone, same cells for all)
+from zero_cost_nb201 import bootstrap, spearman, speed  # noqa: E402  (shared with NB201)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -62,17 +62,6 @@ def cached_scores(space, estimators, names, archs: pd.Series, cache: Path) -> pd
             writer.writerow([arch, *map(repr, score_together(estimators, space.parse(arch)))])
             handle.flush()
     return pd.read_csv(cache).drop_duplicates("arch")
-
-
-def spearman(scores: np.ndarray, accuracy: np.ndarray) -> float:
-    return stats.spearmanr(scores, accuracy).statistic
-
-
-def bootstrap(statistic, columns: tuple, resamples: int):
-    """scipy's paired bootstrap over cells (BCa), seeded as measurements/spaces.py seeds it."""
-    return stats.bootstrap(
-        columns, statistic, paired=True, vectorized=False, n_resamples=resamples, random_state=0
-    )
 
 
 def report(space_name: str, frame: pd.DataFrame, columns: list[str], seconds, resamples) -> None:
