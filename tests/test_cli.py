@@ -35,6 +35,20 @@ def test_the_command_line_starts_without_the_heavy_optional_libraries():
     assert run.stdout.strip() == "[]"
 
 
+def test_plots_leave_the_users_matplotlib_backend_alone(tmp_path):
+    """A search called from a notebook draws its trials plot without switching the notebook's
+    backend or creating pyplot figures there."""
+    out = tmp_path / "run"
+    code = (
+        "import sys, matplotlib; matplotlib.use('svg'); from nasbox.cli import main; "
+        f"assert main(['search', '--samples', '3', '--out', {str(out)!r}, '--quiet']) == 0; "
+        "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.split()[-2:] == ["svg", "False"]
+    assert (out / "trials.png").read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -221,15 +221,12 @@ class TrajectoryWriter:
 
 def plot_anytime(path: Path, runs: Iterable[BenchmarkRun], report: str, title: str = "") -> None:
     """Returned cell's `report` value vs queries: mean line and +-1 std band per strategy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nasbox.plotting import new_figure
 
     curves: dict[str, list[np.ndarray]] = {}
     for run in runs:
         curves.setdefault(run.strategy, []).append(run.anytime())
-    figure, axis = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    figure, axis = new_figure((6.5, 4.2))
     bottom, top = math.inf, -math.inf
     for strategy, group in curves.items():
         length = min(len(curve) for curve in group)
@@ -251,10 +248,8 @@ def plot_anytime(path: Path, runs: Iterable[BenchmarkRun], report: str, title: s
 def save_anytime(
     figure, axis, path: Path, ylabel: str, title: str, legend: str = "lower right"
 ) -> None:
-    """An anytime plot's common dress (log queries, labels, grid, legend at `legend`), saved
-    and closed; curves of a minimised value want the legend at the top."""
-    import matplotlib.pyplot as plt
-
+    """An anytime plot's common dress (log queries, labels, grid, legend at `legend`), saved;
+    curves of a minimised value want the legend at the top."""
     axis.set_xscale("log")
     axis.set_xlabel("queries")
     axis.set_ylabel(ylabel)
@@ -264,4 +259,3 @@ def save_anytime(
     axis.legend(loc=legend)
     figure.tight_layout()
     figure.savefig(path)
-    plt.close(figure)

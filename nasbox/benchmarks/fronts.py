@@ -157,15 +157,12 @@ def write_front_trajectories(
 
 def plot_fronts(path: Path, runs: Iterable[FrontRun], front: TrueFront, title: str = "") -> None:
     """Hypervolume ratio against queries: mean line and +-1 std band per strategy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nasbox.plotting import new_figure
 
     runs = list(runs)
     longest = max(len(run.points) for run in runs)
     grid = np.unique(np.geomspace(1, longest, num=40).astype(int))
-    figure, axis = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    figure, axis = new_figure((6.5, 4.2))
     for strategy in dict.fromkeys(run.strategy for run in runs):
         curves = np.array(
             [[run.ratio(q, front) for q in grid] for run in runs if run.strategy == strategy]

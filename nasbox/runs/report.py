@@ -83,10 +83,7 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def plot_trials(path: Path, trials: Sequence[StoredTrial], label: str) -> None:
     """Each trial's value and the best so far against the trial number; failures marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nasbox.plotting import new_figure
 
     trials = sorted(trials, key=lambda trial: trial.number)
     numbers = [trial.number + 1 for trial in trials]
@@ -99,7 +96,7 @@ def plot_trials(path: Path, trials: Sequence[StoredTrial], label: str) -> None:
         running = running if math.isnan(value) else max(running, value)
         best.append(running if math.isfinite(running) else math.nan)
     failed = [trial.number + 1 for trial in trials if trial.state == "failed"]
-    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
+    figure, axis = new_figure((6, 4))
     axis.scatter(numbers, values, s=10, alpha=0.6, label="evaluated")
     axis.plot(numbers, best, color="C3", label="best so far")
     if failed:  # drawn along the bottom edge: a failed trial has no value
@@ -158,24 +155,18 @@ def write_pareto(
 
 def _save(figure, axis, path: Path) -> None:
     """Legend, grid, and the file replaced in one rename."""
-    import matplotlib.pyplot as plt
-
     axis.legend(loc="best")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     with replaced_atomically(path) as temporary:
         figure.savefig(temporary)
-    plt.close(figure)
 
 
 def _plot_pareto(path: Path, raw: np.ndarray, front: np.ndarray, labels: Sequence[str]) -> None:
     """Every complete trial in the first two objectives, the front joined as a staircase."""
-    import matplotlib
+    from nasbox.plotting import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
+    figure, axis = new_figure((6, 4))
     x, y = raw[:, 0], raw[:, 1] if raw.shape[1] > 1 else np.zeros(len(raw))
     axis.scatter(x, y, s=10, alpha=0.4, label="evaluated")
     order = front[np.argsort(x[front])]

@@ -161,13 +161,10 @@ def save_epoch(
         writer = csv.DictWriter(handle, columns)
         writer.writeheader()
         writer.writerows(history)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from nasbox.plotting import new_figure
 
     epochs = [row["epoch"] for row in history]
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), dpi=120)
+    figure, axes = new_figure((4.5 * len(panels), 3.5), columns=len(panels))
     for axis, (label, lines) in zip(axes, panels, strict=True):
         for legend, column in lines:
             axis.plot(epochs, [row[column] for row in history], "o-", label=legend)
@@ -177,7 +174,6 @@ def save_epoch(
     figure.tight_layout()
     with replaced_atomically(out / "history.png") as temporary:
         figure.savefig(temporary)
-    plt.close(figure)
     with replaced_atomically(out / "checkpoint.pt") as temporary:
         torch.save(checkpoint, temporary)
 
