@@ -240,7 +240,7 @@ def compiled_block(args) -> None:
     on batch statistics, one thread. Inductor could fuse the ReLU and the BatchNorm around the
     convolution; whether that pays for its compile time is what this prints."""
     from nasbox.estimators.naswot import batch_statistics_only
-    from nasbox.spaces.nb201 import ReLUConvBN
+    from nasbox.spaces.layers import ReLUConvBN
 
     torch.set_num_threads(1)
     block = ReLUConvBN(16, 16, 3, 1, 1).to(memory_format=torch.channels_last).train()

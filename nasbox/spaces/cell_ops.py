@@ -16,20 +16,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbox.errors import NasboxError
-from nasbox.spaces.layers import AveragePool
+from nasbox.spaces.layers import AveragePool, ReLUConvBN
 from nasbox.train.drop_path import DropPath
 
 #: Builds an operation from (channels, stride).
 OpFactory = Callable[[int, int], nn.Module]
-
-
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel, stride=1, padding=0, dilation=1) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation=dilation, bias=False),
-            nn.BatchNorm2d(c_out),
-        )
 
 
 class FactorizedConv(nn.Sequential):

@@ -52,3 +52,14 @@ class AveragePool(nn.Module):
         for column, factor in _edge_corrections(x.shape[3], self.kernel, self.stride):
             pooled[:, :, :, column].mul_(factor)
         return pooled
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU, convolution, BatchNorm: the pre-activation op of NB201 and the DARTS-family cells."""
+
+    def __init__(self, c_in: int, c_out: int, kernel, stride=1, padding=0, dilation=1) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride, padding, dilation=dilation, bias=False),
+            nn.BatchNorm2d(c_out),
+        )

@@ -30,13 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasbox.errors import NasboxError
-from nasbox.spaces.cell_ops import (
-    NASNET_OPERATIONS,
-    FactorizedReduction,
-    OpFactory,
-    ReLUConvBN,
-    make_op,
-)
+from nasbox.spaces.cell_ops import NASNET_OPERATIONS, FactorizedReduction, OpFactory, make_op
+from nasbox.spaces.layers import ReLUConvBN
 
 #: The 13 operations of the NASNet space, in decision order.
 OPS = tuple(NASNET_OPERATIONS)

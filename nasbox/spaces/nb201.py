@@ -14,7 +14,7 @@ from torch import nn
 
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
-from nasbox.spaces.layers import AveragePool
+from nasbox.spaces.layers import AveragePool, ReLUConvBN
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 4
@@ -76,15 +76,6 @@ def parse_cell(text: str) -> NB201Cell:
                 )
             ops.append(match["op"])
     return NB201Cell(tuple(ops))
-
-
-class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out),
-        )
 
 
 class Zero(nn.Module):
