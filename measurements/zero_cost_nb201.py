@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from nasbox.data import load_data
 from nasbox.estimators import EstimatorContext, get_estimator
-from nasbox.estimators.ensemble import squash
+from nasbox.estimators.ensemble import robust_scale, squash
 from nasbox.estimators.probe import score_together
 from nasbox.runs import run_search
 from nasbox.spaces import get_space
@@ -195,17 +195,15 @@ def weightings(args, joined: pd.DataFrame, members: list[str], top: int = 10) ->
     `valid_acc`, the pool's own medians and ranges as scales. This is how the default ensemble
     was chosen, on a development pool (`--pool-seed 1 --seed 1`) that no reported figure uses."""
     squashed = np.vectorize(squash)(joined[members].to_numpy(dtype=float))
-    low, middle, high = np.nanpercentile(
-        np.where(np.isfinite(squashed), squashed, np.nan), [25, 50, 75], axis=0
-    )
-    z = (squashed - middle) / ((high - low) / 1.349)
+    centre, spread = robust_scale(squashed)
+    z = (squashed - centre) / spread
     rows = []
     for weights in itertools.product((0, 1, 2, 4, 8), repeat=len(members)):
         if not any(weights) or math.gcd(*weights) != 1:
             continue
         used = [index for index, weight in enumerate(weights) if weight]
         combined = z[:, used] @ np.array([weights[index] for index in used], dtype=float)
-        rho = stats.spearmanr(combined, joined["valid_acc"]).statistic
+        rho = spearman(combined, joined["valid_acc"])
         named = (f"{members[index]}*{weights[index]}" for index in used)
         spec = "+".join(name.removesuffix("*1") for name in named)
         rows.append((rho, spec, combined))

@@ -31,6 +31,22 @@ def squash(value: float) -> float:
     return math.copysign(math.log1p(abs(value)), value)
 
 
+def robust_scale(squashed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of squashed scores (one row per cell): the median of the finite values and
+    their interquartile range / 1.349 (the standard deviation, for a normal distribution)."""
+    centre, spread = [], []
+    for column in squashed.T:
+        finite = column[np.isfinite(column)]
+        if len(finite) == 0:
+            centre.append(0.0)
+            spread.append(1.0)
+            continue
+        low, mid, high = np.percentile(finite, [25, 50, 75])
+        centre.append(mid)
+        spread.append((high - low) / 1.349 or float(finite.std()) or 1.0)
+    return np.array(centre), np.array(spread)
+
+
 def parse_members(spec: str) -> tuple[list[str], list[float]]:
     """`meco*4+naswot` -> (["meco", "naswot"], [4.0, 1.0])."""
     names, weights = [], []
@@ -108,19 +124,7 @@ class Ensemble(Estimator):
                 self.member_scores(self.probe(self.context.space.sample(rng)))
                 for _ in range(REFERENCE_CELLS)
             ]
-            squashed = np.vectorize(squash)(np.array(rows))
-            centre, spread = [], []
-            for column in squashed.T:
-                finite = column[np.isfinite(column)]
-                if len(finite) == 0:
-                    centre.append(0.0)
-                    spread.append(1.0)
-                    continue
-                low, mid, high = np.percentile(finite, [25, 50, 75])
-                width = (high - low) / 1.349 or float(finite.std()) or 1.0
-                centre.append(mid)
-                spread.append(width)
-            self._scale = (np.array(centre), np.array(spread))
+            self._scale = robust_scale(np.vectorize(squash)(np.array(rows)))
         return self._scale
 
     def z_scores(self, scores: np.ndarray) -> np.ndarray:
