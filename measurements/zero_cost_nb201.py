@@ -110,7 +110,7 @@ def real_searches(args, space, data, table: pd.DataFrame) -> list[tuple[float, f
     for run in tqdm(seeds, desc=f"search N={args.search_size}", unit="run"):
         start = time.perf_counter()
         context = EstimatorContext(space, data, seed=run, batch_size=args.batch_size)
-        strategy = get_strategy("random", space, seed=run)
+        strategy = get_strategy(args.search_strategy, space, seed=run)
         run_search(
             strategy, get_estimator(args.ensemble, context), args.search_size, progress=False
         )
@@ -124,7 +124,7 @@ def report_searches(args, space, data) -> None:
     found = np.array([acc for acc, _ in runs])
     last = args.search_first + args.search_runs - 1
     print(
-        f"\nreal searches with {args.ensemble}, N={args.search_size}, seeds "
+        f"\nreal {args.search_strategy} searches with {args.ensemble}, N={args.search_size}, seeds "
         f"{args.search_first}..{last}: test_acc {found.mean():.2f} +- {found.std():.2f} "
         f"({', '.join(f'{acc:.2f}' for acc in found)}); seconds per run: median "
         f"{np.median([s for _, s in runs]):.0f}"
@@ -257,6 +257,7 @@ def main() -> None:
     parser.add_argument("--few-label-seeds", type=int, default=0, help="seeds per K (0: skip)")
     parser.add_argument("--weigh", help="comma-separated proxies: rank weightings of them")
     parser.add_argument("--search-size", type=int, default=100, help="cells per real search")
+    parser.add_argument("--search-strategy", default="random", help="strategy of the real searches")
     parser.add_argument("--data", default=str(SHARED / "cifar10-subset.npz"))
     parser.add_argument("--table", default=str(SHARED / "nb201-cifar10.csv"))
     parser.add_argument("--out", default=str(ROOT / "measurements" / "results"))
