@@ -15,7 +15,15 @@ from nasbox.errors import NasboxError
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """Usage mistakes (an unknown option, `--epochs abc`) end like every other error: one line
-    naming the problem and where to look, exit status 2. Subcommand parsers inherit it."""
+    naming the problem and where to look, exit status 2. Subcommand parsers inherit it.
+
+    Each parser records itself in the arguments it parses (the innermost subcommand's last), so
+    that an option it does not know is reported by that command, with its own --help.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_defaults(command_parser=self)
 
     def one_line(self, message: str) -> str:
         return f"nasbox: error: {self.prog}: {message} (see: {self.prog} --help)"
@@ -33,17 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in (search, runs, score, bench, train, describe, export, petri, list_command):
         module.add_parser(commands)
-    _remember_command_parsers(parser)
     return parser
-
-
-def _remember_command_parsers(parser: argparse.ArgumentParser) -> None:
-    """Each (sub)command's parser records itself in the arguments it parses, so that an option
-    it does not know is reported by that command, with its own --help, not by `nasbox`."""
-    for action in parser._subparsers._group_actions if parser._subparsers else ():
-        for subparser in action.choices.values():
-            subparser.set_defaults(command_parser=subparser)
-            _remember_command_parsers(subparser)
 
 
 # Exit statuses of an interrupted command, by the shell's convention (128 + signal number).
