@@ -166,8 +166,9 @@ class RecurrentCell(nn.Module):
         h_mask = _dropout_mask(h, dropout_hidden) if training else None
         x_gates = self.input_weight(x if x_mask is None else x * x_mask)
         outputs = []
-        for t in range(x.shape[0]):
-            h = self.step(x_gates[t], h, h_mask)
+        # unbind, not x_gates[t]: each indexing's backward would zero a chunk-sized gradient.
+        for x_t in x_gates.unbind(0):
+            h = self.step(x_t, h, h_mask)
             outputs.append(h)
         return torch.stack(outputs), h
 
