@@ -76,13 +76,15 @@ def test_missing_and_corrupt_files(tmp_path):
         load_data("cifar10")
 
 
-def _write_cifar(folder, rows: int = 6):
+def _write_cifar(folder, rows: int = 6, pixels=None, labels=None):
     rng = np.random.default_rng(0)
     folder.mkdir()
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         batch = {
-            b"data": rng.integers(0, 256, size=(rows, 3072), dtype=np.uint8),
-            b"labels": list(rng.integers(0, 10, size=rows)),
+            b"data": rng.integers(0, 256, size=(rows, 3072), dtype=np.uint8)
+            if pixels is None
+            else pixels(rows),
+            b"labels": list(rng.integers(0, 10, size=rows)) if labels is None else labels(rows),
         }
         (folder / name).write_bytes(pickle.dumps(batch))
 
@@ -106,3 +108,21 @@ def test_cifar10_refuses_missing_corrupt_and_code_carrying_batches(tmp_path):
     (folder / "test_batch").write_bytes(pickle.dumps(print))
     with pytest.raises(NasboxError, match="refusing to load"):
         load_data("cifar10", folder)
+
+
+@pytest.mark.parametrize(
+    ("pixels", "labels", "message"),
+    [
+        (None, lambda rows: list(np.arange(rows) - 1), "y_train holds label -1"),
+        (lambda rows: np.zeros((rows, 3072), np.uint8), None, "every pixel .* is 0"),
+        (lambda rows: np.full((rows, 3072), 0.5), None, "must be uint8 .* float64"),
+        (lambda rows: np.full((rows, 3072), 300), None, "must be uint8 .* int64"),
+    ],
+    ids=["negative-label", "constant", "float-pixels", "wide-pixels"],
+)
+def test_cifar10_refuses_batches_that_would_train_on_nonsense(tmp_path, pixels, labels, message):
+    """Negative labels would fail deep inside the loss; other pixel types would be cast to
+    uint8 silently (0..1 floats to zeros, 300 wrapped round)."""
+    _write_cifar(tmp_path / "batches", pixels=pixels, labels=labels)
+    with pytest.raises(NasboxError, match=message):
+        load_data("cifar10", tmp_path / "batches")

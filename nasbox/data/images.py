@@ -84,6 +84,12 @@ class ImageData:
         class per training image; a test label the training set never shows is an error."""
         if len(self.y_train) == 0:
             raise NasboxError(f"data set {self.name!r} has no training images")
+        for key, labels in (("y_train", self.y_train), ("y_test", self.y_test)):
+            if labels is not None and len(labels) and int(labels.min()) < 0:
+                raise NasboxError(
+                    f"data set {self.name!r}: {key} holds label {int(labels.min())}; labels must "
+                    "be class indices 0..K-1"
+                )
         largest = int(self.y_train.max())
         if largest >= len(self.y_train):
             raise NasboxError(
@@ -220,10 +226,15 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with path.open("rb") as handle:
             batch = _ArraysOnlyUnpickler(handle, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as err:
         raise NasboxError(f"{path}: not a CIFAR-10 python batch ({err})") from None
+    if data.dtype != np.uint8:
+        raise NasboxError(
+            f"{path}: pixels must be uint8 (0..255) as in the CIFAR-10 python batches, found "
+            f"dtype {data.dtype}"
+        )
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise NasboxError(
             f"{path}: expected {len(labels)} rows of 3072 pixels, found shape {data.shape}"
@@ -240,9 +251,15 @@ def load_cifar10(data_dir: str | Path) -> ImageData:
         raise NasboxError(f"{folder}: folder not found (expected the CIFAR-10 python batches)")
     train = [_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = _read_cifar_batch(folder / "test_batch")
+    x_train = np.concatenate([x for x, _ in train])
+    if x_train.min() == x_train.max():
+        raise NasboxError(
+            f"{folder}: every pixel of the training batches is {x_train.min()}; constant images "
+            "carry nothing to learn or score"
+        )
     return ImageData(
         "cifar10",
-        np.concatenate([x for x, _ in train]),
+        x_train,
         np.concatenate([y for _, y in train]),
         x_test,
         y_test,
