@@ -32,9 +32,7 @@ def test_train_writes_history_checkpoint_and_resumes(tmp_path, tiny_npz, capsys)
     assert settings["arch"].startswith("normal: sep_conv_5x5~1")
 
 
-def test_interrupted_training_resumes_where_it_stopped(tmp_path, tiny_npz, monkeypatch):
-    import nasbox.train.trainer as trainer
-
+def _tiny_training(tiny_npz) -> list[str]:
     base = [
         "train",
         "--space",
@@ -43,7 +41,18 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path, tiny_npz, monke
         "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",
     ]
     base += ["--cells", "1", "--filters", "16", "--data", f"npz:{tiny_npz}", "--epochs", "2"]
-    base += ["--batch-size", "16", "--quiet"]
+    return [*base, "--batch-size", "16", "--quiet"]
+
+
+def _history(folder) -> list[dict]:
+    rows = csv.DictReader((folder / "history.csv").open())
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def test_interrupted_training_resumes_where_it_stopped(tmp_path, tiny_npz, monkeypatch):
+    import nasbox.train.trainer as trainer
+
+    base = _tiny_training(tiny_npz)
     assert main([*base, "--out", str(tmp_path / "straight")]) == 0
     evaluate, calls = trainer.evaluate, []
 
@@ -59,12 +68,49 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path, tiny_npz, monke
     assert len(list(csv.DictReader((interrupted / "history.csv").open()))) == 1
     monkeypatch.setattr(trainer, "evaluate", evaluate)
     assert main([*base, "--out", str(interrupted), "--resume"]) == 0
-    straight = list(csv.DictReader((tmp_path / "straight" / "history.csv").open()))
-    resumed = list(csv.DictReader((interrupted / "history.csv").open()))
-    drop = ("seconds",)
-    assert [{k: v for k, v in r.items() if k not in drop} for r in resumed] == [
-        {k: v for k, v in r.items() if k not in drop} for r in straight
-    ]
+    assert _history(interrupted) == _history(tmp_path / "straight")
+
+
+def test_training_stopped_while_saving_an_epoch_resumes(tmp_path, tiny_npz, monkeypatch, capsys):
+    """Ctrl-C while the first epoch's plot is drawn: its checkpoint is already saved, so the
+    epoch is kept and --resume continues (before, history.csv without checkpoint.pt could
+    neither be resumed nor started again)."""
+    import nasbox.plotting as plotting
+
+    base = _tiny_training(tiny_npz)
+    assert main([*base, "--out", str(tmp_path / "straight")]) == 0
+    new_figure = plotting.new_figure
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plotting, "new_figure", interrupt)
+    stopped = tmp_path / "stopped"
+    assert main([*base, "--out", str(stopped)]) == 130
+    assert "--resume" in capsys.readouterr().err.splitlines()[-1]
+    monkeypatch.setattr(plotting, "new_figure", new_figure)
+    assert main([*base, "--out", str(stopped), "--resume"]) == 0
+    assert _history(stopped) == _history(tmp_path / "straight")
+
+
+def test_training_stopped_in_its_first_epoch_starts_again_without_overwrite(
+    tmp_path, tiny_npz, monkeypatch, capsys
+):
+    import nasbox.train.trainer as trainer
+
+    base = _tiny_training(tiny_npz)
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    evaluate = trainer.evaluate
+    monkeypatch.setattr(trainer, "evaluate", interrupt)
+    out = tmp_path / "run"
+    assert main([*base, "--out", str(out)]) == 130
+    assert "before the first epoch ended" in capsys.readouterr().err.splitlines()[-1]
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    assert main([*base, "--out", str(out)]) == 0
+    assert len(_history(out)) == 2
 
 
 @pytest.mark.parametrize(

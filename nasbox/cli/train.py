@@ -22,6 +22,7 @@ from nasbox.cli.common import (
     read_arch,
 )
 from nasbox.data import load_data, load_text_source
+from nasbox.data.folder import TEST_FRACTION
 from nasbox.data.text import check_tokens
 from nasbox.errors import NasboxError
 from nasbox.runs import COMMAND_RESULTS, RunFolder, write_json
@@ -132,10 +133,13 @@ def _image_training(args: argparse.Namespace, space, arch) -> _Training:
     check_number(args.dropout, "--dropout", 0.0, 1.0)
     data = load_data(args.data, args.data_dir, args.image_size)
     if data.x_test is None:
-        raise NasboxError(
-            f"data set {data.name!r} has no test split; training needs one (add x_test and "
-            "y_test to the .npz file)"
+        fix = (
+            f"add DIR/test/<class>/ images, or {round(1 / TEST_FRACTION)} or more images per "
+            "class so that some are held out"
+            if args.data.startswith("folder:")
+            else "add x_test and y_test to the .npz file"
         )
+        raise NasboxError(f"data set {data.name!r} has no test split; training needs one ({fix})")
     used = config.for_data(data)
     if used.batch_size < config.batch_size:
         note(
@@ -215,6 +219,14 @@ def _text_training(args: argparse.Namespace, space, arch) -> _Training:
     )
 
 
+def _stopped_before_first_epoch(out: Path) -> bool:
+    """Whether `out` holds only the settings of a run that ended (interrupted or failed) before
+    its first checkpoint: there is nothing to keep or resume, so it may start again there."""
+    return (out / "settings.json").is_file() and not any(
+        (out / name).exists() for name in ("checkpoint.pt", "history.csv")
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise NasboxError("--resume and --overwrite contradict each other; pass one of them")
@@ -226,7 +238,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         out,
         RESULTS,
         resume=args.resume,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite or _stopped_before_first_epoch(out),
         way_on=f"continue with --resume --out {out}, choose a new --out, or pass --overwrite to "
         "replace them",
     )
@@ -257,11 +269,18 @@ def cmd_train(args: argparse.Namespace) -> int:
                 description=training.description,
             )
         except KeyboardInterrupt:
-            print(
-                f"interrupted; finished epochs are in {out}/history.csv; continue with "
-                f"--resume --out {out}",
-                file=sys.stderr,
-            )
+            if (out / "checkpoint.pt").exists():
+                print(
+                    f"interrupted; finished epochs are in {out}/history.csv; continue with "
+                    f"--resume --out {out}",
+                    file=sys.stderr,
+                )
+            else:
+                print(
+                    "interrupted before the first epoch ended; nothing to resume: run the same "
+                    "command again to start over",
+                    file=sys.stderr,
+                )
             return 130
     print(f"{training.last_line(history[-1])}; history in {out}/history.csv")
     return 0

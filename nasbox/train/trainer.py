@@ -150,10 +150,13 @@ def save_epoch(
     columns: Sequence[str] = HISTORY_COLUMNS,
     panels: Sequence[tuple[str, Sequence[tuple[str, str]]]] = IMAGE_PANELS,
 ) -> None:
-    """history.csv (`columns`), history.png (`panels`) and checkpoint.pt, each replaced in one
-    rename."""
+    """checkpoint.pt, history.csv (`columns`) and history.png (`panels`), each replaced in one
+    rename. The checkpoint first: a run stopped between the files can always be resumed, and
+    resuming rewrites the other two from the checkpoint's history."""
     from nasbox.runs.folder import replaced_atomically  # nasbox.runs imports the strategies
 
+    with replaced_atomically(out / "checkpoint.pt") as temporary:
+        torch.save(checkpoint, temporary)
     with (
         replaced_atomically(out / "history.csv") as temporary,
         temporary.open("w", newline="") as handle,
@@ -174,8 +177,6 @@ def save_epoch(
     figure.tight_layout()
     with replaced_atomically(out / "history.png") as temporary:
         figure.savefig(temporary)
-    with replaced_atomically(out / "checkpoint.pt") as temporary:
-        torch.save(checkpoint, temporary)
 
 
 CHECKPOINT_KEYS = (
