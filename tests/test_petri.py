@@ -295,3 +295,17 @@ def test_petri_evolution_searches_rnn_cells():
         cell = strategy.ask()
         strategy.tell(cell, -sum(activation == "relu" for activation, _ in cell.nodes))
     assert len({cell for cell, _ in strategy.history}) == 5 and strategy.dish.labelled
+
+
+def test_labels_leave_out_diverged_motifs_and_refuse_equal_ones(tmp_path, capsys):
+    """`petri groundtruth` writes inf for a diverged training; fitting on it gave a NaN dish."""
+    space = get_motif_space("slope")
+    path = tmp_path / "labels.csv"
+    path.write_text("arch,valid_ppl\n0.5,9.0\n0.6,inf\n0.7,8.0\n")
+    labels = load_labels(path, space, "valid_ppl")
+    assert labels.motifs == [0.5, 0.7]
+    np.testing.assert_array_equal(labels.values, [-9.0, -8.0])
+    assert "left out 1 motif(s)" in capsys.readouterr().err
+    path.write_text("arch,valid_acc\n0.5,50\n0.6,50\n0.7,inf\n")
+    with pytest.raises(NasboxError, match="all equal"):
+        load_labels(path, space)

@@ -1,5 +1,6 @@
 """Label files, which motifs to fit on, encoding-based baselines and rank correlations."""
 
+import sys
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +77,24 @@ def load_labels(
             line = int(absent.to_numpy().argmax()) + 2
             raise NasboxError(f"{path}, line {line}: no {name} value")
     motifs = space.parse_many(table["arch"].tolist(), source=str(path), first_line=2)
+    values = values.to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        # `petri groundtruth` writes inf for a diverged training: no value to regress on.
+        print(
+            f"nasbox: note: {path}: left out {int((~finite).sum())} motif(s) whose {column} is "
+            f"not finite (e.g. diverged trainings); {int(finite.sum())} remain",
+            file=sys.stderr,
+        )
+        motifs = [motif for motif, keep in zip(motifs, finite, strict=True) if keep]
+        values = values[finite]
+    if len(values) < 2 or values.min() == values.max():
+        raise NasboxError(
+            f"{path}: {len(values)} finite {column} value(s), all equal; ranking motifs needs "
+            "labels that differ"
+        )
     sign = -1.0 if is_minimized(column, minimize) else 1.0
-    return Labels(motifs, sign * values.to_numpy(dtype=np.float64))
+    return Labels(motifs, sign * values)
 
 
 def choose_labelled(
