@@ -127,8 +127,45 @@ def _import_plugins(modules: list[str]) -> None:
             raise NasboxError(f"--import {module}: cannot import it ({err})") from None
 
 
+OPTION_TYPES = {bool: "true or false", float: "a finite number", int: "a whole number", str: "text"}
+
+
+def _option_type(parameter: inspect.Parameter) -> type | None:
+    """The type an option's value takes: its annotation's (`str | None` gives str), else its
+    default's; None for a plugin's untyped parameter."""
+    hint = parameter.annotation
+    for kind in OPTION_TYPES:  # float before int: `int | float` takes any number
+        if kind is hint or kind in getattr(hint, "__args__", ()):
+            return kind
+    default = type(parameter.default)
+    return default if default in OPTION_TYPES else None
+
+
+def _option_value(strategy: str, key: str, text: str, parameter: inspect.Parameter) -> object:
+    """`text` as the type of constructor parameter `key`, so a wrong value fails here in one line
+    rather than as a traceback mid-run."""
+    kind = _option_type(parameter)
+    if kind is None:  # untyped: read as a Python literal, else kept as text
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+    try:
+        value = {"true": True, "false": False}[text.lower()] if kind is bool else kind(text)
+    except (KeyError, ValueError):
+        value = None
+    if value is None or (kind is float and not math.isfinite(value)):
+        default = "" if parameter.default is None else f" (default {key}={parameter.default})"
+        raise NasboxError(
+            f"--strategy-option {key}={text}: {strategy}'s {key} takes "
+            f"{OPTION_TYPES[kind]}{default}"
+        )
+    return value
+
+
 def _strategy_options(strategy: str, pairs: list[str]) -> dict:
-    """`KEY=VALUE` pairs checked against the strategy's constructor (values read as literals)."""
+    """`KEY=VALUE` pairs checked against the strategy's constructor, each value converted to its
+    parameter's type; the constructor checks the ranges."""
     accepted = inspect.signature(STRATEGIES.get(strategy)).parameters
     valid = [name for name in accepted if name not in {"self", "space", "seed", "prescore", "pool"}]
     options = {}
@@ -139,10 +176,7 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
                 f"--strategy-option {pair!r}: {strategy} takes KEY=VALUE with KEY one of: "
                 f"{', '.join(valid) or 'none'}"
             )
-        try:
-            options[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            options[key] = text
+        options[key] = _option_value(strategy, key, text, accepted[key])
     return options
 
 
@@ -292,8 +326,11 @@ def _build_search(args: argparse.Namespace):
         options["prescore"] = prescore
     try:
         strategy = get_strategy(args.strategy, space, seed=args.seed, **options)
-    except TypeError as err:
-        raise NasboxError(f"--strategy-option: {err}") from None
+    except NasboxError:
+        raise
+    except (TypeError, ValueError) as err:  # a check the constructor lacks: still one line
+        given = " ".join(args.strategy_options) or "none given"
+        raise NasboxError(f"--strategy-option ({given}): {args.strategy} refused: {err}") from None
     return space, strategy, estimator, spec, admissible
 
 

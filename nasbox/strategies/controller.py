@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasbox.checks import check_count, check_number
 from nasbox.cpu import single_thread
-from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 
@@ -86,6 +86,7 @@ class LSTMPolicy(nn.Module):
 class ControllerStrategy(Strategy):
     """Ask/tell wrapper around `LSTMPolicy`; subclasses choose the policy-gradient objective."""
 
+    name = "controller"
     objective = "ppo"
 
     def __init__(
@@ -103,8 +104,14 @@ class ControllerStrategy(Strategy):
         distinct: bool = True,
     ) -> None:
         super().__init__(space, seed)
-        if minibatch < 1:
-            raise NasboxError(f"the controller minibatch must be at least 1, got {minibatch}")
+        # checked here: a bad value would otherwise break the first update, mid-run
+        check_count(minibatch, f"{self.name} minibatch")
+        check_count(ppo_epochs, f"{self.name} ppo_epochs")
+        check_count(hidden, f"{self.name} hidden")
+        check_number(learning_rate, f"{self.name} learning_rate", 0, math.inf, include_low=False)
+        check_number(entropy_weight, f"{self.name} entropy_weight", 0, math.inf)
+        check_number(baseline_decay, f"{self.name} baseline_decay", 0, 1)
+        check_number(clip, f"{self.name} clip", 0, 1, include_low=False)
         self.sizes = space.decision_sizes()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

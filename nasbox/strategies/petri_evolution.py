@@ -16,6 +16,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
+from nasbox.checks import check_count
 from nasbox.errors import NasboxError
 from nasbox.estimators.petri.dish import PetriDish, default_config
 from nasbox.estimators.petri.motifs import MOTIF_SPACES, get_motif_space
@@ -46,8 +47,13 @@ class PetriEvolution(Strategy):
             )
         if initial < 2 or population < 2 or not 1 <= tournament <= population:
             raise NasboxError(
-                "petri-evolution needs initial >= 2, population >= 2, tournament >= 1"
+                "petri-evolution needs initial >= 2, population >= 2 and 1 <= tournament <= "
+                f"population, got initial {initial}, population {population}, tournament "
+                f"{tournament}"
             )
+        check_count(generations, "petri-evolution generations", minimum=0)
+        check_count(children, "petri-evolution children")
+        check_count(refit_steps, "petri-evolution refit_steps")
         if dish is not None:
             self.dish = PetriDish.load(dish)
             if self.dish.space.name != space.name:

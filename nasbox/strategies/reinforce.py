@@ -13,7 +13,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
-from nasbox.errors import NasboxError
+from nasbox.checks import check_number
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 
@@ -39,11 +39,8 @@ class Reinforce(Strategy):
         baseline_momentum: float = 0.9,
     ) -> None:
         super().__init__(space, seed)
-        if learning_rate <= 0 or not 0 <= baseline_momentum < 1:
-            raise NasboxError(
-                f"reinforce needs learning_rate > 0 and 0 <= baseline_momentum < 1, got "
-                f"{learning_rate} and {baseline_momentum}"
-            )
+        check_number(learning_rate, "reinforce learning_rate", 0, math.inf, include_low=False)
+        check_number(baseline_momentum, "reinforce baseline_momentum", 0, 1)
         self.learning_rate = learning_rate
         self.baseline_momentum = baseline_momentum
         self.logits = [np.zeros(size) for size in space.decision_sizes()]

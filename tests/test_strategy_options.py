@@ -1,0 +1,64 @@
+"""`nasbox search --strategy-option KEY=VALUE`: a value of the wrong type or out of range is one
+line and exit status 2 before the run folder exists, never a traceback or a run that dies later."""
+
+from pathlib import Path
+
+import pytest
+
+from nasbox.cli import main
+from nasbox.cli.search import _strategy_options
+
+SEARCH = ["search", "--samples", "3", "--quiet", "--out", "run"]
+
+WRONG = [
+    ("ppo", "learning_rate=-1", "ppo learning_rate must be a number in (0, inf), got -1"),
+    ("ppo", "learning_rate=inf", "ppo's learning_rate takes a finite number"),
+    ("lstm-reinforce", "entropy_weight=nan", "entropy_weight takes a finite number"),
+    ("lstm-reinforce", "baseline_decay=1", "baseline_decay must be a number in [0, 1)"),
+    ("ppo", "clip=nan", "ppo's clip takes a finite number (default clip=0.2)"),
+    ("ppo", "clip=1.5", "ppo clip must be a number in (0, 1), got 1.5"),
+    ("ppo", "hidden=0", "ppo hidden must be at least 1, got 0"),
+    ("ppo", "minibatch=2.5", "minibatch=2.5: ppo's minibatch takes a whole number"),
+    ("ppo", "ppo_epochs=-1", "ppo ppo_epochs must be at least 1, got -1"),
+    ("ppo", "distinct=maybe", "ppo's distinct takes true or false"),
+    ("reinforce", "learning_rate=nan", "reinforce's learning_rate takes a finite number"),
+    ("reinforce", "baseline_momentum=1", "reinforce baseline_momentum must be a number in [0, 1)"),
+    ("evolution", "population_size=abc", "population_size=abc: evolution's population_size takes"),
+    ("evolution", "population_size=None", "population_size takes a whole number"),
+    ("evolution", "population_size=5.5", "population_size takes a whole number"),
+    ("evolution", "tournament_size=20", "1 <= tournament <= population"),
+    ("nsga2", "population_size=1", "nsga2 needs a population of at least 2, got 1"),
+    ("petri-evolution", "children=0", "petri-evolution children must be at least 1, got 0"),
+    ("random", "population_size=5", "random takes KEY=VALUE with KEY one of: none"),
+]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "option", "message"), WRONG, ids=[f"{s}-{o}" for s, o, _ in WRONG]
+)
+def test_a_bad_strategy_option_is_one_line_before_the_run(
+    tmp_path: Path, monkeypatch, capsys, strategy, option, message
+):
+    monkeypatch.chdir(tmp_path)
+    assert main([*SEARCH, "--strategy", strategy, "--strategy-option", option]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nasbox: error: "), err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_valid_strategy_options_are_converted_and_used(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    options = ["minibatch=2", "learning_rate=1e-3", "hidden=8", "distinct=false"]
+    argv = [*SEARCH, "--strategy", "ppo", "--estimator", "params"]
+    assert main([*argv, *(f"--strategy-option={option}" for option in options)]) == 0
+    assert "evaluated 3 architectures" in capsys.readouterr().out
+
+
+def test_values_take_the_type_of_the_constructor_parameter():
+    options = _strategy_options(
+        "ppo", ["minibatch=4", "learning_rate=1e-3", "clip=1", "distinct=False"]
+    )
+    assert options == {"minibatch": 4, "learning_rate": 1e-3, "clip": 1.0, "distinct": False}
+    assert type(options["minibatch"]) is int and type(options["clip"]) is float
+    assert _strategy_options("petri-evolution", ["dish=my.pt"]) == {"dish": "my.pt"}
