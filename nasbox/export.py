@@ -226,6 +226,13 @@ def _write_torchscript(
     network: nn.Module, example: torch.Tensor, images: torch.Tensor, path: Path
 ) -> torch.Tensor:
     """Trace, save, reload and return the reloaded module's logits for `images`."""
-    torch.jit.save(torch.jit.trace(network, example, check_trace=False), str(path))
+    traced = torch.jit.trace(network, example, check_trace=False)
+    try:
+        torch.jit.save(traced, str(path))
+    except RuntimeError as err:  # torch's writer reports an unwritable place this way
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise NasboxError(
+            f"{path.parent}: cannot write the TorchScript file there ({reason})"
+        ) from None
     with torch.no_grad():
         return torch.jit.load(str(path))(images)

@@ -179,6 +179,8 @@ def test_the_format_follows_the_suffix_and_an_existing_out_needs_overwrite(tmp_p
         (["--out", "net.onnx", "--checkpoint", "nowhere/checkpoint.pt"], "file not found"),
         (["--out", "net.onnx", "--input", "4"], "--input must be at least 8"),
         (["--out", "net.onnx", "--classes", "1"], "--classes must be at least 2"),
+        (["--out", "net.onnx", "--classes", "0"], "--classes must be at least 2"),
+        (["--out", "net.pt", "--in-channels", "0"], "--in-channels must be at least 1"),
     ],
 )
 def test_bad_input_is_one_line(extra, message, tmp_path, monkeypatch, capsys):

@@ -69,8 +69,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         checkpoint.check_architecture(space_name, space.format(arch))
     options = network_options(args, space, arch, args.input, "laptop_size")
     channels, classes = checkpoint.channels_and_classes() if checkpoint else (3, 10)
-    channels = check_count(args.in_channels or channels, "--in-channels")
-    classes = check_count(args.classes or classes, "--classes", minimum=2)
+    if args.in_channels is not None:
+        channels = check_count(args.in_channels, "--in-channels")
+    if args.classes is not None:
+        classes = check_count(args.classes, "--classes", minimum=2)
     torch.manual_seed(args.seed)
     network = space.build(arch, num_classes=classes, in_channels=channels, **options)
     if checkpoint is not None:
