@@ -162,6 +162,8 @@ WRONG = [
     ),
     ([*SCORE, "--samples", "3"], "nasbox score: unrecognized arguments: --samples 3 (see: nasbox"),
     (["runs", "list", "a.db", "--storage", "b.db"], "as PATH or as --storage, not both"),
+    (["describe", "--arch", "nofile.txt"], "nofile.txt: file not found (expected an arch"),
+    ([*SCORE, "--archs", "empty-run"], "empty-run is a folder; give a text file"),
 ]
 
 
@@ -227,3 +229,11 @@ def test_wrong_invocation_in_a_real_process(inputs, argv):
     assert done.returncode == 2
     assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
     assert not (inputs / "run").exists()
+
+
+def test_architecture_files_saved_with_a_byte_order_mark_are_read(tmp_path, capsys):
+    """Some editors start UTF-8 files with a BOM; it used to become part of the first cell."""
+    archs = tmp_path / "cells.txt"
+    archs.write_text("\ufeff" + CELL + "\n", encoding="utf-8")
+    assert main(["score", "--quiet", "--archs", str(archs), "--estimator", "params"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith(CELL + ",1.2885")

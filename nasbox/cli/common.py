@@ -225,11 +225,14 @@ def check_output_file(path: str | Path, overwrite: bool, option: str = "--out") 
 
 
 def read_text_lines(path: Path, what: str) -> list[str]:
-    """The lines of a UTF-8 text file; a missing or binary file is one clear error."""
+    """The lines of a UTF-8 text file (a byte-order mark, as some editors write, is dropped);
+    a missing, binary or folder path is one clear error."""
+    if path.is_dir():
+        raise NasboxError(f"{path} is a folder; give a text file ({what})")
     if not path.is_file():
         raise NasboxError(f"{path}: file not found (expected {what})")
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise NasboxError(f"{path}: not a UTF-8 text file (expected {what})") from None
     except OSError as err:
@@ -274,7 +277,7 @@ def read_arch(space, text: str | None):
     if text is None:
         text = space.default_arch
     path = Path(text)
-    if path.suffix in {".txt", ".json"} and path.is_file():
+    if path.suffix in {".txt", ".json"}:  # no architecture string ends so: a file, or missing
         text = "\n".join(read_text_lines(path, "an architecture"))
     return space.parse(text)
 
