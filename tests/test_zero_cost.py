@@ -197,6 +197,7 @@ def test_ensemble_is_minus_infinity_when_a_member_is(cell):
         ("ensemble:meco*x", "weight of 'meco' must be a number > 0"),
         ("swap_reg:1,0", "SIGMA > 0"),
         ("swap_reg:big", "two numbers"),
+        ("swap_reg:", "two numbers"),
     ],
 )
 def test_bad_ensemble_and_prior_specs_are_one_line_errors(spec, message):
@@ -231,3 +232,12 @@ def test_proxies_that_read_images_load_the_default_data(tmp_path, capsys):
     assert main(["score", "--estimator", "meco,zico", "--archs", str(cells), "--quiet"]) == 0
     header, row = capsys.readouterr().out.strip().splitlines()
     assert header.startswith("arch,meco,zico") and "inf" not in row
+
+
+def test_a_prior_with_a_comma_stays_one_estimator_on_the_command_line(tmp_path, capsys):
+    """`swap_reg:MU,SIGMA` beside other estimators: its comma used to split it in two."""
+    archs = tmp_path / "cells.txt"
+    archs.write_text(CELL + "\n")
+    argv = ["score", "--archs", str(archs), "--estimator", "swap_reg:1500,2e5,params", "--quiet"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[0] == 'arch,"swap_reg:1500,2e5",params,seconds'

@@ -12,6 +12,7 @@ from nasbox.checks import check_count, check_seed
 from nasbox.data import DATA_SOURCES, ImageData, load_for
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, EstimatorContext
+from nasbox.estimators.objectives import split_specs
 from nasbox.runs import EstimatorSpec, check_output_path
 from nasbox.spaces import SPACES
 
@@ -195,8 +196,10 @@ def default_out(command: str) -> Path:
     return Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def split_names(text: str, what: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
+def split_names(text: str, what: str, estimators: bool = False) -> list[str]:
+    """Comma-separated values, each once; `estimators` keeps `swap_reg:MU,SIGMA` whole."""
+    parts = split_specs(text) if estimators else text.split(",")
+    names = [name.strip() for name in parts if name.strip()]
     if not names:
         raise NasboxError(f"{what} needs at least one value")
     twice = next((name for index, name in enumerate(names) if name in names[:index]), None)

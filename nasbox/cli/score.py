@@ -74,7 +74,7 @@ def _scored_by_workers(spec: EstimatorSpec, workers: int, archs: list[Hashable])
 
 def cmd_score(args: argparse.Namespace) -> int:
     space = get_space(args.space)
-    names = split_names(args.estimator, "--estimator")
+    names = split_names(args.estimator, "--estimator", estimators=True)
     check_local_workers(args.workers)
     out = check_output_file(args.out, args.overwrite) if args.out is not None else None
     archs_path = Path(args.archs)

@@ -99,7 +99,7 @@ class SwapRegularised(Swap):
 
     def __init__(self, context: EstimatorContext, prior: str | None = None) -> None:
         super().__init__(context)
-        self.mu, self.sigma = parse_prior(prior) if prior else reference_prior(context)
+        self.mu, self.sigma = parse_prior(prior) if prior is not None else reference_prior(context)
 
     @classmethod
     def from_spec(cls, context: EstimatorContext, argument: str | None) -> "SwapRegularised":

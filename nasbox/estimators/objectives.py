@@ -35,11 +35,30 @@ class Objective:
         return -value if self.minimize else value
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def split_specs(text: str) -> list[str]:
+    """Estimator specs separated by commas. A part that is a number continues the spec before
+    it, so that an argument may hold commas itself: `swap_reg:1500,2e5,params` is two specs."""
+    specs: list[str] = []
+    for part in text.split(","):
+        if specs and _is_number(part):
+            specs[-1] += "," + part.strip()
+        else:
+            specs.append(part.strip())
+    return specs
+
+
 def parse_objectives(text: str) -> list[Objective]:
     """`naswot,-params` -> [naswot (max), params (min)]; each estimator at most once."""
     objectives = []
-    for part in text.split(","):
-        part = part.strip()
+    for part in split_specs(text):
         minimize = part.startswith("-")
         estimator = part[1:].strip() if minimize else part
         if not estimator:
