@@ -82,12 +82,41 @@ def test_bench_run_area_reports_prescoring_separately(synthetic_table, tmp_path,
         (["--report", "flops"], "no column 'flops'"),
         (["--budget", "ten"], "--budget takes whole numbers"),
         (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--strategy", "area", "--prescore", "train:1"], "needs a training-free estimator"),
+        (["--objectives", "valid_acc"], "needs at least two objectives"),
+        (["--objectives", "valid_acc,-test_acc", "--metric", "valid_acc"], "--metric is for"),
+        (["--objectives", "valid_acc,-test_acc", "--report", "test_acc"], "--report is for"),
     ],
 )
 def test_bench_run_bad_input(synthetic_table, tmp_path, capsys, extra, message):
     assert _bench(synthetic_table, tmp_path / "x", *extra) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("arch", "garbage", "row 6, column 'arch': 'garbage' is not a nb201 cell"),
+        ("arch", CELL[:-1], "is not a nb201 cell"),
+        ("valid_acc", float("nan"), "has no 'valid_acc' value (1 of 15,625 rows have none)"),
+        ("test_acc", float("nan"), "has no 'test_acc' value"),
+    ],
+)
+def test_bench_run_checks_every_row_before_running(
+    synthetic_table, tmp_path, capsys, column, value, message
+):
+    """A bad row a strategy may draw later is refused before anything is written."""
+    frame = pd.read_parquet(synthetic_table)
+    frame[column] = frame[column].astype(object)
+    frame.loc[5, column] = value
+    table = tmp_path / "b.parquet"
+    frame.to_parquet(table, index=False)
+    assert _bench(table, tmp_path / "x", "--budget", "15", "--repeats", "1") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err and str(table) in err
+    assert "row 6" in err and not (tmp_path / "x").exists()
 
 
 def test_bench_run_cell_missing_from_table_and_malformed_file(tmp_path, capsys):
@@ -207,7 +236,7 @@ def test_convert_rejects_malformed_files(tmp_path, capsys):
     torch.save({"something": 1}, wrong_dict)
     for source, message in [
         (not_a_pickle, "cannot read the benchmark file"),
-        (wrong_dict, "not a NAS-Bench-201/NATS-Bench topology file"),
+        (wrong_dict, "not the expected benchmark structure (no 'meta_archs'"),
         (tmp_path / "missing.pth", "file not found"),
     ]:
         assert (
@@ -216,6 +245,49 @@ def test_convert_rejects_malformed_files(tmp_path, capsys):
         )
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("nasbox: error:") and message in err[-1]
+
+
+def _bz2_pickle(path, value):
+    with bz2.open(path, "wb") as handle:
+        pickle.dump(value, handle)
+
+
+def _damaged_sources(tmp_path):
+    """(source, the file the error must name, what it must say) for damaged official files."""
+    cases = []
+    for name, cell_bytes, message in [
+        ("cut", bz2.compress(pickle.dumps({"200": {}}))[:20], "cannot read the benchmark file"),
+        ("text", bz2.compress(b"not a pickle"), "cannot read the benchmark file"),
+        ("raw", b"not bz2", "cannot read the benchmark file"),
+        ("int", bz2.compress(pickle.dumps(5)), "cell 0 is not the expected benchmark structure"),
+    ]:
+        folder = tmp_path / name
+        folder.mkdir()
+        _bz2_pickle(folder / "meta.pickle.pbz2", {"meta_archs": ARCHS})
+        (folder / "000000.pickle.pbz2").write_bytes(cell_bytes)
+        cases.append((folder, folder / "000000.pickle.pbz2", message))
+    for name, data, message in [
+        ("strkeys", {"meta_archs": ARCHS, "arch2infos": {"x": {}}}, "key 'x' is not a cell index"),
+        ("list", [1, 2], "(list, not a dict"),
+        ("values", {"meta_archs": ARCHS, "arch2infos": [{}]}, "'arch2infos' is a list"),
+        ("meta", {"meta_archs": 5, "arch2infos": {}}, "'meta_archs' is not a list"),
+        ("cell", {"meta_archs": ARCHS, "arch2infos": {0: 5}}, "cell 0 is not the expected"),
+        ("range", {"meta_archs": ARCHS, "arch2infos": {7: {}}}, "key 7 is not one of 2 cells"),
+    ]:
+        torch.save(data, tmp_path / f"{name}.pth")
+        cases.append((tmp_path / f"{name}.pth", tmp_path / f"{name}.pth", message))
+    return cases
+
+
+def test_convert_damaged_files_are_one_line_naming_the_file(tmp_path, capsys):
+    for source, named, message in _damaged_sources(tmp_path):
+        out = tmp_path / "o.csv"
+        assert main(["bench", "convert", str(source), "--out", str(out), "--quiet"]) == 2, source
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[0].startswith("nasbox: warning:") and len(err) == 2, err  # the pickle warning
+        assert err[1].startswith(f"nasbox: error: {named}: ") and message in err[1], err
+        assert ("download it again" in err[1]) or ("convert takes the official" in err[1])
+        assert not out.exists()
 
 
 def test_an_interrupted_bench_run_summarises_and_plots_its_finished_runs(

@@ -294,6 +294,29 @@ def test_runs_list_show_and_export(tmp_path, capsys):
     assert len(frame) == 5 and {"number", "arch", "state", "value", "seconds"} <= set(frame.columns)
 
 
+def test_runs_list_skips_an_unreadable_database_with_a_warning(tmp_path, capsys):
+    args = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "r1")]) == 0
+    damaged = tmp_path / "c3"
+    damaged.mkdir()
+    (damaged / "nasbox.db").write_bytes((tmp_path / "r1" / "nasbox.db").read_bytes()[:2000])
+    capsys.readouterr()
+    assert main(["runs", "list", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert [line.split()[:2] for line in captured.out.splitlines()[1:]] == [["r1", "complete"]]
+    warning = captured.err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith(
+        f"nasbox: warning: {damaged / 'nasbox.db'}: "
+    )
+    assert "not a usable nasbox database" in warning[0]
+    (tmp_path / "r1" / "nasbox.db").unlink()  # nothing readable is left: an error
+    assert main(["runs", "list", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "no run database under it could be read" in err[1]
+    assert main(["runs", "list", str(damaged / "nasbox.db")]) == 2  # asked for by name
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
 def test_a_finished_run_can_be_extended_with_a_larger_budget(tmp_path):
     out = tmp_path / "run"
     base = ["search", "--estimator", "params", "--strategy", "evolution", "--quiet"]

@@ -59,44 +59,83 @@ COLUMNS = (
 SCHEDULES = {"less": "12", "full": "200"}
 
 
-def _load_pickle_bz2(path: Path):
-    with bz2.open(path, "rb") as handle:
-        return pickle.load(handle)  # noqa: S301 - documented: only on explicit conversion
+# What a reader failure tells the user to do: these files are large downloads, often cut short.
+FIX = "convert takes the official NAS-Bench-201 .pth or NATS-Bench topology files, unmodified"
 
 
-def _load_torch(path: Path):
-    import torch
-
-    return torch.load(path, map_location="cpu", weights_only=False)
-
-
-def _read_archive(path: Path) -> tuple[list[str], Iterator[tuple[int, dict]]]:
-    """The cell strings and an iterator of (index, {schedule: ArchResults state}) pairs."""
+def _load(path: Path):
+    """Unpickle one official file (bz2 pickle or torch.save); any failure names the file."""
     try:
-        if path.is_dir():
-            meta = _load_pickle_bz2(path / "meta.pickle.pbz2")
-            archs = list(meta["meta_archs"])
+        if path.suffix == ".pbz2":
+            with bz2.open(path, "rb") as handle:
+                return pickle.load(handle)  # noqa: S301 - documented: only on explicit conversion
+        import torch
 
-            def per_cell() -> Iterator[tuple[int, dict]]:
-                for index in range(len(archs)):
-                    cell_file = path / f"{index:06d}.pickle.pbz2"
-                    if cell_file.is_file():
-                        yield index, _load_pickle_bz2(cell_file)
-
-            return archs, per_cell()
-        data = _load_pickle_bz2(path) if path.suffix == ".pbz2" else _load_torch(path)
-        archs = list(data["meta_archs"])
-        infos = data["arch2infos"]
-        return archs, ((int(index), infos[index]) for index in sorted(infos))
-    except FileNotFoundError as err:
-        raise NasboxError(f"{path}: file not found ({err.filename})") from None
-    except (KeyError, TypeError) as err:
-        raise NasboxError(
-            f"{path}: not a NAS-Bench-201/NATS-Bench topology file (missing {err})"
-        ) from None
-    except (OSError, EOFError, pickle.UnpicklingError, RuntimeError, ValueError) as err:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise NasboxError(f"{path}: file not found ({FIX})") from None
+    except Exception as err:  # a damaged bz2 stream or pickle raises almost any type
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise NasboxError(f"{path}: cannot read the benchmark file ({reason})") from None
+        raise NasboxError(
+            f"{path}: cannot read the benchmark file ({reason}): expected a complete pickle; "
+            "download it again if it is damaged"
+        ) from None
+
+
+def _not_benchmark(path: Path, found: str) -> NasboxError:
+    return NasboxError(
+        f"{path}: not the expected benchmark structure ({found}; expected a dict with "
+        f"'meta_archs', a list of cell strings, and 'arch2infos'); {FIX}"
+    )
+
+
+def _archs(path: Path, data) -> list[str]:
+    """`meta_archs` of a loaded file, checked, since every row's cell string comes from it."""
+    if not isinstance(data, dict) or "meta_archs" not in data:
+        found = (
+            "no 'meta_archs'" if isinstance(data, dict) else f"{type(data).__name__}, not a dict"
+        )
+        raise _not_benchmark(path, found)
+    archs = data["meta_archs"]
+    if not isinstance(archs, list | tuple) or not all(isinstance(a, str) for a in archs):
+        raise _not_benchmark(path, "'meta_archs' is not a list of cell strings")
+    return list(archs)
+
+
+def _infos(path: Path, data: dict, count: int) -> dict[int, dict]:
+    """`arch2infos` by integer cell index, checked against the `count` cell strings."""
+    infos = data.get("arch2infos")
+    if not isinstance(infos, dict):
+        raise _not_benchmark(path, f"'arch2infos' is a {type(infos).__name__}, not a dict")
+    by_index = {}
+    for key, value in infos.items():
+        try:
+            index = int(key)
+        except (TypeError, ValueError):
+            raise _not_benchmark(path, f"'arch2infos' key {key!r} is not a cell index") from None
+        if not 0 <= index < count:
+            raise _not_benchmark(path, f"'arch2infos' key {index} is not one of {count} cells")
+        by_index[index] = value
+    return dict(sorted(by_index.items()))
+
+
+def _read_archive(path: Path) -> tuple[list[str], Iterator[tuple[int, Path, object]]]:
+    """The cell strings and an iterator of (index, file it came from, {schedule: ArchResults})."""
+    if path.is_dir():
+        meta_file = path / "meta.pickle.pbz2"
+        archs = _archs(meta_file, _load(meta_file))
+
+        def per_cell() -> Iterator[tuple[int, Path, object]]:
+            for index in range(len(archs)):
+                cell_file = path / f"{index:06d}.pickle.pbz2"
+                if cell_file.is_file():
+                    yield index, cell_file, _load(cell_file)
+
+        return archs, per_cell()
+    data = _load(path)
+    archs = _archs(path, data)
+    infos = _infos(path, data, len(archs))
+    return archs, ((index, path, info) for index, info in infos.items())
 
 
 def _last_epoch_accuracy(results: dict, dataset: str, eval_set: str) -> float:
@@ -112,6 +151,25 @@ def _cost(results: dict, dataset: str, key: str) -> float:
     seeds = results["dataset_seed"].get(dataset, [])
     values = [results["all_results"][(dataset, seed)][key] for seed in seeds]
     return float(np.mean(values)) if values else float("nan")
+
+
+def _row(index: int, arch: str, schedules, dataset: str) -> dict:
+    """One table row from a cell's results; raises what a malformed state dict gives."""
+    if not isinstance(schedules, dict):
+        raise TypeError(f"{type(schedules).__name__}, not a dict")
+    by_epochs = {SCHEDULES.get(str(key), str(key)): value for key, value in schedules.items()}
+    full = by_epochs["200"]
+    row = {
+        "index": index,
+        "arch": arch,
+        "params_m": _cost(full, SOURCES[dataset]["test_acc"][0], "params"),
+        "flops_m": _cost(full, SOURCES[dataset]["test_acc"][0], "flop"),
+    }
+    for column, (setting, eval_set) in SOURCES[dataset].items():
+        row[column] = _last_epoch_accuracy(full, setting, eval_set)
+        if "12" in by_epochs:
+            row[f"{column}_12ep"] = _last_epoch_accuracy(by_epochs["12"], setting, eval_set)
+    return row
 
 
 def convert(
@@ -130,27 +188,16 @@ def convert(
         raise NasboxError(f"{source}: file not found (expected a .pth, .pickle.pbz2 or folder)")
     archs, cells = _read_archive(source)
     rows = []
-    for index, schedules in tqdm(cells, total=len(archs), desc="convert", disable=not progress):
+    cells = tqdm(cells, total=len(archs), desc="convert", disable=not progress)
+    for index, where, schedules in cells:
         try:
-            by_epochs = {
-                SCHEDULES.get(str(key), str(key)): value for key, value in schedules.items()
-            }
-            full = by_epochs["200"]
-            row = {
-                "index": index,
-                "arch": archs[index],
-                "params_m": _cost(full, SOURCES[dataset]["test_acc"][0], "params"),
-                "flops_m": _cost(full, SOURCES[dataset]["test_acc"][0], "flop"),
-            }
-            for column, (setting, eval_set) in SOURCES[dataset].items():
-                row[column] = _last_epoch_accuracy(full, setting, eval_set)
-                if "12" in by_epochs:
-                    row[f"{column}_12ep"] = _last_epoch_accuracy(by_epochs["12"], setting, eval_set)
-        except (KeyError, TypeError, IndexError, AttributeError) as err:
+            rows.append(_row(index, archs[index], schedules, dataset))
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError) as err:
+            found = f"no key {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]
             raise NasboxError(
-                f"{source}: cell {index} does not have the published structure (missing {err})"
+                f"{where}: cell {index} is not the expected benchmark structure ({found}; "
+                "expected a dict of schedules, '200' or 'full', of ArchResults state dicts); " + FIX
             ) from None
-        rows.append(row)
     if not rows:
         raise NasboxError(f"{source}: no evaluated cells found")
     import pandas as pd

@@ -4,6 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from nasbox import __version__
@@ -18,6 +19,7 @@ from nasbox.cli.common import (
     add_prescore_option,
     add_space_option,
     check_output_file,
+    check_prescore,
     default_out,
     estimator_context,
     split_names,
@@ -42,6 +44,29 @@ def _budgets(text: str) -> list[int]:
     return budgets
 
 
+def _objectives(args: argparse.Namespace) -> list[Objective]:
+    """--objectives, or [] for a --metric run (then --metric and --report get their defaults).
+
+    Refused where a hypervolume would mean nothing, or where an option would be ignored.
+    """
+    if not args.objectives:
+        args.metric = args.metric or "valid_acc"
+        args.report = args.report or "test_acc"
+        return []
+    if args.metric or args.report:
+        option = "--metric" if args.metric else "--report"
+        raise NasboxError(
+            f"{option} is for single-objective runs and --objectives replaces it; give one of them"
+        )
+    objectives = parse_objectives(args.objectives)
+    if len(objectives) < 2:
+        raise NasboxError(
+            f"--objectives {args.objectives}: bench run compares fronts by hypervolume, which "
+            "needs at least two objectives (e.g. valid_acc,-params_m); for one, use --metric"
+        )
+    return objectives
+
+
 def cmd_bench_run(args: argparse.Namespace) -> int:
     from nasbox.benchmarks.compare import (
         ScoreCache,
@@ -59,6 +84,9 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     strategies = split_names(args.strategy, "--strategy")
     for name in strategies:
         STRATEGIES.get(name)
+    if any(uses_prescore(name) for name in strategies):
+        check_prescore(args.prescore)
+    objectives = _objectives(args)
     budgets = _budgets(args.budget)
     out = Path(args.out) if args.out else default_out("bench")
     folder = RunFolder(
@@ -68,7 +96,6 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         way_on="choose a new --out, or pass --overwrite to replace them",
     )
     folder.check()
-    objectives = parse_objectives(args.objectives) if args.objectives else []
     columns = [o.estimator.removeprefix("table:") for o in objectives] or [args.metric, args.report]
     benchmark = _complete_table(args, space, budgets, columns)
     if objectives:
@@ -143,7 +170,11 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
 def _complete_table(
     args: argparse.Namespace, space, budgets: list[int], columns: list[str]
 ) -> TabularBenchmark:
-    """The --benchmark table, refused unless it has `columns`, every cell, room for the budget."""
+    """The --benchmark table, refused unless it has `columns`, every cell, room for the budget.
+
+    A run looks up whichever cells its strategy draws, so a bad row would stop it midway, with
+    part of its results written: every row and value it could need is checked first (~0.1 s).
+    """
     benchmark = TabularBenchmark.from_file(args.benchmark)
     for column in columns:
         get_estimator(f"table:{column}", EstimatorContext(space, None, benchmark=benchmark))
@@ -158,6 +189,28 @@ def _complete_table(
             f"{args.space} cells; a cell that is not in the table stops a run, so bench run "
             "needs a table of every cell (is it the right --space?)"
         )
+    # Only spaces small enough to tabulate get here, so enumerating them is cheap.
+    cells = {space.format(arch) for arch in space}
+    row = next((r for r, arch in enumerate(benchmark.archs) if arch not in cells), None)
+    if row is not None:
+        arch = benchmark.archs[row]
+        try:
+            reason = f"the form {space.format(space.parse(arch))!r} is expected"
+        except NasboxError as err:
+            reason = str(err)
+        raise NasboxError(
+            f"{args.benchmark}: row {row + 1}, column 'arch': {arch!r} is not a {args.space} "
+            f"cell ({reason}); fix or remove the row (is it the right --space?)"
+        )
+    for column in columns:
+        empty = np.flatnonzero(np.isnan(benchmark.require_column(column)))
+        if empty.size:
+            row = int(empty[0])
+            raise NasboxError(
+                f"{args.benchmark}: row {row + 1} ({benchmark.archs[row]}) has no {column!r} "
+                f"value ({empty.size:,} of {len(benchmark):,} rows have none); bench run may "
+                "look up any cell, so fill them in or choose another column"
+            )
     return benchmark
 
 
@@ -269,7 +322,7 @@ def cmd_bench_convert(args: argparse.Namespace) -> int:
         raise NasboxError(f"unknown dataset {args.dataset!r}; choose one of: {', '.join(SOURCES)}")
     out = check_output_file(check_table_path(args.out), args.overwrite)
     _check_source(Path(args.source))
-    print(f"warning: {PICKLE_WARNING.format(path=args.source)}", file=sys.stderr)
+    print(f"nasbox: warning: {PICKLE_WARNING.format(path=args.source)}", file=sys.stderr)
     with replaced_atomically(out) as temporary:
         frame = convert(args.source, temporary, dataset=args.dataset, progress=not args.quiet)
     print(f"wrote {len(frame)} cells with columns {', '.join(frame.columns)} to {args.out}")
@@ -291,13 +344,20 @@ def add_parser(commands) -> None:
         default="random",
         help=f"comma-separated, from: {', '.join(STRATEGIES.names())}",
     )
-    run.add_argument("--metric", default="valid_acc", help="column the strategies search on")
+    run.add_argument(
+        "--metric",
+        help="column the strategies search on (default: valid_acc; not with --objectives)",
+    )
     run.add_argument(
         "--objectives",
-        help="columns to optimise at once instead of --metric, e.g. valid_acc,-params_m (a "
-        "leading '-' minimises); reports hypervolume against the table's true front",
+        help="two or more columns to optimise at once instead of --metric, e.g. "
+        "valid_acc,-params_m (a leading '-' minimises); reports hypervolume against the table's "
+        "true front",
     )
-    run.add_argument("--report", default="test_acc", help="column reported for the returned cell")
+    run.add_argument(
+        "--report",
+        help="column reported for the returned cell (default: test_acc; not with --objectives)",
+    )
     run.add_argument(
         "--budget", default="100", help="queries of --metric; comma-separated for several"
     )

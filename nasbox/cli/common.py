@@ -114,6 +114,15 @@ def add_prescore_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_prescore(prescore: str) -> None:
+    """AREA pre-scores every cell it considers; training each one defeats the point of it."""
+    if prescore.split(":")[0].strip() == "train":
+        raise NasboxError(
+            f"--prescore {prescore} trains every candidate; pre-scoring needs a "
+            "training-free estimator such as naswot or jacov"
+        )
+
+
 def add_space_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--space", default=DEFAULT_SPACE, help=f"one of: {', '.join(SPACES.names())}"

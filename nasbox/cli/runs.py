@@ -3,6 +3,7 @@
 import argparse
 import os
 import statistics
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -39,12 +40,10 @@ def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
     return store, run
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    if args.storage and args.path != "runs":
-        raise NasboxError("give the database as PATH or as --storage, not both")
+def _listing(database: Path) -> list[tuple[str, ...]]:
+    """One row per run in `database`: name, status, settings, trials done and failed, best."""
     rows = []
-    for database in _databases(Path(args.storage or args.path)):
-        store = RunStore(database)
+    with RunStore(database) as store:
         for run in store.runs():
             trials = store.trials(run)
             best = best_trial(trials)
@@ -61,9 +60,34 @@ def cmd_list(args: argparse.Namespace) -> int:
                     str(run.folder or database),
                 )
             )
-        store.close()
+    return rows
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.storage and args.path != "runs":
+        raise NasboxError("give the database as PATH or as --storage, not both")
+    path = Path(args.storage or args.path)
+    databases = _databases(path)
+    if path.is_file():
+        rows = _listing(path)  # the one database asked for: unreadable is an error
+    else:  # one damaged run folder must not hide the others
+        rows, unreadable = [], 0
+        for database in databases:
+            try:
+                rows += _listing(database)
+            except NasboxError as err:
+                unreadable += 1
+                print(
+                    f"nasbox: warning: {err}; its runs are not listed (move or restore it)",
+                    file=sys.stderr,
+                )
+        if unreadable and not rows:
+            raise NasboxError(
+                f"{path}: no run database under it could be read (see the warnings above); "
+                "move or restore them"
+            )
     if not rows:
-        print(f"no runs in {args.path}")
+        print(f"no runs in {path}")
         return 0
     header = ("run", "status", "space/strategy/estimator", "done", "failed", "best", "folder")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -138,7 +162,12 @@ def add_parser(commands) -> None:
     formatter = argparse.ArgumentDefaultsHelpFormatter
 
     listing = actions.add_parser(
-        "list", help="every run: status, trials done and failed, best", formatter_class=formatter
+        "list",
+        help="every run: status, trials done and failed, best",
+        description="List every run in a database file, or in the run folders under a folder. "
+        "Under a folder, a database that cannot be read is named on a warning line and skipped; "
+        "the exit status is 0 when any run is listed and 2 when every database is unreadable.",
+        formatter_class=formatter,
     )
     listing.add_argument(
         "path", nargs="?", default="runs", help="a database file, or a folder of run folders"

@@ -28,6 +28,7 @@ from nasbox.cli.common import (
     add_prescore_option,
     add_space_option,
     check_local_workers,
+    check_prescore,
     default_out,
     estimator_context,
     estimator_spec,
@@ -314,11 +315,7 @@ def _build_search(args: argparse.Namespace):
     spec = estimator_spec(args, context, args.objectives or args.estimator)
     options = _strategy_options(args.strategy, args.strategy_options)
     if prescored:
-        if args.prescore.split(":")[0].strip() == "train":
-            raise NasboxError(
-                f"--prescore {args.prescore} trains every candidate; pre-scoring needs a "
-                "training-free estimator such as naswot or jacov"
-            )
+        check_prescore(args.prescore)
         prescore = get_estimator(args.prescore, context)
         if args.executor == "ray" or (args.workers or 1) > 1:  # pre-score on the workers too
             prescore_spec = replace(spec, estimator=args.prescore)
