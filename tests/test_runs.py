@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -500,3 +501,24 @@ def test_a_run_of_eight_asynchronous_workers_resumes_from_any_point():
         assert {t.number: t.arch for t in resumed if t.number < asked} == {
             n: arch_of[n] for n in range(asked)
         }
+
+
+def test_a_resume_from_another_folder_reads_the_run_s_own_data(tmp_path, tiny_npz, monkeypatch):
+    """A relative --data path is stored absolute: resumed elsewhere, beside another file of the
+    same name, the run used to score its new trials on that other file without a word."""
+    monkeypatch.chdir(tiny_npz.parent)
+    search = ["search", "--data", "npz:tiny.npz", "--batch-size", "16", "--quiet"]
+    assert main([*search, "--samples", "3", "--out", str(tmp_path / "straight")]) == 0
+    assert main([*search, "--samples", "2", "--out", str(tmp_path / "run")]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, size=(40, 8, 8, 3), dtype=np.uint8)
+    np.savez(elsewhere / "tiny.npz", x_train=images, y_train=rng.integers(0, 4, size=40))
+    monkeypatch.chdir(elsewhere)
+    assert main(["search", "--resume", str(tmp_path / "run"), "--samples", "3", "--quiet"]) == 0
+
+    def values(folder):
+        return [row["value"] for row in csv.DictReader((folder / "trials.csv").open())]
+
+    assert values(tmp_path / "run") == values(tmp_path / "straight")

@@ -11,6 +11,7 @@ import ast
 import importlib
 import inspect
 import math
+import os
 import statistics
 import sys
 import time
@@ -89,6 +90,17 @@ RUN_SETTINGS = {
 
 # What runs made before an option existed used, where that is not the option's default.
 BEFORE_OPTION = {"precision": "fp32"}
+
+
+def _absolute(key: str, value):
+    """A path setting (`--data KIND:PATH`, `--data-dir`, `--benchmark`) made absolute, so that a
+    run resumed from another folder reads the same files, not same-named ones found there."""
+    if not value or key not in ("data", "data_dir", "benchmark"):
+        return value
+    kind, colon, path = value.partition(":") if key == "data" else ("", "", value)
+    if key == "data" and not (colon and path.strip()):
+        return value
+    return f"{kind}{colon}{os.path.abspath(path)}"
 
 
 def _given(argv: list[str], option: str) -> bool:
@@ -193,7 +205,7 @@ def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
             setattr(args, key, BEFORE_OPTION.get(key, getattr(args, key)))
             continue
         stored = settings[key]
-        if _given(args.argv, option) and getattr(args, key) != stored:
+        if _given(args.argv, option) and getattr(args, key) != _absolute(key, stored):
             raise NasboxError(
                 f"{option} {getattr(args, key)} conflicts with the resumed run's {option} "
                 f"{stored}; drop {option} or start a new run"
@@ -354,6 +366,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             "drop --estimator"
         )
     _check_inputs(args)
+    for key in ("data", "data_dir", "benchmark"):
+        setattr(args, key, _absolute(key, getattr(args, key)))
     if args.resume and args.overwrite:
         raise NasboxError("--resume continues a run and --overwrite replaces one; give only one")
     if args.executor != "ray" and (args.ray_address or _given(args.argv, "--cpus-per-trial")):
