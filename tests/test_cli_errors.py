@@ -164,6 +164,7 @@ WRONG = [
     (["runs", "list", "a.db", "--storage", "b.db"], "as PATH or as --storage, not both"),
     (["describe", "--arch", "nofile.txt"], "nofile.txt: file not found (expected an arch"),
     ([*SCORE, "--archs", "empty-run"], "empty-run is a folder; give a text file"),
+    (["search", "--objectives", "", "--strategy", "nsga2", "--out", "s"], "--objectives is empty"),
 ]
 
 
@@ -237,3 +238,14 @@ def test_architecture_files_saved_with_a_byte_order_mark_are_read(tmp_path, caps
     archs.write_text("\ufeff" + CELL + "\n", encoding="utf-8")
     assert main(["score", "--quiet", "--archs", str(archs), "--estimator", "params"]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith(CELL + ",1.2885")
+
+
+def test_constraints_that_reject_every_cell_say_how_to_start_again(tmp_path, capsys):
+    """The run folder already exists when the constraints turn out impossible; the message
+    must say how to reuse it (a plain rerun is refused as 'already holds results')."""
+    out = tmp_path / "run"
+    argv = ["search", "--constraint", "params<=0", "--samples", "2", "--out", str(out)]
+    assert main([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the constraints rejected" in err[0] and "--overwrite" in err[0]
+    assert main([*argv[:2], "params<=1", *argv[3:], "--overwrite", "--quiet"]) == 0

@@ -27,7 +27,7 @@ def test_train_writes_history_checkpoint_and_resumes(tmp_path, tiny_npz, capsys)
     assert (out / "history.png").stat().st_size > 1000
     assert main([*args, "--epochs", "1", "--resume"]) == 0  # nothing left to do
     assert main([*args, "--epochs", "2", "--resume"]) == 2  # another schedule: refused
-    assert "other settings" in capsys.readouterr().err
+    assert "other settings (epochs 1 -> 2)" in capsys.readouterr().err
     settings = json.loads((out / "settings.json").read_text())
     assert settings["arch"].startswith("normal: sep_conv_5x5~1")
 

@@ -108,7 +108,7 @@ def _given(argv: list[str], option: str) -> bool:
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
-    for option in ("out", "storage", "resume", "ray_address"):
+    for option in ("out", "storage", "resume", "ray_address", "objectives"):
         value = getattr(args, option)
         if value is not None and not value.strip():
             raise NasboxError(
@@ -417,9 +417,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             pass  # status "interrupted": the finished trials are kept and the run can resume
         except TooManyFailures as err:
             status, code, failure = "failed", 1, str(err)
-        except NasboxError:
+        except NasboxError as err:
             status = "failed"
-            raise
+            raise NasboxError(
+                f"{err}; the run's finished trials are kept in {out}/ (start again there with "
+                "--overwrite, or choose another --out)"
+            ) from None
         finally:
             appender.close()
             store.set_status(run, status)

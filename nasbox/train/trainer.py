@@ -227,8 +227,16 @@ def resumed_state(out: Path | None, resume: bool, config: dict, description: str
     path = out / "checkpoint.pt"
     state = load_checkpoint(path)
     if state["config"] != config or state["description"] != description:
+        stored = state["config"]
+        changed = [
+            f"{key} {stored.get(key)} -> {config.get(key)}"
+            for key in sorted(set(stored) | set(config))
+            if stored.get(key) != config.get(key)
+        ]
+        if state["description"] != description:
+            changed.append(f"network {state['description']!r} -> {description!r}")
         raise NasboxError(
-            f"{path} was written with other settings or another architecture; "
+            f"{path} was written with other settings ({'; '.join(changed)}); "
             "use a new --out folder or the same options"
         )
     return state
