@@ -91,13 +91,24 @@ class Checkpoint:
             _run_settings(path.parent / "settings.json"),
         )
 
+    def check_space(self, space: str) -> None:
+        """The run's description starts with its space's name: a checkpoint of another space
+        is named as such, before its architecture is read as one of `space`'s."""
+        trained = self.description.split(" ", 1)[0] if self.description else space
+        if trained != space:
+            raise NasboxError(
+                f"--checkpoint {self.path} was trained in space {trained}, not {space}; pass "
+                f"--space {trained} and the --arch it was trained with"
+            )
+
     def check_architecture(self, space: str, arch: str) -> None:
         """Ops without weights (pooling, skip) leave the weights' shapes alone, so the
         architecture is checked by name against the one the run trained."""
         if self.description and not self.description.startswith(f"{space} {arch} "):
             raise NasboxError(
                 f"--checkpoint {self.path} was trained as {self.description!r}, not as "
-                f"{space} {arch}; drop --space and --arch to export it as trained"
+                f"{space} {arch}; give the --arch it was trained with (left out, the run "
+                "folder's settings.json supplies it)"
             )
 
     def inference_weights(self) -> dict[str, torch.Tensor]:

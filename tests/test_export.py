@@ -196,6 +196,8 @@ def test_a_checkpoint_of_another_network_is_refused(trained_run, tmp_path, capsy
     checkpoint = ["export", "--checkpoint", str(trained_run / "checkpoint.pt"), "--out", out]
     assert main([*checkpoint, "--arch", other]) == 2  # same weights, another op without any
     assert "was trained as" in one_error_line(capsys)
+    assert main([*checkpoint, "--space", "nasnet"]) == 2  # not "malformed nasnet genotype"
+    assert "was trained in space nb201, not nasnet; pass --space nb201" in one_error_line(capsys)
     assert main([*checkpoint, "--filters", "16"]) == 2
     err = one_error_line(capsys)
     assert "does not fit the network" in err and "(16, 1, 3, 3)" not in err

@@ -64,6 +64,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     space_name = args.space or DEFAULT_SPACE
     space = get_space(space_name)
     require_images(space, "nasbox export")
+    if checkpoint is not None:
+        checkpoint.check_space(space_name)
     arch = read_arch(space, args.arch)
     if checkpoint is not None:
         checkpoint.check_architecture(space_name, space.format(arch))
