@@ -67,12 +67,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.storage and args.path != "runs":
         raise NasboxError("give the database as PATH or as --storage, not both")
     path = Path(args.storage or args.path)
-    databases = _databases(path)
     if path.is_file():
         rows = _listing(path)  # the one database asked for: unreadable is an error
     else:  # one damaged run folder must not hide the others
         rows, unreadable = [], 0
-        for database in databases:
+        for database in _databases(path):
             try:
                 rows += _listing(database)
             except NasboxError as err:

@@ -92,15 +92,19 @@ RUN_SETTINGS = {
 BEFORE_OPTION = {"precision": "fp32"}
 
 
+# Settings that name files: stored absolute, so that a run resumed from another folder reads the
+# same files, not same-named ones found there.
+PATH_SETTINGS = ("data", "data_dir", "benchmark")
+
+
 def _absolute(key: str, value):
-    """A path setting (`--data KIND:PATH`, `--data-dir`, `--benchmark`) made absolute, so that a
-    run resumed from another folder reads the same files, not same-named ones found there."""
-    if not value or key not in ("data", "data_dir", "benchmark"):
+    """`value` of setting `key` with its path made absolute (`--data KIND:PATH`'s PATH part)."""
+    if key not in PATH_SETTINGS or not value:
         return value
-    kind, colon, path = value.partition(":") if key == "data" else ("", "", value)
-    if key == "data" and not (colon and path.strip()):
-        return value
-    return f"{kind}{colon}{os.path.abspath(path)}"
+    if key != "data":
+        return os.path.abspath(value)
+    kind, colon, path = value.partition(":")
+    return f"{kind}:{os.path.abspath(path)}" if colon and path.strip() else value
 
 
 def _given(argv: list[str], option: str) -> bool:
@@ -366,7 +370,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             "drop --estimator"
         )
     _check_inputs(args)
-    for key in ("data", "data_dir", "benchmark"):
+    for key in PATH_SETTINGS:
         setattr(args, key, _absolute(key, getattr(args, key)))
     if args.resume and args.overwrite:
         raise NasboxError("--resume continues a run and --overwrite replaces one; give only one")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasbox.data.images import ImageData
+from nasbox.data.images import ImageData, check_not_constant
 from nasbox.errors import NasboxError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -362,11 +362,7 @@ def _assemble(
     split_given = test.any()
     if not split_given:
         test = _held_out(labels, split_seed)
-    if pixels[~test].min() == pixels[~test].max():
-        raise NasboxError(
-            f"{root}: every pixel of every training image is {pixels.min()}; constant images "
-            "carry nothing to learn or score"
-        )
+    check_not_constant(pixels[~test], f"{root}: every pixel of every training image")
     data = ImageData(
         root.resolve().name,
         pixels[~test],

@@ -220,6 +220,15 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
 
+def check_not_constant(images: np.ndarray, pixels: str) -> None:
+    """Training images that are all one value carry nothing to learn or score; `pixels` says
+    which, e.g. "data.npz: every pixel of x_train"."""
+    if images.min() == images.max():
+        raise NasboxError(
+            f"{pixels} is {images.min()}; constant images carry nothing to learn or score"
+        )
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise NasboxError(f"{path}: file not found (expected a CIFAR-10 python batch)")
@@ -252,11 +261,7 @@ def load_cifar10(data_dir: str | Path) -> ImageData:
     train = [_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = _read_cifar_batch(folder / "test_batch")
     x_train = np.concatenate([x for x, _ in train])
-    if x_train.min() == x_train.max():
-        raise NasboxError(
-            f"{folder}: every pixel of the training batches is {x_train.min()}; constant images "
-            "carry nothing to learn or score"
-        )
+    check_not_constant(x_train, f"{folder}: every pixel of the training batches")
     return ImageData(
         "cifar10",
         x_train,
@@ -333,9 +338,5 @@ def load_npz(file: str | Path) -> ImageData:
                 f"{path}: x_test images are {x_test.shape[1:]} but x_train images are "
                 f"{x_train.shape[1:]}"
             )
-    if x_train.min() == x_train.max():
-        raise NasboxError(
-            f"{path}: every pixel of x_train is {x_train.min()}; constant images carry nothing "
-            "to learn or score"
-        )
+    check_not_constant(x_train, f"{path}: every pixel of x_train")
     return ImageData(path.stem, x_train, y_train, x_test, y_test)
