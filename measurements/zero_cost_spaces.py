@@ -12,11 +12,18 @@ reference cells are scored once); below each table: whether it ranks above the b
 and above `params`, and the paired bootstrap probability that its Spearman rho beats the best
 single proxy's. Scores are cached in OUT/zero_cost_spaces_<space>.csv and reused on the next run.
 
-    python measurements/zero_cost_spaces.py
+Each space's default ensemble is chosen on half of its sample and reported on the other half: a
+seeded permutation (`--split-seed`) splits the cells; `--choose` ranks every weighting of one to
+three CANDIDATES (weights 1, 2, 4, 8) by Spearman rho on the development half and prints the best;
+without it the tables cover the report half only, which the choice never saw.
+
+    python measurements/zero_cost_spaces.py --choose   # development half: the best weightings
+    python measurements/zero_cost_spaces.py            # report half: proxies and the default
 """
 
 import argparse
 import csv
+import itertools
 import os
 import sys
 import time
@@ -30,6 +37,7 @@ from tqdm.auto import tqdm
 
 from nasbox.data import load_data
 from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.estimators.ensemble import format_members
 from nasbox.estimators.probe import score_together
 from nasbox.spaces import get_space
 
@@ -39,6 +47,9 @@ from zero_cost_nb201 import bootstrap, spearman, speed  # noqa: E402  (shared wi
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 PROXIES = "naswot,params,flops,synflow,l2_norm,meco,zen,swap_reg,jacov,snip,grad_norm,fisher,zico"
+#: The members an ensemble is chosen from: the proxies NB201's weighing scored on all its cells.
+CANDIDATES = ("naswot", "params", "flops", "synflow", "l2_norm", "meco", "zen", "swap_reg")
+WEIGHTS = (1, 2, 4, 8)
 # space: reference sample, and each row's architecture as the space parses it
 SAMPLES = {
     "nb101": ("nb101-sample.csv", lambda frame: frame["adjacency"] + " " + frame["ops"]),
@@ -64,11 +75,46 @@ def cached_scores(space, estimators, names, archs: pd.Series, cache: Path) -> pd
     return pd.read_csv(cache).drop_duplicates("arch")
 
 
+def halves(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cells split by a seeded permutation: (development half, report half)."""
+    order = np.random.default_rng(seed).permutation(len(frame))
+    middle = len(frame) // 2
+    return frame.iloc[order[:middle]], frame.iloc[order[middle:]]
+
+
+def weightings(count: int):
+    """Every (members, weights) of one to three of `count` candidates, the smallest weight 1."""
+    for size in (1, 2, 3):
+        for members in itertools.combinations(range(count), size):
+            for weights in itertools.product(WEIGHTS, repeat=size):
+                if min(weights) == 1:
+                    yield list(members), np.array(weights, dtype=float)
+
+
+def choose(context, development: pd.DataFrame, top: int = 5) -> None:
+    """Print the `top` weightings of CANDIDATES by Spearman rho on the development cells, each
+    on the reference-cell scale the ensemble estimator itself uses."""
+    reference = get_estimator("ensemble:" + "+".join(CANDIDATES), context)
+    z = reference.z_scores(development[list(CANDIDATES)].to_numpy(dtype=float))
+    accuracy = development["valid_acc"].to_numpy()
+    ranked = sorted(
+        (
+            (spearman(z[:, members] @ weights, accuracy), len(members), members, weights)
+            for members, weights in weightings(len(CANDIDATES))
+        ),
+        key=lambda row: (-row[0], row[1]),
+    )
+    print(f"\nbest of {len(ranked)} weightings on {len(development)} development cells:")
+    for rho, _, members, weights in ranked[:top]:
+        print(f"  {rho:.3f}  {format_members([CANDIDATES[m] for m in members], weights)}")
+
+
 def report(space_name: str, frame: pd.DataFrame, columns: list[str], seconds, resamples) -> None:
     accuracy = frame["valid_acc"].to_numpy()
     print(
-        f"\n{space_name}: {len(frame)} cells, vs valid_acc\n\n| proxy | Spearman [95% bootstrap] "
-        "| Kendall | -inf cells | s/cell alone |\n| --- | --- | ---: | ---: | ---: |"
+        f"\n{space_name}: {len(frame)} report cells, vs valid_acc\n\n"
+        "| proxy | Spearman [95% bootstrap] | Kendall | -inf cells | s/cell alone |\n"
+        "| --- | --- | ---: | ---: | ---: |"
     )
     rho, tau = {}, {}
     for column in columns:
@@ -105,6 +151,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="minibatch and initialisation seed")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--speed-cells", type=int, default=10, help="cells per speed (0: none)")
+    parser.add_argument("--split-seed", type=int, default=0, help="development / report halves")
+    parser.add_argument("--choose", action="store_true", help="weigh on the development half")
     parser.add_argument("--data", default=str(SHARED / "cifar10-subset.npz"))
     parser.add_argument("--out", default=str(ROOT / "measurements" / "results"))
     args = parser.parse_args()
@@ -125,13 +173,19 @@ def main() -> None:
         cache = Path(args.out) / f"zero_cost_spaces_{space_name}.csv"
         start = time.perf_counter()
         scores = cached_scores(space, estimators, names, sample["arch"], cache)
+        joined = sample[["arch", "valid_acc"]].merge(scores, on="arch")  # not the sample's params
+        development, held_out = halves(joined, args.split_seed)
+        if args.choose:
+            choose(context, development)
+            continue
         ensemble = get_estimator(args.ensemble, context)
-        scores[args.ensemble] = [ensemble.combine(row) for row in scores[ensemble.names].values]
+        held_out = held_out.assign(
+            **{args.ensemble: [ensemble.combine(row) for row in held_out[ensemble.names].values]}
+        )
         columns = [*names, args.ensemble]
         timing = argparse.Namespace(pool_seed=args.seed, speed_cells=args.speed_cells)
         seconds = speed(timing, space, context, columns) if args.speed_cells else {}
-        joined = sample[["arch", "valid_acc"]].merge(scores, on="arch")  # not the sample's params
-        report(space_name, joined, columns, seconds, args.resamples)
+        report(space_name, held_out, columns, seconds, args.resamples)
         print(
             f"{space_name}: {time.perf_counter() - start:.0f} s (scoring, reference cells, speed)"
         )

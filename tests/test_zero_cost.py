@@ -10,6 +10,7 @@ from nasbox.cli import main
 from nasbox.data import ImageData
 from nasbox.errors import NasboxError
 from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.estimators.ensemble import format_members, parse_members
 from nasbox.estimators.probe import (
     ProxyEstimator,
     count_distinct_rows,
@@ -158,6 +159,24 @@ def test_ensemble_reference_is_seeded_and_computed_once(cell):
     assert all(np.array_equal(a, b) for a, b in zip(scale, again, strict=True))
     assert ensemble.names == ["meco", "synflow"]
     assert ensemble.weights.tolist() == [8 / 9, 1 / 9]
+
+
+@pytest.mark.parametrize(
+    "space, members",
+    [
+        ("nb101", ["naswot", "flops", "meco"]),
+        ("darts", ["flops", "synflow", "zen"]),
+        ("nats-size", ["meco", "synflow"]),  # no default of its own: NB201's
+    ],
+)
+def test_default_ensemble_members_are_the_spaces_own(space, members):
+    own = EstimatorContext(get_space(space), tiny_data(), seed=0, batch_size=16)
+    assert get_estimator("ensemble", own).names == members
+
+
+def test_ensemble_members_print_as_they_parse():
+    spec = "naswot+flops*8+meco*0.5"
+    assert format_members(*parse_members(spec)) == spec
 
 
 def test_ensemble_weights_scale_the_members_z_scores(cell):

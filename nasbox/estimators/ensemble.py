@@ -23,8 +23,17 @@ from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.probe import Probe, minibatch_of, score_on_probe, shares_probe
 
 REFERENCE_CELLS = 32
-# Chosen on development seeds and cells that the reported figures do not use (README).
-DEFAULT_SPEC = "meco*8+synflow"
+#: The default members per space, each chosen on development seeds and cells that the reported
+#: figures do not use (README); spaces without their own take NB201's.
+DEFAULT_SPECS = {
+    "nb201": "meco*8+synflow",
+    "nb101": "naswot+flops*8+meco*4",
+    "darts": "flops+synflow*2+zen",
+}
+
+
+def default_spec(space_name: str) -> str:
+    return DEFAULT_SPECS.get(space_name, DEFAULT_SPECS["nb201"])
 
 
 def squash(value: float) -> float:
@@ -70,6 +79,12 @@ def parse_members(spec: str) -> tuple[list[str], list[float]]:
     return names, weights
 
 
+def format_members(names: Sequence[str], weights: Sequence[float]) -> str:
+    """The inverse of `parse_members`: (["meco", "naswot"], [4.0, 1.0]) -> `meco*4+naswot`."""
+    pairs = zip(names, weights, strict=True)
+    return "+".join(name if weight == 1 else f"{name}*{weight:g}" for name, weight in pairs)
+
+
 class Ensemble(Estimator):
     """Weighted mean robust z-score of proxies, normalised on seeded reference cells."""
 
@@ -98,7 +113,9 @@ class Ensemble(Estimator):
     def from_spec(cls, context: EstimatorContext, argument: str | None) -> "Ensemble":
         from nasbox.estimators import get_estimator
 
-        names, weights = parse_members(DEFAULT_SPEC if argument is None else argument)
+        names, weights = parse_members(
+            default_spec(context.space.name) if argument is None else argument
+        )
         members = [get_estimator(name, context) for name in names]
         for name, member in zip(names, members, strict=True):
             if not shares_probe(member):
