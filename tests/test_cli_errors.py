@@ -40,12 +40,14 @@ def inputs(tmp_path: Path, monkeypatch) -> Path:
         tmp_path / "constant.npz", x_train=np.full((4, 3, 8, 8), 9, np.uint8), y_train=[0, 1, 0, 1]
     )
     (tmp_path / "cells.txt").write_text(CELL + "\n")
+    (tmp_path / "cells.csv").write_text(CELL + "\n")
     (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
     (tmp_path / "table.csv").write_text(f"arch,valid_acc,empty\n{CELL},90,\n")
     (tmp_path / "labels.csv").write_text(
         "arch,valid_acc\n"
         + "".join(f"{slope},{slope * 10}\n" for slope in (0.4, 0.6, 0.8, 1.0, 1.2))
     )
+    (tmp_path / "twice.csv").write_text("arch,valid_acc\n0.4,4\n0.6,6\n0.40,5\n")
     (tmp_path / "scores.csv").write_text("earlier results\n")
     (tmp_path / "corrupt.pt").write_bytes(b"not a torch file")
     (tmp_path / "earlier").mkdir()
@@ -94,6 +96,9 @@ WRONG = [
     ([*TRAIN, "--resume"], "nothing to resume in run; start without --resume"),
     ([*TRAIN, "--resume", "--overwrite"], "contradict each other"),
     ([*TRAIN, "--data", "npz:array.npy"], "a single .npy array, not an .npz archive"),
+    ([*TRAIN, "--data", "npz:"], "--data npz: needs a file, e.g. --data npz:images.npz"),
+    ([*TRAIN, "--data-dir", "."], "--data-dir is read only with --data cifar10"),
+    ([*TRAIN, *NPZ, "--data-dir", "."], "--data npz:good.npz does not use it"),
     ([*TRAIN, "--data", "npz:unseen.npz"], "y_test holds label 7, a class no training image has"),
     ([*TRAIN, "--data", "npz:huge.npz"], "y_train holds label 1000000000000"),
     ([*TRAIN, "--data", "npz:constant.npz"], "constant images carry nothing"),
@@ -138,6 +143,13 @@ WRONG = [
     # found by a hunt for wrong inputs nobody had tried (issue 11)
     ([*SCORE, "--estimator", "params,params"], "--estimator names 'params' twice"),
     ([*SCORE, "--out", ""], "--out is empty; give a file name"),
+    ([*SCORE, "--out", "scores.json"], "--out scores.json: score writes CSV; give a path ending"),
+    ([*SCORE, "--out", "scores.csv.txt"], "score writes CSV"),
+    (
+        [*SCORE, "--archs", "cells.csv", "--out", "./cells.csv", "--overwrite"],
+        "--out cells.csv is the same file as --archs cells.csv; --overwrite would replace",
+    ),
+    ([*PETRI_FIT, "--labels", "twice.csv"], "arch '0.4' is listed twice (lines 2 and 4); give"),
     ([*BENCH, "--strategy", "random,random"], "--strategy names 'random' twice"),
     ([*BENCH, "--budget", "5"], "bench run needs a table of every cell"),
     ([*BENCH, "--metric", "empty"], "column 'empty' holds no values"),

@@ -116,6 +116,14 @@ def test_bad_text_input_is_one_line_exit_2(inputs, capsys, argv, message):
     assert not (inputs / "run").exists()
 
 
+def test_search_on_a_short_corpus_names_only_its_own_options(inputs, capsys):
+    argv = ["search", "--space", "rnn", "--estimator", "lm:5", "--data", "text:short.txt"]
+    assert main([*argv, "--samples", "2", "--out", "run", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "too few for one batch" in err and err.endswith("(or lower --batch-size)\n")
+    assert not (inputs / "run").exists()
+
+
 def test_image_spaces_refuse_text_data_and_text_options(inputs, capsys):
     argv = ["train", "--quiet", "--out", "run"]
     assert main([*argv, "--data", "text:corpus.txt"]) == 2

@@ -4,6 +4,7 @@ from nasbox.data.folder import load_folder
 from nasbox.data.images import (
     DATA_SOURCES,
     ImageData,
+    check_data_dir,
     load_cifar10,
     load_data,
     load_digits,
@@ -17,6 +18,7 @@ def load_for(
 ) -> ImageData | TextData:
     """`--data` for a space whose networks read `modality` (`image` or `text`)."""
     if modality == "text":
+        check_data_dir(spec, data_dir)
         return load_text_source(spec)
     return load_data(spec, data_dir, image_size)
 
@@ -25,6 +27,7 @@ __all__ = [
     "DATA_SOURCES",
     "ImageData",
     "TextData",
+    "check_data_dir",
     "load_cifar10",
     "load_data",
     "load_digits",

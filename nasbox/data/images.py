@@ -163,6 +163,7 @@ def load_data(
 ) -> ImageData:
     """Load a data set by its CLI name: `digits`, `cifar10` (with `data_dir`), `npz:FILE` or
     `folder:DIR`; only folder images are decoded, so only they take `image_size`."""
+    check_data_dir(spec, data_dir)
     if spec.startswith("text:"):
         raise NasboxError(
             f"--data {spec} is a text corpus for language models (--space rnn); image networks "
@@ -188,10 +189,21 @@ def load_data(
             )
         return load_cifar10(data_dir)
     if spec.startswith("npz:"):
-        return load_npz(spec[len("npz:") :])
+        if spec == "npz:":
+            raise NasboxError("--data npz: needs a file, e.g. --data npz:images.npz")
+        return load_npz(spec.removeprefix("npz:"))
     raise NasboxError(
         f"unknown data set {spec!r}; use one of: {', '.join(name for name, _, _ in DATA_SOURCES)}"
     )
+
+
+def check_data_dir(spec: str, data_dir: str | Path | None) -> None:
+    """--data-dir names where the CIFAR-10 batches are; with other data it would be ignored."""
+    if data_dir is not None and spec != "cifar10":
+        raise NasboxError(
+            f"--data-dir is read only with --data cifar10; --data {spec} does not use it, so "
+            "leave --data-dir out"
+        )
 
 
 def load_digits(test_fraction: float = 0.2) -> ImageData:

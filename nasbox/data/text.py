@@ -48,9 +48,11 @@ class TextData:
     def unit(self) -> str:
         return "character" if self.tokens == "char" else "word"
 
-    def check_batch(self, batch_size: int, bptt: int) -> None:
+    def check_batch(
+        self, batch_size: int, bptt: int, remedy: str = "--batch-size / --bptt"
+    ) -> None:
         """One training batch must fit the training split, and valid and test must each hold
-        at least two tokens (one input and its target)."""
+        at least two tokens (one input and its target). `remedy`: the options that shrink it."""
         train_needed = batch_size * bptt + 1
         total = len(self.train) + len(self.valid) + len(self.test)
         if len(self.train) >= train_needed and min(len(self.valid), len(self.test)) >= 2:
@@ -59,10 +61,10 @@ class TextData:
         while min(split_sizes(corpus_needed)) < 2 or split_sizes(corpus_needed)[0] < train_needed:
             corpus_needed += 1
         raise NasboxError(
-            f"{self.name}: {total:,} {self.unit}s are too few for one batch of --batch-size "
-            f"{batch_size} streams x --bptt {bptt} steps: the training split (90%) needs "
+            f"{self.name}: {total:,} {self.unit}s are too few for one batch of {batch_size} "
+            f"streams x {bptt} steps: the training split (90%) needs "
             f"{train_needed:,} {self.unit}s, so the corpus needs at least {corpus_needed:,} "
-            "(or lower --batch-size / --bptt)"
+            f"(or lower {remedy})"
         )
 
 

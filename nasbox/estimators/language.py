@@ -41,7 +41,7 @@ class LanguageModelEstimator(Estimator):
             batch_size=context.batch_size,
             seed=context.seed,
         )
-        data.check_batch(self.protocol.batch_size, self.protocol.bptt)
+        data.check_batch(self.protocol.batch_size, self.protocol.bptt, remedy="--batch-size")
         self.data = data
 
     def __call__(self, arch: Hashable) -> float:
