@@ -47,6 +47,16 @@ def test_a_bad_strategy_option_is_one_line_before_the_run(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_mistyped_strategy_option_is_reported_before_the_data_is_read(
+    tmp_path: Path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    argv = [*SEARCH, "--strategy", "evolution", "--data", "npz:missing.npz"]
+    assert main([*argv, "--strategy-option", "population_size=abc"]) == 2
+    err = capsys.readouterr().err
+    assert "population_size takes a whole number" in err and "missing.npz" not in err
+
+
 def test_valid_strategy_options_are_converted_and_used(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     options = ["minibatch=2", "learning_rate=1e-3", "hidden=8", "distinct=false"]

@@ -298,6 +298,7 @@ def _build_search(args: argparse.Namespace):
     _import_plugins(args.imports)
     space = get_space(args.space)
     STRATEGIES.get(args.strategy)
+    options = _strategy_options(args.strategy, args.strategy_options)  # before data is loaded
     if args.samples > len(space):
         raise NasboxError(
             f"--samples {args.samples} is more than the {len(space)} architectures of "
@@ -329,7 +330,6 @@ def _build_search(args: argparse.Namespace):
             f"architectures of {args.space}; table:COLUMN searches need a table of every one"
         )
     spec = estimator_spec(args, context, args.objectives or args.estimator)
-    options = _strategy_options(args.strategy, args.strategy_options)
     if prescored:
         check_prescore(args.prescore)
         prescore = get_estimator(args.prescore, context)
