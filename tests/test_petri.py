@@ -1,4 +1,5 @@
 import csv
+import re
 
 import numpy as np
 import pytest
@@ -177,6 +178,24 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
         assert main(args) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and str(path) in err
+
+
+def test_labels_refuse_an_arch_listed_twice(tmp_path, capsys):
+    """A repeated arch was read silently; `petri fit` and `petri evaluate` both refuse it."""
+    nb201 = get_motif_space("nb201", channels=2, image_size=4)
+    cells = [nb201.format(nb201.sample(np.random.default_rng(seed))) for seed in (0, 1)]
+    twice = write_labels(tmp_path / "cells.csv", [[cells[0], 90], [cells[1], 80], [cells[0], 70]])
+    shown = f"{cells[0][:37]}...' is listed twice (lines 2 and 4); give each arch once"
+    with pytest.raises(NasboxError, match=re.escape(shown)):
+        load_labels(twice, nb201)
+
+    dish = tiny_slope_dish()
+    dish.fit(SLOPES, [1.0, 3.0, 2.0, 6.0, 4.0, 5.0], progress=False)
+    path = dish.save(tmp_path / "slope.pt")
+    slopes = write_labels(tmp_path / "slopes.csv", [["0.5", 90], ["1.5", 80], ["0.50", 70]])
+    assert main(["petri", "evaluate", str(path), "--labels", str(slopes), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "arch '0.5' is listed twice (lines 2 and 4)" in err
 
 
 def test_cli_fit_and_evaluate_slopes(tmp_path, capsys):

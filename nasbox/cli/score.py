@@ -78,6 +78,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     check_local_workers(args.workers)
     out = check_output_file(args.out, args.overwrite) if args.out is not None else None
     archs_path = Path(args.archs)
+    if out is not None:
+        if out.suffix.lower() != ".csv":
+            raise NasboxError(f"--out {out}: score writes CSV; give a path ending in .csv")
+        if out.exists() and archs_path.exists() and out.samefile(archs_path):
+            raise NasboxError(
+                f"--out {out} is the same file as --archs {archs_path}; --overwrite would replace "
+                "the architectures with their scores, so give --out another file name"
+            )
     lines = read_text_lines(archs_path, "one architecture per line")
     archs = space.parse_many(lines, source=str(archs_path))
     if not archs:

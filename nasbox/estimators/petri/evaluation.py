@@ -77,6 +77,16 @@ def load_labels(
             line = int(absent.to_numpy().argmax()) + 2
             raise NasboxError(f"{path}, line {line}: no {name} value")
     motifs = space.parse_many(table["arch"].tolist(), source=str(path), first_line=2)
+    first_rows: dict[Hashable, int] = {}
+    for row, motif in enumerate(motifs):
+        first = first_rows.setdefault(motif, row)
+        if first != row:
+            shown = space.format(motif)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise NasboxError(
+                f"{path}: arch {shown!r} is listed twice (lines {first + 2} and {row + 2}); "
+                "give each arch once"
+            )
     values = values.to_numpy(dtype=np.float64)
     finite = np.isfinite(values)
     if not finite.all():
