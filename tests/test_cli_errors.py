@@ -74,6 +74,7 @@ RNN_TRUTH = ["petri", "groundtruth", "--space", "rnn", "--quiet", "--out", "trut
 
 WRONG = [
     ([*RNN_TRUTH, "--count", "0"], "--count must be at least 1"),
+    ([*RNN_TRUTH, "--repeats", "0"], "--repeats must be at least 1"),
     ([*RNN_TRUTH, "--workers", "0"], "--workers must be at least 1"),
     ([*RNN_TRUTH, "--hidden", "0"], "--hidden must be at least 1"),
     ([*RNN_TRUTH, "--corpus", "binary.txt"], "binary.txt"),

@@ -23,6 +23,17 @@ def test_lm_is_minus_the_ground_truth_perplexity_of_the_same_training(corpus):
     assert lm(cell) == -train_cell(cell, data, protocol) < -1.0
 
 
+def test_several_initialisations_give_the_geometric_mean_of_their_perplexities(corpus):
+    cell, data = get_space("rnn").parse("darts-v2"), load_text(corpus)
+    one = replace(RNNProtocol(), steps=3, batch_size=4, seed=1)
+    singles = [train_cell(cell, data, replace(one, seed=seed)) for seed in (1, 2)]
+    averaged = train_cell(cell, data, replace(one, initialisations=2))
+    assert singles[0] != singles[1]
+    assert averaged == pytest.approx((singles[0] * singles[1]) ** 0.5, rel=1e-12)
+    assert "initialisations" not in one.key()  # caches of one-initialisation tables still match
+    assert replace(one, initialisations=2).key() == one.key() + ",initialisations=2"
+
+
 def test_search_with_lm_keeps_the_lowest_perplexity_and_workers_agree(corpus, tmp_path, capsys):
     args = ["search", "--space", "rnn", "--data", f"text:{corpus}", "--estimator", "lm:2"]
     args += [*SMALL, "--strategy", "evolution", "--samples", "4", "--quiet"]

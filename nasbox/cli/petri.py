@@ -21,7 +21,8 @@ def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
         return _rnn_groundtruth(args, out)
     from nasbox.estimators.petri.groundtruth import slope_groundtruth
 
-    out = slope_groundtruth(out, seed=args.seed, repeats=args.repeats, progress=not args.quiet)
+    repeats = 10 if args.repeats is None else args.repeats
+    out = slope_groundtruth(out, seed=args.seed, repeats=repeats, progress=not args.quiet)
     print(f"wrote the slope ground truth (100 slopes, validation accuracy in %) to {out}")
     return 0
 
@@ -39,6 +40,7 @@ def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
         bptt=args.bptt,
         valid_tokens=args.valid_tokens,
         seed=args.train_seed,
+        initialisations=1 if args.repeats is None else args.repeats,
     )
     rnn_groundtruth(
         out, cells, args.corpus, protocol, workers=args.workers, progress=not args.quiet
@@ -167,7 +169,10 @@ def add_parser(commands) -> None:
     )
     add_seed_option(groundtruth, "seed of the first repeat (slope) or of the cell sample (rnn)")
     groundtruth.add_argument(
-        "--repeats", type=int, default=10, help="slope: initialisations averaged"
+        "--repeats",
+        type=int,
+        help="initialisations averaged (slope: default 10; rnn: default 1, more give the "
+        "geometric mean of the perplexities from --train-seed, --train-seed + 1, ...)",
     )
     groundtruth.add_argument("--count", type=int, default=200, help="rnn: cells sampled")
     groundtruth.add_argument(

@@ -7,7 +7,8 @@ Protocol (`RNNProtocol`, seeded; `nasbox petri groundtruth --space rnn`):
 - training: `train_language_model` for `steps` chunks of `batch_size` streams x `bptt` steps from
   the start of the training split, Adam `learning_rate` with a cosine schedule, clip 0.25;
 - value: the perplexity on the first `valid_tokens` characters of the validation split
-  (`valid_ppl`; lower is better), on one thread.
+  (`valid_ppl`; lower is better), on one thread; with `initialisations` > 1, the geometric mean
+  of the perplexities of that many trainings from seeds `seed`, `seed + 1`, ...
 
 About 28 s a cell on one thread. Two initialisations rank the table's first 60 cells at
 Spearman 0.682 (the first protocol, 100 chunks of 32 x 35, gave 0.105; README, "Recurrent
@@ -51,18 +52,33 @@ class RNNProtocol:
     learning_rate: float = 0.01
     valid_tokens: int = 20000
     seed: int = 0
+    initialisations: int = 1
 
     def check(self) -> None:
         for name in ("hidden", "steps", "batch_size", "bptt", "valid_tokens"):
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
+        check_count(self.initialisations, "--repeats")
 
     def key(self) -> str:
-        """A string naming the protocol, for caches of trainings."""
-        return ",".join(f"{name}={value}" for name, value in asdict(self).items())
+        """A string naming the protocol, for caches of trainings. One initialisation is left
+        out of it, so that caches written before the field existed still match."""
+        fields = asdict(self)
+        if self.initialisations == 1:
+            del fields["initialisations"]
+        return ",".join(f"{name}={value}" for name, value in fields.items())
 
 
 def train_cell(cell: RNNCell, data: TextData, protocol: RNNProtocol) -> float:
-    """The validation perplexity of `cell` after the protocol's training (inf if it diverged)."""
+    """The validation perplexity of `cell` after the protocol's training (inf if it diverged);
+    over several initialisations, the geometric mean (their logs ranked cells more steadily)."""
+    logs = [
+        math.log(_train_once(cell, data, replace(protocol, seed=protocol.seed + index)))
+        for index in range(protocol.initialisations)
+    ]
+    return math.exp(sum(logs) / len(logs))
+
+
+def _train_once(cell: RNNCell, data: TextData, protocol: RNNProtocol) -> float:
     from nasbox.train.language import LanguageConfig, train_language_model
     from nasbox.train.trainer import NonFiniteLoss
 
