@@ -86,7 +86,7 @@ def format_members(names: Sequence[str], weights: Sequence[float]) -> str:
 
 
 class Ensemble(Estimator):
-    """Weighted mean robust z-score of proxies, normalised on seeded reference cells."""
+    """Mean robust z-score of weighted proxies (bare `ensemble`: the space's default members)."""
 
     name = "ensemble"
     needs_data = True  # most members read images, and the reference cells are scored on them
