@@ -2,9 +2,9 @@
 
 Parts (`--parts`, comma-separated; each appends its rows to a CSV under measurements/results/):
 - `protocol`: the ground-truth protocol's stability and the published cells: the first
-  `--stable` cells of the table trained again with initialisation seed 1 (Spearman and Kendall
-  against the table's seed 0), and darts-v1, darts-v2 and enas with each seed against the
-  median random cell of that seed (the table; the `--stable` cells);
+  `--stable` cells of the table trained again from the next initialisation seeds (2 and 3 for
+  the default protocol's 0 and 1; Spearman and Kendall against the table), and darts-v1,
+  darts-v2 and enas under both against the median random cell (the table; the `--stable` cells);
 - `predictors`: held-out Spearman / Kendall of the dish and the encoding predictors (MLP,
   gradient-boosted trees) fitted on K labelled cells of the table, K in `--k`, `--seeds` seeds;
 - `search`: `petri-evolution`, `random` and `evolution` with `--budget` ground-truth trainings
@@ -13,7 +13,9 @@ Parts (`--parts`, comma-separated; each appends its rows to a CSV under measurem
 
 The table comes from `nasbox petri groundtruth --space rnn` (built here if missing). Every
 ground-truth training is cached by (cell, protocol) in `--cache` (the table's rows count as the
-default protocol's), so a cell is trained once however many searches propose it. Searches run
+default protocol's), so a cell is trained once however many searches propose it; a protocol of
+several initialisations is the geometric mean of its one-initialisation trainings, each cached
+on its own, so trainings made for another protocol of the same seeds count too. Searches run
 in `--workers` one-thread processes; a search already complete in the runs file is not rerun.
 
     python measurements/petri_rnn.py --parts protocol,predictors,search --seeds 5 --budget 30
@@ -25,6 +27,7 @@ import math
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,7 @@ from nasbox.estimators.petri.evaluation import compare_predictors, load_labels
 from nasbox.estimators.petri.rnn_groundtruth import (
     DEFAULT_CORPUS,
     RNNProtocol,
+    geometric_mean,
     read_table,
     rnn_groundtruth,
     sample_cells,
@@ -71,7 +75,12 @@ class TrainingCache:
                     self.values[(row["protocol"], row["arch"])] = float(row["valid_ppl"])
 
     def get(self, protocol: RNNProtocol, arch: str) -> float | None:
-        return self.values.get((protocol.key(), arch))
+        """The cached value, or the geometric mean of the protocol's cached single trainings."""
+        value = self.values.get((protocol.key(), arch))
+        if value is not None or protocol.initialisations == 1:
+            return value
+        singles = [self.get(single, arch) for single in singles_of(protocol)]
+        return None if None in singles else geometric_mean(singles)
 
     def add(self, protocol: RNNProtocol, arch: str, value: float, seconds: float) -> None:
         self.values[(protocol.key(), arch)] = value
@@ -83,11 +92,18 @@ class TrainingCache:
             writer.writerow([protocol.key(), arch, repr(value), f"{seconds:.1f}"])
 
 
+def singles_of(protocol: RNNProtocol) -> list[RNNProtocol]:
+    return [protocol.single(index) for index in range(protocol.initialisations)]
+
+
 def trained(cache: TrainingCache, protocol: RNNProtocol, cells: list[str], args) -> list[float]:
-    """Validation perplexities of `cells`, training (in `--workers` processes) the uncached."""
-    todo = [cell for cell in dict.fromkeys(cells) if cache.get(protocol, cell) is None]
-    for cell, value, seconds in train_cells(todo, args.corpus, protocol, args.workers):
-        cache.add(protocol, cell, value, seconds)
+    """Validation perplexities of `cells`, training (in `--workers` processes) the uncached
+    single initialisations."""
+    for single in singles_of(protocol):
+        todo = [cell for cell in dict.fromkeys(cells) if cache.get(protocol, cell) is None]
+        todo = [cell for cell in todo if cache.get(single, cell) is None]
+        for cell, value, seconds in train_cells(todo, args.corpus, single, args.workers):
+            cache.add(single, cell, value, seconds)
     return [cache.get(protocol, cell) for cell in cells]
 
 
@@ -95,21 +111,30 @@ def run_protocol(args, cache: TrainingCache) -> None:
     table = read_table(Path(args.labels))
     cells = list(table)[: args.stable]
     started = time.perf_counter()
-    again = trained(cache, RNNProtocol(seed=1), cells, args)
+    default = RNNProtocol()
+    other = replace(default, seed=default.seed + default.initialisations)
+    again = trained(cache, other, cells, args)
     first = [table[cell] for cell in cells]
     rho = stats.spearmanr(first, again).statistic
     tau = stats.kendalltau(first, again).statistic
-    print(f"{len(cells)} cells, initialisation seeds 0 and 1: Spearman {rho:.3f}, Kendall "
-          f"{tau:.3f} ({time.perf_counter() - started:.0f} s)")  # fmt: skip
+    print(f"{len(cells)} cells, {describe(default)} vs {describe(other)}: Spearman {rho:.3f}, "
+          f"Kendall {tau:.3f} ({time.perf_counter() - started:.0f} s)")  # fmt: skip
     named = {name: str(cell) for name, cell in NAMED.items()}
-    for seed, random_values in ((0, np.array(list(table.values()))), (1, np.array(again))):
-        values = trained(cache, RNNProtocol(seed=seed), list(named.values()), args)
+    for protocol, random_values in ((default, list(table.values())), (other, again)):
+        random_values = np.array(random_values)
+        values = trained(cache, protocol, list(named.values()), args)
         median = float(np.median(random_values))
-        print(f"seed {seed}: {len(random_values)} random cells, median valid ppl {median:.3f}, "
-              f"best {random_values.min():.3f}, worst {random_values.max():.3f}")  # fmt: skip
+        print(f"{describe(protocol)}: {len(random_values)} random cells, median valid ppl "
+              f"{median:.3f}, best {random_values.min():.3f}, worst "
+              f"{random_values.max():.3f}")  # fmt: skip
         for name, value in zip(named, values, strict=True):
             share = float((random_values < value).mean())
             print(f"  {name}: valid ppl {value:.3f} ({share:.0%} of those cells are better)")
+
+
+def describe(protocol: RNNProtocol) -> str:
+    seeds = [single.seed for single in singles_of(protocol)]
+    return f"initialisation seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
 
 
 def run_predictors(args) -> None:
@@ -162,11 +187,12 @@ def one_search(job: tuple[str, int, int, str, str, str]) -> list[tuple[str, floa
         arch = strategy.ask()
         text = space.format(arch)
         cache.reload()
+        for single in singles_of(protocol):
+            if cache.get(protocol, text) is None and cache.get(single, text) is None:
+                started = time.perf_counter()
+                value = train_cell(arch, data, single)
+                cache.add(single, text, value, time.perf_counter() - started)
         value = cache.get(protocol, text)
-        if value is None:
-            started = time.perf_counter()
-            value = train_cell(arch, data, protocol)
-            cache.add(protocol, text, value, time.perf_counter() - started)
         strategy.tell(arch, -value)
         trajectory.append((text, value))
     return trajectory

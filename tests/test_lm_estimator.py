@@ -25,9 +25,11 @@ def test_lm_is_minus_the_ground_truth_perplexity_of_the_same_training(corpus):
 
 def test_several_initialisations_give_the_geometric_mean_of_their_perplexities(corpus):
     cell, data = get_space("rnn").parse("darts-v2"), load_text(corpus)
-    one = replace(RNNProtocol(), steps=3, batch_size=4, seed=1)
+    one = replace(RNNProtocol(), steps=3, batch_size=4, seed=1, initialisations=1)
     singles = [train_cell(cell, data, replace(one, seed=seed)) for seed in (1, 2)]
-    averaged = train_cell(cell, data, replace(one, initialisations=2))
+    two = replace(one, initialisations=2)
+    assert two.single(1) == replace(one, seed=2)
+    averaged = train_cell(cell, data, two)
     assert singles[0] != singles[1]
     assert averaged == pytest.approx((singles[0] * singles[1]) ** 0.5, rel=1e-12)
     assert "initialisations" not in one.key()  # caches of one-initialisation tables still match

@@ -40,7 +40,7 @@ def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
         bptt=args.bptt,
         valid_tokens=args.valid_tokens,
         seed=args.train_seed,
-        initialisations=1 if args.repeats is None else args.repeats,
+        initialisations=RNNProtocol.initialisations if args.repeats is None else args.repeats,
     )
     rnn_groundtruth(
         out, cells, args.corpus, protocol, workers=args.workers, progress=not args.quiet
@@ -171,8 +171,8 @@ def add_parser(commands) -> None:
     groundtruth.add_argument(
         "--repeats",
         type=int,
-        help="initialisations averaged (slope: default 10; rnn: default 1, more give the "
-        "geometric mean of the perplexities from --train-seed, --train-seed + 1, ...)",
+        help="initialisations averaged (slope: default 10; rnn: default 2, the geometric mean "
+        "of the perplexities from --train-seed, --train-seed + 1, ...)",
     )
     groundtruth.add_argument("--count", type=int, default=200, help="rnn: cells sampled")
     groundtruth.add_argument(

@@ -27,7 +27,7 @@ class LanguageModelEstimator(Estimator):
     name = "lm"
     argument = "STEPS"
     argument_hint = "a number of training chunks, e.g. lm:800 (the ground-truth protocol)"
-    cost = "trains the cell's language model for STEPS chunks per arch (lm:800: about 30 s)"
+    cost = "trains the cell's language model from 2 initialisations for STEPS chunks (lm:800: 60 s)"
 
     def __init__(self, context: EstimatorContext, steps: str) -> None:
         super().__init__(context)
