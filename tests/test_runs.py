@@ -293,6 +293,9 @@ def test_runs_list_show_and_export(tmp_path, capsys):
     )
     frame = pd.read_parquet(tmp_path / "t.parquet")
     assert len(frame) == 5 and {"number", "arch", "state", "value", "seconds"} <= set(frame.columns)
+    upper = tmp_path / "trials.CSV"  # a suffix in capitals is still a CSV
+    assert main(["runs", "export", "first", "--storage", str(storage), "--out", str(upper)]) == 0
+    assert len(pd.read_csv(upper)) == 5
 
 
 def test_runs_list_skips_an_unreadable_database_with_a_warning(tmp_path, capsys):

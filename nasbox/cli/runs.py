@@ -133,7 +133,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import pandas as pd
 
     out = Path(args.out)
-    if out.suffix not in {".csv", ".parquet"}:
+    if out.suffix.lower() not in {".csv", ".parquet"}:
         raise NasboxError(f"--out {out}: give a .csv or .parquet file")
     if out.exists() and not args.overwrite:
         raise NasboxError(f"--out {out} exists; choose another file or pass --overwrite")
@@ -147,7 +147,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         [{**{k: v for k, v in t.__dict__.items() if k != "metrics"}, **t.metrics} for t in trials]
     )
     with replaced_atomically(out) as temporary:
-        if out.suffix == ".csv":
+        if out.suffix.lower() == ".csv":
             frame.to_csv(temporary, index=False)
         else:
             frame.to_parquet(temporary, index=False)
