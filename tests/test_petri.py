@@ -189,6 +189,14 @@ def test_labels_refuse_an_arch_listed_twice(tmp_path, capsys):
     with pytest.raises(NasboxError, match=re.escape(shown)):
         load_labels(twice, nb201)
 
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text("arch,valid_acc\n\n0.5,90\n\n\n1.5,80\nfast,70\n0.50,60\n")
+    with pytest.raises(NasboxError, match="line 7.*'fast'"):
+        load_labels(spaced, get_motif_space("slope"))
+    spaced.write_text(spaced.read_text().replace("fast,70\n", ""))
+    with pytest.raises(NasboxError, match=re.escape("'0.5' is listed twice (lines 3 and 7)")):
+        load_labels(spaced, get_motif_space("slope"))
+
     dish = tiny_slope_dish()
     dish.fit(SLOPES, [1.0, 3.0, 2.0, 6.0, 4.0, 5.0], progress=False)
     path = dish.save(tmp_path / "slope.pt")

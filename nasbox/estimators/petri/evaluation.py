@@ -57,7 +57,7 @@ def load_labels(
     import pandas as pd  # here, not at the top: it adds 0.4 s to every command
 
     try:
-        table = pd.read_csv(path, dtype={"arch": str})
+        table = pd.read_csv(path, dtype={"arch": str}, skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise NasboxError(f"{path}: not a readable CSV ({type(err).__name__})") from None
     except OSError as err:
@@ -68,23 +68,25 @@ def load_labels(
             f"{path}: missing column(s) {', '.join(sorted(missing))}; "
             f"found {', '.join(map(str, table.columns))}"
         )
+    # blank lines were kept as empty rows so that row i is line i + 2 of the file (header: 1)
+    table = table[table.notna().any(axis=1)]
     if table.empty:
         raise NasboxError(f"{path}: no labelled motifs in the file")
-    # line numbers of the file: the header is line 1
+    lines = (table.index + 2).tolist()
     values = pd.to_numeric(table[column], errors="coerce")
     for name, absent in (("arch", table["arch"].isna()), (f"numeric {column}", values.isna())):
         if absent.any():
-            line = int(absent.to_numpy().argmax()) + 2
+            line = lines[int(absent.to_numpy().argmax())]
             raise NasboxError(f"{path}, line {line}: no {name} value")
-    motifs = space.parse_many(table["arch"].tolist(), source=str(path), first_line=2)
-    first_rows: dict[Hashable, int] = {}
-    for row, motif in enumerate(motifs):
-        first = first_rows.setdefault(motif, row)
-        if first != row:
+    motifs = space.parse_many(table["arch"].tolist(), source=str(path), line_numbers=lines)
+    first_lines: dict[Hashable, int] = {}
+    for line, motif in zip(lines, motifs, strict=True):
+        first = first_lines.setdefault(motif, line)
+        if first != line:
             shown = space.format(motif)
             shown = shown if len(shown) <= 40 else shown[:37] + "..."
             raise NasboxError(
-                f"{path}: arch {shown!r} is listed twice (lines {first + 2} and {row + 2}); "
+                f"{path}: arch {shown!r} is listed twice (lines {first} and {line}); "
                 "give each arch once"
             )
     values = values.to_numpy(dtype=np.float64)

@@ -65,11 +65,15 @@ class MotifSpace(ABC):
         return {}
 
     def parse_many(
-        self, lines: Sequence[str], source: str = "input", first_line: int = 1
+        self,
+        lines: Sequence[str],
+        source: str = "input",
+        line_numbers: Sequence[int] | None = None,
     ) -> list[Hashable]:
-        """Parse one motif per line; the error names the line."""
+        """Parse one motif per line; the error names the line (`line_numbers`, else 1, 2, ...)."""
         motifs = []
-        for number, line in enumerate(lines, start=first_line):
+        numbers = range(1, len(lines) + 1) if line_numbers is None else line_numbers
+        for number, line in zip(numbers, lines, strict=True):
             try:
                 motifs.append(self.parse(line))
             except NasboxError as err:
