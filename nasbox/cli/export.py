@@ -16,6 +16,7 @@ from nasbox.cli.common import (
     read_arch,
     require_images,
 )
+from nasbox.errors import NasboxError
 from nasbox.export import (
     CHECK_BATCH,
     FORMATS,
@@ -26,6 +27,8 @@ from nasbox.export import (
     require_onnx,
 )
 from nasbox.spaces import get_space
+
+MAX_CHECK_SIDE = 1024
 
 
 def _adopt_run_settings(args: argparse.Namespace, checkpoint: Checkpoint) -> None:
@@ -56,6 +59,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = export_format(out, args.format)
     if fmt == "onnx":
         require_onnx()
+    if args.input > MAX_CHECK_SIDE:
+        raise NasboxError(
+            f"--input must be at most {MAX_CHECK_SIDE}, got {args.input}: it is only the side of "
+            "the check's images (larger ones may not fit in memory); the exported network takes "
+            "any H and W"
+        )
     check_count(args.input, "--input", minimum=8)
     check_seed(args.seed)
     checkpoint = Checkpoint.read(Path(args.checkpoint)) if args.checkpoint else None
