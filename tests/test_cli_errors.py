@@ -220,6 +220,22 @@ def test_unreadable_paths_are_one_line(inputs, capsys, argv, message):
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--quiet", "--out", "/proc/nasbox-run"],
+        [*SCORE, "--out", "/proc/scores.csv"],
+        ["petri", "evaluate", "dish.pt", "--labels", "labels.csv", "--out", "/proc/e.csv"],
+    ],
+)
+def test_an_output_folder_nobody_can_write_is_refused_before_the_work(inputs, capsys, argv):
+    """/proc passes os.access for root but takes no files: the work used to run, then fail."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/proc is not writable; choose another folder" in err
+
+
 def test_bench_convert_refuses_a_file_without_the_dataset(inputs, capsys):
     """The warning that the pickle is loaded comes first; then one error, and no table."""
     argv = ["bench", "convert", "other.pickle.pbz2", "--out", "t.csv", "--quiet"]

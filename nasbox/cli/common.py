@@ -228,7 +228,7 @@ def check_output_file(path: str | Path, overwrite: bool, option: str = "--out") 
         raise NasboxError(f"{option} {path}: cannot reach it ({err.strerror})") from None
     if is_dir:
         raise NasboxError(f"{option} {path} is a folder; give a file name")
-    check_output_path(path.parent, option)
+    check_output_path(path.parent, option, named=path)
     if path.exists() and not overwrite:
         raise NasboxError(
             f"{option} {path} already exists; choose another file name or pass --overwrite"

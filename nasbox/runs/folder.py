@@ -8,6 +8,7 @@ process holds the folder, or when the path cannot be a folder. The lock is an OS
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,22 +26,29 @@ COMMAND_RESULTS = {
 }
 
 
-def check_output_path(path: Path, option: str = "--out") -> None:
-    """Fail early, before any compute, when `path` cannot become (or be) a writable folder."""
+def check_output_path(path: Path, option: str = "--out", named: Path | None = None) -> None:
+    """Fail early, before any compute, when `path` cannot become (or be) a writable folder;
+    errors name `named` (the file to be written in it) where given."""
+    shown = path if named is None else named
     if not str(path).strip():
         raise NasboxError(f"{option} is empty; give a folder path")
     try:
-        if path.exists() and not path.is_dir():
+        if named is None and path.exists() and not path.is_dir():
             raise NasboxError(f"{option} {path} is a file, not a folder; give a folder path")
         existing = path
         while not existing.exists():
             existing = existing.parent
     except PermissionError:
-        raise NasboxError(f"{option} {path}: cannot reach it (permission denied)") from None
+        raise NasboxError(f"{option} {shown}: cannot reach it (permission denied)") from None
     if not existing.is_dir():
-        raise NasboxError(f"{option} {path}: {existing} is a file, so no folder can be made there")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise NasboxError(f"{option} {path}: {existing} is not writable; choose another folder")
+        raise NasboxError(f"{option} {shown}: {existing} is a file, so no folder can be made there")
+    try:  # a real file, not os.access: root passes that check where it still cannot write (/proc)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError:
+        raise NasboxError(
+            f"{option} {shown}: {existing} is not writable; choose another folder"
+        ) from None
 
 
 class RunFolder:
