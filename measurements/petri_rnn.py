@@ -11,7 +11,8 @@ Parts (`--parts`, comma-separated; each appends its rows to a CSV under measurem
   each, `--seeds` seeds: the best validation perplexity found (mean +- standard error), the
   trainings evolution needs to match petri-evolution's mean, a markdown table and an anytime plot.
 
-The table comes from `nasbox petri groundtruth --space rnn` (built here if missing). Every
+The table comes from `nasbox petri groundtruth --space rnn` (built here if missing; `search`
+alone does not need it). Every
 ground-truth training is cached by (cell, protocol) in `--cache` (the table's rows count as the
 default protocol's), so a cell is trained once however many searches propose it; a protocol of
 several initialisations is the geometric mean of its one-initialisation trainings, each cached
@@ -63,8 +64,9 @@ class TrainingCache:
         self.path = path
         self.values: dict[tuple[str, str], float] = {}
         default = RNNProtocol().key()
-        for arch, value in read_table(table).items():
-            self.values[(default, arch)] = value
+        if table.is_file():
+            for arch, value in read_table(table).items():
+                self.values[(default, arch)] = value
         self.reload()
 
     def reload(self) -> None:
@@ -206,10 +208,17 @@ def run_search(args) -> None:
             for row in csv.DictReader(handle):
                 if int(row["budget"]) == args.budget and int(row["seed"]) < args.seeds:
                     runs[(row["strategy"], int(row["seed"]))].append(float(row["valid_ppl"]))
+    # Strategies of one seed share their first random cells: pairs of seeds, strategy by strategy,
+    # keep the two workers on different seeds, so one trains those cells and the next finds them.
+    order = [
+        (name, seed)
+        for first in range(0, args.seeds, 2)
+        for name in STRATEGIES
+        for seed in range(first, min(first + 2, args.seeds))
+    ]
     jobs = [
         (name, seed, args.budget, args.corpus, str(args.cache), args.labels)
-        for seed in range(args.seeds)
-        for name in STRATEGIES
+        for name, seed in order
         if len(runs[(name, seed)]) != args.budget
     ]
     for key in [(name, seed) for name, seed, *_ in jobs]:
@@ -288,12 +297,12 @@ def main() -> None:
     args.k = [int(k) for k in args.k.split(",") if k]
     torch.set_num_threads(1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if not Path(args.labels).is_file():
+    parts = args.parts.split(",")
+    if ("protocol" in parts or "predictors" in parts) and not Path(args.labels).is_file():
         print(f"no rnn ground truth at {args.labels}; building it ({args.count} cells)")
         rnn_groundtruth(args.labels, sample_cells(args.count, 0), args.corpus,
                         workers=args.workers)  # fmt: skip
     cache = TrainingCache(Path(args.cache), Path(args.labels))
-    parts = args.parts.split(",")
     if "protocol" in parts:
         run_protocol(args, cache)
     if "predictors" in parts:
