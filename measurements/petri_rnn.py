@@ -223,11 +223,12 @@ def run_search(args) -> None:
     ]
     for key in [(name, seed) for name, seed, *_ in jobs]:
         runs.pop(key, None)
-    fresh = not out.is_file()
+    fresh = not out.is_file() or out.stat().st_size == 0  # a run killed before its first row
     with out.open("a", newline="") as handle, ProcessPoolExecutor(args.workers) as pool:
         writer = csv.writer(handle)
         if fresh:
             writer.writerow(["strategy", "seed", "budget", "query", "arch", "valid_ppl"])
+            handle.flush()
         for job, trajectory in zip(jobs, pool.map(one_search, jobs), strict=True):
             name, seed = job[:2]
             for query, (arch, value) in enumerate(trajectory, start=1):
