@@ -178,6 +178,10 @@ WRONG = [
     (["describe", "--arch", "nofile.txt"], "nofile.txt: file not found (expected an arch"),
     ([*SCORE, "--archs", "empty-run"], "empty-run is a folder; give a text file"),
     (["search", "--objectives", "", "--strategy", "nsga2", "--out", "s"], "--objectives is empty"),
+    (
+        ["petri", "groundtruth", "--quiet", "--out", "labels.csv"],
+        "labels.csv already exists; choose another file name or pass --overwrite",
+    ),
 ]
 
 

@@ -16,7 +16,8 @@ from nasbox.runs import replaced_atomically
 def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     out = Path(args.out or f"measurements/results/{args.space}_groundtruth.csv")
-    check_output_file(out, overwrite=True)
+    # an rnn table is continued where it stopped; the slope table is written whole
+    check_output_file(out, overwrite=args.overwrite or args.space == "rnn")
     if args.space == "rnn":
         return _rnn_groundtruth(args, out)
     from nasbox.estimators.petri.groundtruth import slope_groundtruth
@@ -197,6 +198,7 @@ def add_parser(commands) -> None:
             help=f"{help_text} (default {default}; other values change the documented protocol)",
         )
     groundtruth.add_argument("--corpus", default=DEFAULT_CORPUS, help="rnn: the text corpus")
+    add_overwrite_option(groundtruth, "--out (slope; an rnn table is continued instead)")
     groundtruth.add_argument("--quiet", action="store_true", help="no progress bar")
     groundtruth.set_defaults(handler=cmd_petri_groundtruth)
 
