@@ -69,10 +69,11 @@ def load_labels(
             f"found {', '.join(map(str, table.columns))}"
         )
     # blank lines were kept as empty rows so that row i is line i + 2 of the file (header: 1)
-    table = table[table.notna().any(axis=1)]
+    written = table.notna().any(axis=1).to_numpy()
+    table = table[written]
     if table.empty:
         raise NasboxError(f"{path}: no labelled motifs in the file")
-    lines = (table.index + 2).tolist()
+    lines = (np.flatnonzero(written) + 2).tolist()
     values = pd.to_numeric(table[column], errors="coerce")
     for name, absent in (("arch", table["arch"].isna()), (f"numeric {column}", values.isna())):
         if absent.any():
