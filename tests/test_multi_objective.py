@@ -165,6 +165,7 @@ def test_a_multi_objective_run_extended_by_resume_equals_a_longer_one(tmp_path, 
     [
         (["--strategy", "evolution"], "needs a strategy that handles several objectives"),
         (["--estimator", "params"], "--objectives replaces --estimator"),
+        (["--objectives", "table:acc"], "is one objective to maximise; use --estimator"),
         (["--constraint", "params=1"], "must look like ESTIMATOR<=NUMBER"),
         (["--constraint", "nonsense<=1"], "unknown estimator 'nonsense'"),
     ],

@@ -306,6 +306,12 @@ def _build_search(args: argparse.Namespace):
         )
     prescored = uses_prescore(args.strategy)
     objectives = parse_objectives(args.objectives) if args.objectives else []
+    if len(objectives) == 1 and not objectives[0].minimize:
+        # one maximised objective is what --estimator does; its evaluator yields no objective vector
+        raise NasboxError(
+            f"--objectives {args.objectives} is one objective to maximise; use --estimator "
+            f"{objectives[0].estimator}, or give several (e.g. naswot,-params)"
+        )
     if objectives and not STRATEGIES.get(args.strategy).multi_objective:
         several = [name for name in STRATEGIES.names() if STRATEGIES.get(name).multi_objective]
         raise NasboxError(
