@@ -330,6 +330,34 @@ def test_a_finished_run_can_be_extended_with_a_larger_budget(tmp_path):
     assert rows(out) == rows(tmp_path / "straight")
 
 
+def test_a_resumed_run_lists_each_trial_once_in_trials_csv(tmp_path, monkeypatch):
+    """Ctrl-C leaves the trial in flight `running`; the resume evaluates it again and its row
+    must replace that one, not follow it (read mid-run: the end of a run rewrites the file)."""
+    from nasbox.estimators.cost import Parameters
+
+    out, count = tmp_path / "run", Parameters.__call__
+    calls = []
+
+    def interrupt_the_third(self, arch):
+        calls.append(arch)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return count(self, arch)
+
+    monkeypatch.setattr(Parameters, "__call__", interrupt_the_third)
+    args = ["search", "--estimator", "params", "--samples", "4", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 130
+    assert [row[2] for row in rows(out)] == ["complete", "complete", "running"]
+    listed_mid_run = []
+    monkeypatch.setattr(
+        Parameters, "__call__", lambda self, arch: listed_mid_run.append(rows(out)) or 1.0
+    )
+    assert main(["search", "--resume", str(out), "--quiet"]) == 0
+    numbers = [[row[0] for row in listed] for listed in listed_mid_run]
+    assert numbers == [["0", "1"], ["0", "1", "2"]], "trial 2 once, as it finished"
+    assert [row[0] for row in rows(out)] == ["0", "1", "2", "3"]
+
+
 def bad_invocations(tmp_path: Path) -> list[tuple[list[str], str]]:
     finished = tmp_path / "finished"
     assert (

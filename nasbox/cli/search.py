@@ -265,7 +265,10 @@ def _summary(args, store: RunStore, run, storage: Path, out: Path, status: str) 
         else None,
     }
     names = [o.estimator for o in objectives]
-    write_trials_csv(out / "trials.csv", trials, names)
+    # While the run goes on, the appender adds each trial as it finishes; a trial an interrupted
+    # run left `running` is evaluated again, so listing it now would list it twice.
+    listed = [t for t in trials if t.state != "running"] if status == "running" else trials
+    write_trials_csv(out / "trials.csv", listed, names)
     if objectives:
         summary.update(write_pareto(out, trials, objectives))
     write_json(out / "summary.json", summary)
