@@ -414,6 +414,10 @@ def bad_invocations(tmp_path: Path) -> list[tuple[list[str], str]]:
         ),
         (["search", "--out", str(finished)], "already holds results"),
         (
+            ["search", "--resume", str(finished), "--samples", "1"],
+            "--samples 1 is fewer than the 2 trials the resumed run has already finished",
+        ),
+        (
             ["search", "--workers", "0", "--out", str(tmp_path / "w")],
             "--workers must be at least 1",
         ),

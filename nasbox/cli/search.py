@@ -290,9 +290,16 @@ def _run_location(args: argparse.Namespace) -> tuple[Path, str, Path]:
         raise NasboxError(f"--out {args.out} conflicts with the resumed run's folder {out}")
     with RunStore(storage) as store:
         stored = store.find_run(name)
+        counts = store.counts(stored) if stored is not None else {}
     if stored is None:
         raise NasboxError(f"{storage}: no run named {name!r}")
     _resumed_settings(args, stored.settings)
+    finished = counts["complete"] + counts["failed"]
+    if args.samples < finished:  # the budget counts finished trials; these cannot be undone
+        raise NasboxError(
+            f"--samples {args.samples} is fewer than the {finished} trials the resumed run has "
+            f"already finished; give --samples {finished} or more"
+        )
     return storage, name, out
 
 
