@@ -321,6 +321,28 @@ def test_runs_list_skips_an_unreadable_database_with_a_warning(tmp_path, capsys)
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
+def test_a_shared_database_never_replaces_another_folder_s_run(tmp_path, capsys):
+    """Runs are named after their folder: d/x and e/x clash in one --storage file."""
+    storage = tmp_path / "all.db"
+    args = ["search", "--estimator", "params", "--samples", "2", "--storage", str(storage)]
+    args.append("--quiet")
+    assert main([*args, "--out", str(tmp_path / "d" / "x")]) == 0
+    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):
+        assert main([*args, "--out", str(tmp_path / "e" / "x"), *extra]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and f"of folder {tmp_path / 'd' / 'x'}" in error[0], error
+        assert "choose an --out not named 'x'" in error[0]
+    with RunStore(storage) as store:
+        assert store.find_run("x").folder == str(tmp_path / "d" / "x")
+    assert not (tmp_path / "e").exists()
+    for name in ("trials.csv", "summary.json", "trials.png"):  # as if the folder were emptied
+        (tmp_path / "d" / "x" / name).unlink()
+    assert main([*args, "--out", str(tmp_path / "d" / "x")]) == 2
+    assert f"continue it with --resume x --storage {storage}" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "d" / "x"), "--overwrite"]) == 0
+
+
 def test_a_finished_run_can_be_extended_with_a_larger_budget(tmp_path):
     out = tmp_path / "run"
     base = ["search", "--estimator", "params", "--strategy", "evolution", "--quiet"]

@@ -364,16 +364,29 @@ def _build_search(args: argparse.Namespace):
 
 
 def _check_shared_storage(args: argparse.Namespace, storage: Path, name: str, out: Path) -> None:
-    """A database outside the run folder is checked (readable, writable, name free) up front."""
+    """A database outside the run folder is checked (readable, writable, name free) up front.
+
+    Runs are named after their folder, so another folder of the same name clashes with a run
+    that is not this folder's: that run is never replaced, even with --overwrite.
+    """
     if storage.parent.resolve() == out.resolve():
         return
     with RunStore(storage) as store:
         store.check_writable()
-        taken = store.find_run(name) is not None
-    if taken and not (args.resume or args.overwrite):
+        taken = store.find_run(name)
+    if taken is None or args.resume:
+        return
+    resume = f"--resume {name} --storage {storage}"
+    if taken.folder is None or Path(taken.folder).resolve() != out.resolve():
         raise NasboxError(
-            f"{storage} already holds a run named {name!r}; resume it with --resume {out}, "
-            "choose another --out or pass --overwrite"
+            f"{storage} already holds a run named {name!r} of folder {taken.folder or 'unknown'}"
+            f"; runs are named after their --out folder, so choose an --out not named {name!r} "
+            f"(that run continues with {resume})"
+        )
+    if not args.overwrite:
+        raise NasboxError(
+            f"{storage} already holds this folder's run {name!r}; continue it with {resume}, "
+            "or pass --overwrite to replace it"
         )
 
 
