@@ -61,6 +61,26 @@ ESTIMATORS.register("faulty")(Faulty)
 '''
 
 
+SLOW_ESTIMATOR = '''
+"""An estimator that takes half a second, so a search can be killed mid-evaluation."""
+
+import time
+
+from nasbox.estimators import ESTIMATORS, Estimator
+
+
+class Slow(Estimator):
+    name = "slow"
+
+    def __call__(self, arch):
+        time.sleep(0.5)
+        return 0.0
+
+
+ESTIMATORS.register("slow")(Slow)
+'''
+
+
 def nasbox(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
     """A real `nasbox` process (its own interpreter, as a user starts it)."""
     return subprocess.Popen(
@@ -217,6 +237,18 @@ def test_two_workers_finish_the_budget_with_distinct_cells(tmp_path, tiny_npz):
     trials = list(csv.DictReader((out / "trials.csv").open()))
     assert len({t["arch"] for t in trials}) == 16
     assert {t["worker"].split(":")[0] for t in trials} == {"process-0", "process-1"}
+
+
+def test_workers_exit_quietly_when_the_search_is_killed(tmp_path):
+    """SIGKILL of the search mid-evaluation: its workers find the pipe broken and just end."""
+    (tmp_path / "slow_estimator.py").write_text(SLOW_ESTIMATOR)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path[1:]])}
+    folder = tmp_path / "run"
+    args = ["--import", "slow_estimator", "--estimator", "slow", "--workers", "2"]
+    process = nasbox("search", *args, "--samples", "20", "--out", str(folder), "--quiet", env=env)
+    kill_after(process, folder / "nasbox.db", 1)
+    _, stderr = process.communicate(timeout=30)  # read to the end: the workers write there too
+    assert stderr == ""
 
 
 def test_a_search_through_a_real_local_ray_instance(tmp_path, tiny_npz):

@@ -234,8 +234,17 @@ class ExecutorScorer:
 
 
 def _worker_main(connection: Connection, spec: EstimatorSpec, threads: int) -> None:
-    """A worker process: build the estimator once, then evaluate what the parent sends."""
+    """A worker process: evaluate what the parent sends until it says stop or is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        _serve(connection, spec, threads)
+    except (EOFError, ConnectionError):
+        # The parent was killed: nothing to report, and a traceback would land on its terminal.
+        return
+
+
+def _serve(connection: Connection, spec: EstimatorSpec, threads: int) -> None:
+    """Build the estimator once, then answer each (number, arch) with its evaluation."""
     import torch
 
     torch.set_num_threads(threads)
@@ -246,13 +255,7 @@ def _worker_main(connection: Connection, spec: EstimatorSpec, threads: int) -> N
         connection.send(("setup failed", f"{type(err).__name__}: {err}"))
         return
     connection.send(("ready", None))
-    while True:
-        try:
-            message = connection.recv()
-        except EOFError:  # the parent is gone
-            return
-        if message is None:
-            return
+    while (message := connection.recv()) is not None:
         number, arch = message
         connection.send((number, *evaluate_safely(estimator, arch)))
 
