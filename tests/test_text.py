@@ -177,6 +177,20 @@ def test_train_writes_a_run_that_resumes_and_is_not_overwritten(inputs, capsys, 
     assert [_without_seconds(row) for row in resumed] == [_without_seconds(row) for row in straight]
 
 
+def test_a_refused_resume_leaves_the_run_as_it_was(inputs, capsys):
+    """Resumed with other settings, train refused only after it had printed "training ..." and
+    rewritten settings.json with the refused options."""
+    argv = [*TRAIN, "--data", "text:corpus.txt", "--steps", "2", "--epochs", "1"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    settings = (inputs / "run" / "settings.json").read_text()
+    assert main([*argv, "--resume", "--lr", "0.05"]) == 2
+    captured = capsys.readouterr()
+    assert "other settings (learning_rate 0.01 -> 0.05)" in captured.err
+    assert captured.out == ""
+    assert (inputs / "run" / "settings.json").read_text() == settings
+
+
 def _without_seconds(row: dict) -> dict:
     return {key: value for key, value in row.items() if key != "seconds"}
 

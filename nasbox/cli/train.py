@@ -29,7 +29,7 @@ from nasbox.runs import COMMAND_RESULTS, RunFolder, write_json
 from nasbox.spaces import get_space
 from nasbox.train import TrainConfig, train
 from nasbox.train.language import LanguageConfig, train_language_model
-from nasbox.train.trainer import load_checkpoint
+from nasbox.train.trainer import check_same_settings, load_checkpoint
 
 # Files that mean "a run trained here before": refused unless --resume or --overwrite.
 RESULTS = COMMAND_RESULTS["train"]
@@ -243,10 +243,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         "replace them",
     )
     folder.check()
-    if args.resume:
-        load_checkpoint(out / "checkpoint.pt")  # missing or corrupt: fail before any work
+    checkpoint = out / "checkpoint.pt"
+    # Missing or corrupt: fail before any work; other settings: before settings.json is rewritten.
+    state = load_checkpoint(checkpoint) if args.resume else None
     prepare = _text_training if space.modality == "text" else _image_training
     training = prepare(args, space, arch)
+    if state is not None:
+        check_same_settings(state, checkpoint, training.used["used"], training.description)
+        del state  # the trainer reads it again; its weights need not stay in memory meanwhile
     print(f"{training.announce}; results in {out}/")
     with folder:
         settings = {

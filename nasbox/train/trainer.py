@@ -226,6 +226,13 @@ def resumed_state(out: Path | None, resume: bool, config: dict, description: str
         raise NasboxError("resuming needs the folder that holds checkpoint.pt")
     path = out / "checkpoint.pt"
     state = load_checkpoint(path)
+    check_same_settings(state, path, config, description)
+    return state
+
+
+def check_same_settings(state: dict, path: Path, config: dict, description: str) -> None:
+    """Refuse to continue checkpoint `state` (read from `path`) with another `config` (a dict)
+    or network `description`."""
     if state["config"] != config or state["description"] != description:
         stored = state["config"]
         changed = [
@@ -239,7 +246,6 @@ def resumed_state(out: Path | None, resume: bool, config: dict, description: str
             f"{path} was written with other settings ({'; '.join(changed)}); "
             "use a new --out folder or the same options"
         )
-    return state
 
 
 def restore(
