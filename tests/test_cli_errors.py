@@ -182,6 +182,12 @@ WRONG = [
         ["petri", "groundtruth", "--quiet", "--out", "labels.csv"],
         "labels.csv already exists; choose another file name or pass --overwrite",
     ),
+    ([*SCORE, "--estimator", "params,,flops"], "'params,,flops' has an empty value; remove"),
+    ([*SCORE, "--estimator", "params,"], "--estimator 'params,' has an empty value"),
+    (
+        ["search", "--estimator", "naswot,params", "--out", "s"],
+        "a search optimises one, or several with --objectives (e.g. --objectives naswot,-params",
+    ),
 ]
 
 

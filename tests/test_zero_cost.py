@@ -188,6 +188,12 @@ def test_ensemble_weights_scale_the_members_z_scores(cell):
     assert weighted(cell) == pytest.approx(0.75 * z[0] + 0.25 * z[1])
 
 
+def test_huge_weights_keep_their_ratio():
+    """Their sum overflowed to infinity, which made every weight and every score 0."""
+    ensemble = get_estimator("ensemble:meco*1e308+params*1e308+flops*5e307", context())
+    assert ensemble.weights.tolist() == pytest.approx([0.4, 0.4, 0.2])
+
+
 def test_few_label_fit_recovers_the_member_that_predicts_accuracy():
     ensemble = get_estimator("ensemble:meco+params", context())
     ensemble._scale = (np.zeros(2), np.ones(2))
@@ -214,6 +220,10 @@ def test_ensemble_is_minus_infinity_when_a_member_is(cell):
         ("ensemble:naswot+latency", "not a training-free proxy"),
         ("ensemble:meco*0+naswot", "weight of 'meco' must be a number > 0"),
         ("ensemble:meco*x", "weight of 'meco' must be a number > 0"),
+        ("ensemble:meco*1_0", "weight of 'meco' must be a number > 0, got '1_0'"),
+        ("ensemble:meco*inf", "weight of 'meco' must be a number > 0"),
+        ("ensemble:params+flops*1e308+meco*1e-308", "weight of 'meco' is too small beside"),
+        ("ensemble:ensemble:params+flops", "'ensemble:params' is an ensemble itself"),
         ("swap_reg:1,0", "SIGMA > 0"),
         ("swap_reg:big", "two numbers"),
         ("swap_reg:", "two numbers"),

@@ -208,9 +208,11 @@ def default_out(command: str) -> Path:
 def split_names(text: str, what: str, estimators: bool = False) -> list[str]:
     """Comma-separated values, each once; `estimators` keeps `swap_reg:MU,SIGMA` whole."""
     parts = split_specs(text) if estimators else text.split(",")
-    names = [name.strip() for name in parts if name.strip()]
-    if not names:
+    names = [name.strip() for name in parts]
+    if not any(names):
         raise NasboxError(f"{what} needs at least one value")
+    if not all(names):
+        raise NasboxError(f"{what} {text!r} has an empty value; remove the extra comma")
     twice = next((name for index, name in enumerate(names) if name in names[:index]), None)
     if twice is not None:
         raise NasboxError(f"{what} names {twice!r} twice; give each value once")

@@ -41,6 +41,7 @@ from nasbox.estimators.objectives import (
     get_evaluator,
     parse_constraint,
     parse_objectives,
+    split_specs,
 )
 from nasbox.runs import (
     COMMAND_RESULTS,
@@ -118,6 +119,11 @@ def _check_inputs(args: argparse.Namespace) -> None:
             raise NasboxError(
                 f"--{option.replace('_', '-')} is empty; leave it out or give a value"
             )
+    if len(split_specs(args.estimator)) > 1:
+        raise NasboxError(
+            f"--estimator {args.estimator!r} names several estimators; a search optimises one, "
+            "or several with --objectives (e.g. --objectives naswot,-params --strategy nsga2)"
+        )
     if any(not module.strip() for module in args.imports):
         raise NasboxError("--import is empty; give a module name such as my_estimators")
     check_count(args.samples, "--samples")

@@ -14,6 +14,7 @@ is known (a table's, or trained candidates').
 """
 
 import math
+import re
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -56,6 +57,10 @@ def robust_scale(squashed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array(centre), np.array(spread)
 
 
+#: A weight as people write one: Python's float() also takes `1_0` (10), `inf` and `nan`.
+_WEIGHT = re.compile(r"^\s*(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
 def parse_members(spec: str) -> tuple[list[str], list[float]]:
     """`meco*4+naswot` -> (["meco", "naswot"], [4.0, 1.0])."""
     names, weights = [], []
@@ -66,10 +71,14 @@ def parse_members(spec: str) -> tuple[list[str], list[float]]:
             raise NasboxError(
                 f"ensemble needs members joined by '+', e.g. ensemble:naswot+meco; got {spec!r}"
             )
-        try:
-            value = float(weight) if star else 1.0
-        except ValueError:
-            value = math.nan
+        if name.partition(":")[0].strip() == Ensemble.name:
+            raise NasboxError(
+                f"ensemble member {name!r} is an ensemble itself; list the proxies and their "
+                "weights in one ensemble, e.g. ensemble:meco*8+synflow"
+            )
+        value = 1.0
+        if star:
+            value = float(weight) if _WEIGHT.match(weight) else math.nan
         if not (math.isfinite(value) and value > 0):
             raise NasboxError(f"ensemble weight of {name!r} must be a number > 0, got {weight!r}")
         if name in names:
@@ -77,6 +86,21 @@ def parse_members(spec: str) -> tuple[list[str], list[float]]:
         names.append(name)
         weights.append(value)
     return names, weights
+
+
+def normalised(names: Sequence[str], weights: Sequence[float]) -> list[float]:
+    """`weights` scaled to sum 1; divided by the largest first, so that a sum of weights near
+    1e308 cannot overflow to infinity and turn every weight into 0."""
+    largest = max(weights)
+    relative = [weight / largest for weight in weights]
+    if 0.0 in relative:
+        name = names[relative.index(0.0)]
+        raise NasboxError(
+            f"ensemble weight of {name!r} is too small beside the largest to count at all; "
+            "give weights of comparable size"
+        )
+    total = sum(relative)
+    return [weight / total for weight in relative]
 
 
 def format_members(names: Sequence[str], weights: Sequence[float]) -> str:
@@ -123,8 +147,7 @@ class Ensemble(Estimator):
                     f"ensemble member {name!r} is not a training-free proxy; members come from "
                     "naswot, jacov, params, flops and the zero-cost proxies of `nasbox list`"
                 )
-        total = sum(weights)
-        return cls(context, members, names, [weight / total for weight in weights])
+        return cls(context, members, names, normalised(names, weights))
 
     def member_scores(self, probe: Probe) -> np.ndarray:
         return np.array([score_on_probe(member, probe) for member in self.members])
