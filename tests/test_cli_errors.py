@@ -188,6 +188,20 @@ WRONG = [
         ["search", "--estimator", "naswot,params", "--out", "s"],
         "a search optimises one, or several with --objectives (e.g. --objectives naswot,-params",
     ),
+    (
+        ["search", "--space", "rnn", "--strategy", "area", "--out", "s"],
+        "--prescore naswot (the default) scores image networks and space rnn builds text "
+        "networks; give --prescore lm:STEPS or table:COLUMN",
+    ),
+    (
+        ["search", "--space", "rnn", "--strategy", "area", "--prescore", "jacov", "--out", "s"],
+        "--prescore jacov scores image networks",
+    ),
+    (
+        ["search", "--prescore", "jacov", "--samples", "2", "--quiet", "--out", "s"],
+        "--strategy random does not use it: drop --prescore",
+    ),
+    ([*BENCH, "--strategy", "random,evolution", "--prescore", "params"], "drop --prescore"),
 ]
 
 

@@ -29,7 +29,7 @@ from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.objectives import Objective, parse_objectives
 from nasbox.runs import COMMAND_RESULTS, RunFolder, replaced_atomically, write_json
 from nasbox.spaces import get_space
-from nasbox.strategies import STRATEGIES, uses_prescore
+from nasbox.strategies import STRATEGIES
 
 RESULTS = COMMAND_RESULTS["bench run"]
 
@@ -84,8 +84,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     strategies = split_names(args.strategy, "--strategy")
     for name in strategies:
         STRATEGIES.get(name)
-    if any(uses_prescore(name) for name in strategies):
-        check_prescore(args.prescore)
+    prescored = check_prescore(args, space, strategies)
     objectives = _objectives(args)
     budgets = _budgets(args.budget)
     out = Path(args.out) if args.out else default_out("bench")
@@ -101,7 +100,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     if objectives:
         return _bench_fronts(args, space, benchmark, objectives, strategies, budgets, folder)
     prescore = None
-    if any(uses_prescore(name) for name in strategies):
+    if prescored:
         prescore = ScoreCache(
             get_estimator(args.prescore, estimator_context(args, space, [args.prescore]))
         )

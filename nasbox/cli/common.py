@@ -15,6 +15,7 @@ from nasbox.estimators import ESTIMATORS, EstimatorContext
 from nasbox.estimators.objectives import split_specs
 from nasbox.runs import EstimatorSpec, check_output_path
 from nasbox.spaces import SPACES
+from nasbox.strategies import STRATEGIES, uses_prescore
 
 DEFAULT_SPACE = "nb201"
 
@@ -114,13 +115,43 @@ def add_prescore_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_prescore(prescore: str) -> None:
-    """AREA pre-scores every cell it considers; training each one defeats the point of it."""
-    if prescore.split(":")[0].strip() == "train":
+def option_given(argv: Sequence[str], option: str) -> bool:
+    """Whether the command line names `option` (not merely leaves it at its default)."""
+    return any(token == option or token.startswith(option + "=") for token in argv)
+
+
+def check_prescore(args: argparse.Namespace, space, strategies: Sequence[str]) -> bool:
+    """Whether one of `strategies` pre-scores cells (AREA does), with a `--prescore` that fits
+    `space`; `--prescore` given to strategies that ignore it is refused, as strategy options are.
+    """
+    if not any(uses_prescore(name) for name in strategies):
+        if option_given(args.argv, "--prescore"):
+            users = ", ".join(name for name in STRATEGIES.names() if uses_prescore(name))
+            raise NasboxError(
+                f"--prescore is read by strategies that pre-score cells ({users}); --strategy "
+                f"{','.join(strategies)} does not use it: drop --prescore"
+            )
+        return False
+    name = args.prescore.split(":")[0].strip()
+    if name == "train":  # training every candidate it considers defeats the point of it
         raise NasboxError(
-            f"--prescore {prescore} trains every candidate; pre-scoring needs a "
+            f"--prescore {args.prescore} trains every candidate; pre-scoring needs a "
             "training-free estimator such as naswot or jacov"
         )
+    modality = ESTIMATORS.get(name).modality
+    if modality not in (None, space.modality):
+        fitting = [
+            ESTIMATORS.get(other).syntax()
+            for other in ESTIMATORS.names()
+            if ESTIMATORS.get(other).modality in (None, space.modality) and other != "train"
+        ]
+        default = "" if option_given(args.argv, "--prescore") else " (the default)"
+        raise NasboxError(
+            f"--prescore {args.prescore}{default} scores {modality} networks and space "
+            f"{space.name} builds {space.modality} networks; give --prescore "
+            f"{' or '.join(fitting)}"
+        )
+    return True
 
 
 def add_space_option(parser: argparse.ArgumentParser) -> None:

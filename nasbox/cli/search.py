@@ -33,6 +33,7 @@ from nasbox.cli.common import (
     default_out,
     estimator_context,
     estimator_spec,
+    option_given,
 )
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, get_estimator
@@ -65,7 +66,7 @@ from nasbox.runs import (
     write_trials_csv,
 )
 from nasbox.spaces import get_space
-from nasbox.strategies import STRATEGIES, get_strategy, uses_prescore
+from nasbox.strategies import STRATEGIES, get_strategy
 
 RESULTS = (*COMMAND_RESULTS["search"], f"{DATABASE}-wal", f"{DATABASE}-shm")
 # Options that define what a run searches; a resumed run keeps them, so giving another value
@@ -106,10 +107,6 @@ def _absolute(key: str, value):
         return os.path.abspath(value)
     kind, colon, path = value.partition(":")
     return f"{kind}:{os.path.abspath(path)}" if colon and path.strip() else value
-
-
-def _given(argv: list[str], option: str) -> bool:
-    return any(token == option or token.startswith(option + "=") for token in argv)
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
@@ -207,7 +204,7 @@ def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
     """Adopt the stored run's settings; refuse command-line values that contradict them."""
     for key, option in RUN_SETTINGS.items():
         if key not in settings:  # the run predates the option, so it ran without it
-            if _given(args.argv, option):
+            if option_given(args.argv, option):
                 raise NasboxError(
                     f"the resumed run was made before {option} existed; drop {option} or "
                     "start a new run"
@@ -215,13 +212,13 @@ def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
             setattr(args, key, BEFORE_OPTION.get(key, getattr(args, key)))
             continue
         stored = settings[key]
-        if _given(args.argv, option) and getattr(args, key) != _absolute(key, stored):
+        if option_given(args.argv, option) and getattr(args, key) != _absolute(key, stored):
             raise NasboxError(
                 f"{option} {getattr(args, key)} conflicts with the resumed run's {option} "
                 f"{stored}; drop {option} or start a new run"
             )
         setattr(args, key, stored)
-    if not (_given(args.argv, "--samples") or _given(args.argv, "--budget")):
+    if not (option_given(args.argv, "--samples") or option_given(args.argv, "--budget")):
         args.samples = settings.get("samples", args.samples)
 
 
@@ -320,7 +317,7 @@ def _build_search(args: argparse.Namespace):
             f"--samples {args.samples} is more than the {len(space)} architectures of "
             f"{args.space}; use at most {len(space)}"
         )
-    prescored = uses_prescore(args.strategy)
+    prescored = check_prescore(args, space, [args.strategy])
     objectives = parse_objectives(args.objectives) if args.objectives else []
     if len(objectives) == 1 and not objectives[0].minimize:
         # one maximised objective is what --estimator does; its evaluator yields no objective vector
@@ -353,7 +350,6 @@ def _build_search(args: argparse.Namespace):
         )
     spec = estimator_spec(args, context, args.objectives or args.estimator)
     if prescored:
-        check_prescore(args.prescore)
         prescore = get_estimator(args.prescore, context)
         if args.executor == "ray" or (args.workers or 1) > 1:  # pre-score on the workers too
             prescore_spec = replace(spec, estimator=args.prescore)
@@ -399,7 +395,7 @@ def _check_shared_storage(args: argparse.Namespace, storage: Path, name: str, ou
 def cmd_search(args: argparse.Namespace) -> int:
     args.imports, args.strategy_options = args.imports or [], args.strategy_options or []
     args.constraints = args.constraints or []
-    if args.objectives is not None and _given(args.argv, "--estimator"):
+    if args.objectives is not None and option_given(args.argv, "--estimator"):
         raise NasboxError(
             "--objectives replaces --estimator (give naswot,-params for naswot and params); "
             "drop --estimator"
@@ -409,7 +405,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         setattr(args, key, _absolute(key, getattr(args, key)))
     if args.resume and args.overwrite:
         raise NasboxError("--resume continues a run and --overwrite replaces one; give only one")
-    if args.executor != "ray" and (args.ray_address or _given(args.argv, "--cpus-per-trial")):
+    if args.executor != "ray" and (args.ray_address or option_given(args.argv, "--cpus-per-trial")):
         raise NasboxError("--ray-address and --cpus-per-trial need --executor ray")
     storage, name, out = _run_location(args)
     args.constraints = args.constraints or []  # runs made before constraints existed
