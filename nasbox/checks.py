@@ -1,6 +1,7 @@
 """Range checks for numbers a user gives, so a bad value fails with one line before any compute."""
 
 import math
+from collections.abc import Hashable, Sequence
 
 from nasbox.errors import NasboxError
 
@@ -36,3 +37,13 @@ def check_number(
         interval = f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
         raise NasboxError(f"{option} must be a number in {interval}, got {value}")
     return value
+
+
+def first_repeated(values: Sequence[Hashable]) -> Hashable | None:
+    """The first value that occurs a second time in `values`; None when each occurs once."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None

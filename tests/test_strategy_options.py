@@ -29,7 +29,7 @@ WRONG = [
     ("evolution", "tournament_size=20", "1 <= tournament <= population"),
     ("nsga2", "population_size=1", "nsga2 needs a population of at least 2, got 1"),
     ("petri-evolution", "children=0", "petri-evolution children must be at least 1, got 0"),
-    ("random", "population_size=5", "random takes KEY=VALUE with KEY one of: none"),
+    ("random", "population_size=5", "random takes no options; drop --strategy-option"),
 ]
 
 

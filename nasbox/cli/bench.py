@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from nasbox import __version__
 from nasbox.benchmarks import TabularBenchmark
 from nasbox.benchmarks.table import check_table_path
-from nasbox.checks import check_count, check_seed
+from nasbox.checks import check_count, check_seed, first_repeated
 from nasbox.cli.common import (
     add_benchmark_option,
     add_command,
@@ -35,10 +35,15 @@ RESULTS = COMMAND_RESULTS["bench run"]
 
 
 def _budgets(text: str) -> list[int]:
+    values = split_names(text, "--budget")
     try:
-        budgets = sorted({int(value) for value in split_names(text, "--budget")})
+        budgets = [int(value) for value in values]
     except ValueError:
         raise NasboxError(f"--budget takes whole numbers, e.g. 50,100,200; got {text!r}") from None
+    twice = first_repeated(budgets)
+    if twice is not None:  # written two ways, e.g. 5,05
+        raise NasboxError(f"--budget names {twice} twice; give each value once")
+    budgets.sort()
     if budgets[0] < 1:
         raise NasboxError(f"--budget must be at least 1, got {budgets[0]}")
     return budgets

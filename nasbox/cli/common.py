@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nasbox.benchmarks import TabularBenchmark
-from nasbox.checks import check_count, check_seed
+from nasbox.checks import check_count, check_seed, first_repeated
 from nasbox.data import DATA_SOURCES, ImageData, load_for
 from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, EstimatorContext
@@ -244,7 +244,7 @@ def split_names(text: str, what: str, estimators: bool = False) -> list[str]:
         raise NasboxError(f"{what} needs at least one value")
     if not all(names):
         raise NasboxError(f"{what} {text!r} has an empty value; remove the extra comma")
-    twice = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    twice = first_repeated(names)
     if twice is not None:
         raise NasboxError(f"{what} names {twice!r} twice; give each value once")
     return names

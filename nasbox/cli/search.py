@@ -191,10 +191,14 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
     options = {}
     for pair in pairs:
         key, equals, text = pair.partition("=")
+        if not valid:
+            raise NasboxError(
+                f"--strategy-option {pair!r}: {strategy} takes no options; drop --strategy-option"
+            )
         if not equals or key not in valid:
             raise NasboxError(
                 f"--strategy-option {pair!r}: {strategy} takes KEY=VALUE with KEY one of: "
-                f"{', '.join(valid) or 'none'}"
+                f"{', '.join(valid)}"
             )
         options[key] = _option_value(strategy, key, text, accepted[key])
     return options

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+from nasbox.checks import first_repeated
 from nasbox.errors import NasboxError
 from nasbox.estimators.base import EstimatorContext
 from nasbox.estimators.probe import score_together
@@ -68,7 +69,7 @@ def parse_objectives(text: str) -> list[Objective]:
             )
         objectives.append(Objective(estimator, minimize))
     names = [objective.estimator for objective in objectives]
-    twice = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    twice = first_repeated(names)
     if twice is not None:
         raise NasboxError(f"--objectives names {twice!r} twice; give each objective once")
     return objectives
