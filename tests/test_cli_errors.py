@@ -77,6 +77,8 @@ WRONG = [
     ([*RNN_TRUTH, "--repeats", "0"], "--repeats must be at least 1"),
     ([*RNN_TRUTH, "--workers", "0"], "--workers must be at least 1"),
     ([*RNN_TRUTH, "--hidden", "0"], "--hidden must be at least 1"),
+    ([*RNN_TRUTH, "--train-seed", str(2**32)], "--train-seed must be a whole number from 0"),
+    ([*RNN_TRUTH, "--train-seed", str(2**32 - 1)], "--train-seed + --repeats - 1 must be"),
     ([*RNN_TRUTH, "--corpus", "binary.txt"], "binary.txt"),
     ([*RNN_TRUTH, "--corpus", "cells.txt"], "too few for one batch"),
     ([*PETRI_FIT, "--space", "rnn"], "missing column(s) valid_ppl"),

@@ -58,11 +58,27 @@ def test_search_with_lm_keeps_the_lowest_perplexity_and_workers_agree(corpus, tm
         (["--space", "rnn", "--estimator", "lm:2"], "--data text:FILE"),
         (["--space", "rnn", "--estimator", "lm:two", "--data", "text:CORPUS"], "e.g. lm:800"),
         (["--space", "rnn", "--estimator", "naswot", "--data", "text:CORPUS"], "lm:STEPS"),
+        (
+            [
+                "--space",
+                "rnn",
+                "--estimator",
+                "lm:1",
+                "--data",
+                "text:CORPUS",
+                "--seed",
+                "4294967295",
+            ],
+            "--seed + 1 (lm trains from --seed to --seed + 1) must be a whole number from 0 to",
+        ),
     ],
 )
 def test_bad_lm_settings_are_one_line(corpus, tmp_path, capsys, argv, message):
+    """The last seed's check came only when the first cell trained, after the run folder was
+    made, and blamed --seed for a value (seed + 1) the user never gave."""
     argv = [part.replace("CORPUS", str(corpus)) for part in argv]
     out = ["--out", str(tmp_path / "run"), "--samples", "2", "--quiet"]
     assert main(["search", *argv, *SMALL, *out]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()

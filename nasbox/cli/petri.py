@@ -32,7 +32,6 @@ def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
     from nasbox.estimators.petri.rnn_groundtruth import RNNProtocol, rnn_groundtruth, sample_cells
 
     check_count(args.count, "--count")
-    check_seed(args.train_seed)
     cells = sample_cells(args.count, args.seed)
     protocol = RNNProtocol(
         hidden=args.hidden,

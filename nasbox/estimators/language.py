@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import torch
 
+from nasbox.checks import check_seed
 from nasbox.cpu import single_thread
 from nasbox.data import TextData
 from nasbox.errors import NasboxError
@@ -40,6 +41,11 @@ class LanguageModelEstimator(Estimator):
             steps=count,
             batch_size=context.batch_size,
             seed=context.seed,
+        )
+        later = self.protocol.initialisations - 1
+        check_seed(
+            self.protocol.last_seed(),
+            f"--seed + {later} (lm trains from --seed to --seed + {later})",
         )
         data.check_batch(self.protocol.batch_size, self.protocol.bptt, remedy="--batch-size")
         self.data = data

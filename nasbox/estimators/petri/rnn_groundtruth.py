@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nasbox.checks import check_count
+from nasbox.checks import check_count, check_seed
 from nasbox.cpu import single_thread
 from nasbox.data.text import TextData, load_text
 from nasbox.errors import NasboxError
@@ -58,6 +58,12 @@ class RNNProtocol:
         for name in ("hidden", "steps", "batch_size", "bptt", "valid_tokens"):
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
         check_count(self.initialisations, "--repeats")
+        check_seed(self.seed, "--train-seed")
+        check_seed(self.last_seed(), "--train-seed + --repeats - 1")
+
+    def last_seed(self) -> int:
+        """The seed of the last initialisation: numpy and torch take at most `MAX_SEED`."""
+        return self.seed + self.initialisations - 1
 
     def single(self, index: int) -> "RNNProtocol":
         """The one-initialisation training behind the `index`-th of this protocol's."""
