@@ -77,6 +77,7 @@ WRONG = [
     ([*RNN_TRUTH, "--repeats", "0"], "--repeats must be at least 1"),
     ([*RNN_TRUTH, "--workers", "0"], "--workers must be at least 1"),
     ([*RNN_TRUTH, "--hidden", "0"], "--hidden must be at least 1"),
+    ([*RNN_TRUTH, "--valid-tokens", "1"], "--valid-tokens must be at least 2, got 1"),
     ([*RNN_TRUTH, "--train-seed", str(2**32)], "--train-seed must be a whole number from 0"),
     ([*RNN_TRUTH, "--train-seed", str(2**32 - 1)], "--train-seed + --repeats - 1 must be"),
     ([*RNN_TRUTH, "--corpus", "binary.txt"], "binary.txt"),

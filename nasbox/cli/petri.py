@@ -187,7 +187,7 @@ def add_parser(commands) -> None:
         ("steps", "rnn: training chunks"),
         ("batch_size", "rnn: streams per chunk"),
         ("bptt", "rnn: time steps per chunk"),
-        ("valid_tokens", "rnn: validation characters read"),
+        ("valid_tokens", "rnn: validation characters read, at least 2"),
     ):
         default = getattr(protocol, option)
         groundtruth.add_argument(

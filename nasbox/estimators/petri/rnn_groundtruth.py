@@ -55,8 +55,10 @@ class RNNProtocol:
     initialisations: int = 2
 
     def check(self) -> None:
-        for name in ("hidden", "steps", "batch_size", "bptt", "valid_tokens"):
+        for name in ("hidden", "steps", "batch_size", "bptt"):
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
+        # A perplexity needs one input character and the one that follows it.
+        check_count(self.valid_tokens, "--valid-tokens", minimum=2)
         check_count(self.initialisations, "--repeats")
         check_seed(self.seed, "--train-seed")
         check_seed(self.last_seed(), "--train-seed + --repeats - 1")
