@@ -132,6 +132,19 @@ def test_image_spaces_refuse_text_data_and_text_options(inputs, capsys):
     assert "--tokens applies to language models" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", [["search"], ["score"], ["bench", "run"], ["list"]])
+def test_only_train_is_offered_tokens(command, capsys):
+    """The --data help of search, score and bench (and `nasbox list`) told to pass --tokens,
+    which only train has; their lm:STEPS reads characters."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    if command == ["list"]:
+        assert main(command) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "read as characters (nasbox train --tokens word reads words)" in text
+    assert text.count("--tokens") == text.count("nasbox train --tokens")
+
+
 def _history(folder: Path) -> list[dict]:
     with (folder / "history.csv").open() as handle:
         return list(csv.DictReader(handle))

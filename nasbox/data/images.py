@@ -33,7 +33,8 @@ DATA_SOURCES = (
     ),
     (
         "text:FILE",
-        "a UTF-8 text corpus for language models (--space rnn; --tokens char or word)",
+        "a UTF-8 text corpus for language models (--space rnn), read as characters "
+        "(nasbox train --tokens word reads words)",
         "reading and tokenizing the file",
     ),
 )
