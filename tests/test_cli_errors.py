@@ -194,7 +194,7 @@ WRONG = [
     (
         ["search", "--space", "rnn", "--strategy", "area", "--out", "s"],
         "--prescore naswot (the default) scores image networks and space rnn builds text "
-        "networks; give --prescore lm:STEPS or table:COLUMN",
+        "networks; give --prescore lm:STEPS or petri:FILE or table:COLUMN",
     ),
     (
         ["search", "--space", "rnn", "--strategy", "area", "--prescore", "jacov", "--out", "s"],

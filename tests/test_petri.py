@@ -281,6 +281,23 @@ def test_rnn_dish_fits_and_encodes_cells(tmp_path):
         dish.space.parse("tanh~0|relu~1")
 
 
+def test_an_rnn_dish_scores_cells_of_the_rnn_space(tmp_path, capsys):
+    """petri:FILE was refused on the rnn space as an image-only estimator; the dish itself
+    records the space it was fitted on, and that decides."""
+    dish = tiny_rnn_dish()
+    cells = [get_space("rnn").sample(np.random.default_rng(i)) for i in range(3)]
+    path = dish.save(tmp_path / "rnn.pt")
+    archs = tmp_path / "cells.txt"
+    archs.write_text("".join(get_space("rnn").format(cell) + "\n" for cell in cells))
+    score = ["score", "--archs", str(archs), "--estimator", f"petri:{path}", "--quiet"]
+    assert main([*score, "--space", "rnn"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    scores = [float(row[f"petri:{path}"]) for row in rows]
+    np.testing.assert_allclose(scores, dish.predict(cells), rtol=1e-6)
+    with pytest.raises(NasboxError, match="fitted on 'rnn' motifs but the search space is 'nb"):
+        get_estimator(f"petri:{path}", EstimatorContext(get_space("nb201")))
+
+
 def test_minimised_columns_are_negated(tmp_path):
     space = get_motif_space("slope")
     path = tmp_path / "labels.csv"

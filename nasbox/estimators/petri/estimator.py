@@ -13,7 +13,8 @@ class PetriEstimator(Estimator):
     name = "petri"
     argument = "FILE"
     argument_hint = "a fitted dish file: petri:DISH.pt"
-    cost = "trains a tiny network on the dish's synthetic images per arch"
+    cost = "trains a tiny network on the dish's synthetic data per arch"
+    modality = None  # image or text: the dish names the space it was fitted on (checked below)
 
     def __init__(self, context: EstimatorContext, path: str) -> None:
         super().__init__(context)
