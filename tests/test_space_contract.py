@@ -84,22 +84,28 @@ def test_default_text_architecture_predicts_every_next_token(name):
 
 @pytest.mark.parametrize("name", TEXT_SPACES)
 @pytest.mark.parametrize(
-    "command",
+    ("command", "message"),
     [
-        ["score", "--archs", "cells.txt", "--estimator", "params"],
-        ["search", "--estimator", "naswot", "--samples", "2", "--out", "search-out", "--quiet"],
-        ["search", "--strategy", "area", "--estimator", "table:valid_ppl", "--samples", "2"],
-        ["export", "--out", "network.onnx"],
+        (["score", "--archs", "cells.txt", "--estimator", "params"], "space {} scores text"),
+        (
+            ["search", "--estimator", "naswot", "--samples", "2", "--out", "search-out", "--quiet"],
+            "space {} scores text",
+        ),
+        (
+            ["search", "--strategy", "area", "--estimator", "table:valid_ppl", "--samples", "2"],
+            "--prescore naswot (the default) scores image networks and space {} builds text",
+        ),
+        (["export", "--out", "network.onnx"], "space {} scores text"),
     ],
 )
-def test_image_work_refuses_text_spaces(name, command, tmp_path, monkeypatch, capsys):
+def test_image_work_refuses_text_spaces(name, command, message, tmp_path, monkeypatch, capsys):
     """Image estimators (a pre-score included) and ONNX export say why, instead of failing."""
     monkeypatch.chdir(tmp_path)
     space = get_space(name)
     (tmp_path / "cells.txt").write_text(space.format(space.parse(space.default_arch)) + "\n")
     assert main([command[0], "--space", name, *command[1:]]) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and f"space {name} scores text" in error[0], error
+    assert len(error) == 1 and message.format(name) in error[0], error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.txt"]
 
 
