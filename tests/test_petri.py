@@ -1,5 +1,6 @@
 import csv
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -307,14 +308,20 @@ def test_minimised_columns_are_negated(tmp_path):
     np.testing.assert_array_equal(load_labels(path, space, "error", True).values, [-0.1, -0.2])
 
 
-def test_rnn_groundtruth_fit_and_evaluate_on_the_command_line(tmp_path, capsys):
+def tiny_rnn_truth(tmp_path: Path) -> tuple[list[str], Path]:
+    """A `petri groundtruth --space rnn` command line that trains a cell in a fraction of a
+    second, and the table it writes."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("to be or not to be, that is the question.\n" * 40)
     truth = tmp_path / "truth.csv"
-    tiny = ["--hidden", "4", "--steps", "2", "--batch-size", "4", "--bptt", "5"]
-    tiny += ["--valid-tokens", "50"]
     command = ["petri", "groundtruth", "--space", "rnn", "--corpus", str(corpus), "--quiet"]
-    command += [*tiny, "--workers", "1", "--out", str(truth)]
+    command += ["--hidden", "4", "--steps", "2", "--batch-size", "4", "--bptt", "5"]
+    command += ["--valid-tokens", "50", "--workers", "1", "--out", str(truth)]
+    return command, truth
+
+
+def test_rnn_groundtruth_fit_and_evaluate_on_the_command_line(tmp_path, capsys):
+    command, truth = tiny_rnn_truth(tmp_path)
     assert main([*command, "--count", "2"]) == 0
     assert main([*command, "--count", "6"]) == 0  # trains the 4 cells not yet in the table
     rows = list(csv.DictReader(truth.open()))
@@ -326,6 +333,27 @@ def test_rnn_groundtruth_fit_and_evaluate_on_the_command_line(tmp_path, capsys):
     assert main(["petri", "evaluate", str(dish), "--labels", str(truth), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "2 held-out motifs" in out and "minus valid_ppl (lower is better)" in out
+
+
+def test_rnn_groundtruth_starts_an_empty_table_afresh(tmp_path, monkeypatch):
+    """A run killed before its header reached the file left an empty one; rows were appended to
+    it without a header."""
+    from nasbox.estimators.petri import rnn_groundtruth
+
+    command, truth = tiny_rnn_truth(tmp_path)
+    truth.write_bytes(b"")
+    on_disk_at_the_first_cell = []
+
+    def train_cells(*args, **kwargs):
+        on_disk_at_the_first_cell.append(truth.read_text().splitlines())
+        yield from original(*args, **kwargs)
+
+    original = rnn_groundtruth.train_cells
+    monkeypatch.setattr(rnn_groundtruth, "train_cells", train_cells)
+    assert main([*command, "--count", "2"]) == 0
+    assert on_disk_at_the_first_cell == [["arch,valid_ppl,seconds"]]
+    rows = list(csv.DictReader(truth.open()))
+    assert len(rows) == 2 and all(float(row["valid_ppl"]) > 1 for row in rows)
 
 
 def test_petri_evolution_searches_rnn_cells():

@@ -183,11 +183,13 @@ def rnn_groundtruth(
     done = read_table(out)
     todo = [cell for cell in cells if cell not in done]
     out.parent.mkdir(parents=True, exist_ok=True)
-    fresh = not out.is_file()
+    # an empty file is a run killed before its header was written: start it afresh
+    fresh = not out.is_file() or out.stat().st_size == 0
     with out.open("a", newline="") as handle:
         writer = csv.writer(handle)
         if fresh:
             writer.writerow(COLUMNS)
+            handle.flush()
         bar = tqdm(total=len(todo), desc="rnn cells", unit="cell", disable=not progress)
         for cell, value, seconds in train_cells(todo, corpus, protocol, workers):
             writer.writerow([cell, repr(value), f"{seconds:.1f}"])
