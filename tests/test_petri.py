@@ -356,6 +356,28 @@ def test_rnn_groundtruth_starts_an_empty_table_afresh(tmp_path, monkeypatch):
     assert len(rows) == 2 and all(float(row["valid_ppl"]) > 1 for row in rows)
 
 
+RELU_CELL = "|".join(["relu~0"] * 8)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (f"{RELU_CELL},abc,1.0\n".encode(), "line 2: valid_ppl 'abc' is not a number"),
+        (f"{RELU_CELL},9.0,1.0\n".encode() + b"\xff\xfe,3,3\n", "line 3: not UTF-8 text"),
+        (f"\n{RELU_CELL}\n".encode(), "line 3: no valid_ppl value"),
+    ],
+)
+def test_rnn_groundtruth_refuses_unreadable_rows(tmp_path, capsys, rows, message):
+    """A table continued with a row it cannot read ended in a traceback."""
+    command, truth = tiny_rnn_truth(tmp_path)
+    truth.write_bytes(b"arch,valid_ppl,seconds\n" + rows)
+    before = truth.read_bytes()
+    assert main([*command, "--count", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"truth.csv, {message}; correct or delete the line" in err
+    assert truth.read_bytes() == before
+
+
 def test_petri_evolution_searches_rnn_cells():
     space = get_space("rnn")
     strategy = get_strategy(

@@ -157,14 +157,40 @@ def sample_cells(count: int, seed: int, nodes: int = 8) -> list[str]:
 
 
 def read_table(path: Path) -> dict[str, float]:
-    """The cells already in a ground-truth table and their perplexities."""
+    """The cells already in a ground-truth table and their perplexities; a row that cannot be
+    read is an error naming its line (the table is continued, so a guess would spread)."""
     if not path.is_file():
         return {}
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if rows and not set(COLUMNS) <= set(rows[0]):
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as err:
+        raise NasboxError(f"{path}: cannot read it ({err.strerror})") from None
+    texts = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            texts.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise NasboxError(
+                f"{path}, line {number}: not UTF-8 text; correct or delete the line"
+            ) from None
+    reader = csv.reader(texts)
+    header = next(reader, [])
+    if texts and not set(COLUMNS) <= set(header):
         raise NasboxError(f"{path}: not an rnn ground-truth table (columns {', '.join(COLUMNS)})")
-    return {row["arch"]: float(row["valid_ppl"]) for row in rows}
+    table = {}
+    for row in reader:
+        if not row:
+            continue
+        fields = dict(zip(header, row, strict=False))
+        arch, value = fields.get("arch", ""), fields.get("valid_ppl", "")
+        try:
+            table[arch] = float(value)
+        except ValueError:
+            wrong = f"valid_ppl {value!r} is not a number" if value else "no valid_ppl value"
+            raise NasboxError(
+                f"{path}, line {reader.line_num}: {wrong}; correct or delete the line"
+            ) from None
+    return table
 
 
 def rnn_groundtruth(
