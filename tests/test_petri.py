@@ -403,3 +403,16 @@ def test_labels_leave_out_diverged_motifs_and_refuse_equal_ones(tmp_path, capsys
     path.write_text("arch,valid_acc\n0.5,50\n0.6,50\n0.7,inf\n")
     with pytest.raises(NasboxError, match="all equal"):
         load_labels(path, space)
+
+
+@pytest.mark.parametrize(
+    ("rows", "line"),
+    [("0.4,4,40\n0.6,6,60\n0.8,8,80\n", 2), ("0.4,4\n\n0.6,6,60\n0.8,8\n", 4)],
+)
+def test_labels_refuse_rows_longer_than_the_header(tmp_path, rows, line):
+    """pandas read a first field too many as an index: every value moved one column, silently."""
+    path = tmp_path / "labels.csv"
+    path.write_text("arch,valid_acc\n" + rows)
+    message = f"labels.csv, line {line}: 3 fields but the header names 2"
+    with pytest.raises(NasboxError, match=message):
+        load_labels(path, get_motif_space("slope"))

@@ -1,5 +1,6 @@
 """Label files, which motifs to fit on, encoding-based baselines and rank correlations."""
 
+import csv
 import sys
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -54,10 +55,17 @@ def load_labels(
     path = Path(path)
     if not path.is_file():
         raise NasboxError(f"{path}: label file not found (a CSV with columns arch,{column})")
+    overlong = _first_overlong_row(path)
+    if overlong is not None:
+        line, fields, named = overlong
+        raise NasboxError(
+            f"{path}, line {line}: {fields} fields but the header names {named}; remove the "
+            "extra fields or name their columns in the header"
+        )
     import pandas as pd  # here, not at the top: it adds 0.4 s to every command
 
     try:
-        table = pd.read_csv(path, dtype={"arch": str}, skip_blank_lines=False)
+        table = pd.read_csv(path, dtype={"arch": str}, skip_blank_lines=False, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise NasboxError(f"{path}: not a readable CSV ({type(err).__name__})") from None
     except OSError as err:
@@ -108,6 +116,24 @@ def load_labels(
         )
     sign = -1.0 if is_minimized(column, minimize) else 1.0
     return Labels(motifs, sign * values)
+
+
+def _first_overlong_row(path: Path) -> tuple[int, int, int] | None:
+    """(line, fields, header fields) of the first row with more fields than the header, or None.
+
+    pandas reads such rows with their first field(s) as an index, silently shifting every value
+    one column. A file the csv module cannot read is left to pandas to report.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            named = len(next(reader, []))
+            for row in reader:
+                if len(row) > named:
+                    return reader.line_num, len(row), named
+    except (OSError, UnicodeDecodeError, csv.Error):
+        pass
+    return None
 
 
 def choose_labelled(
