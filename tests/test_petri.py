@@ -1,4 +1,5 @@
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -354,6 +355,33 @@ def test_rnn_groundtruth_starts_an_empty_table_afresh(tmp_path, monkeypatch):
     assert on_disk_at_the_first_cell == [["arch,valid_ppl,seconds"]]
     rows = list(csv.DictReader(truth.open()))
     assert len(rows) == 2 and all(float(row["valid_ppl"]) > 1 for row in rows)
+
+
+def test_rnn_groundtruth_refuses_to_mix_protocols(tmp_path, capsys):
+    """A rerun with other settings appended rows that do not compare to the table's."""
+    command, truth = tiny_rnn_truth(tmp_path)
+    assert main([*command, "--count", "2"]) == 0
+    before = truth.read_bytes()
+    assert main([*command, "--count", "3", "--hidden", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "made with --hidden 4, this run asks for --hidden 5" in err
+    assert "--overwrite" in err and truth.read_bytes() == before
+    corpus = Path(command[command.index("--corpus") + 1])
+    corpus.write_text(corpus.read_text() + "a different corpus\n")
+    assert main([*command, "--count", "3"]) == 2
+    assert "--corpus" in capsys.readouterr().err and truth.read_bytes() == before
+    assert main([*command, "--count", "1", "--hidden", "5", "--overwrite"]) == 0
+    assert len(list(csv.DictReader(truth.open()))) == 1
+    assert json.loads(Path(f"{truth}.json").read_text())["hidden"] == 5
+
+
+def test_rnn_groundtruth_takes_a_table_without_settings_as_made_with_this_run(tmp_path, capsys):
+    command, truth = tiny_rnn_truth(tmp_path)
+    assert main([*command, "--count", "1"]) == 0
+    Path(f"{truth}.json").unlink()  # as a table written before settings were recorded
+    assert main([*command, "--count", "2"]) == 0
+    assert "has no record of its settings" in capsys.readouterr().err
+    assert len(list(csv.DictReader(truth.open()))) == 2 and Path(f"{truth}.json").is_file()
 
 
 RELU_CELL = "|".join(["relu~0"] * 8)

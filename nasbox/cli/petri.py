@@ -16,7 +16,8 @@ from nasbox.runs import replaced_atomically
 def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     out = Path(args.out or f"measurements/results/{args.space}_groundtruth.csv")
-    # an rnn table is continued where it stopped; the slope table is written whole
+    # an rnn table is continued where it stopped (or started again with --overwrite); the slope
+    # table is written whole
     check_output_file(out, overwrite=args.overwrite or args.space == "rnn")
     if args.space == "rnn":
         return _rnn_groundtruth(args, out)
@@ -43,7 +44,13 @@ def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
         initialisations=RNNProtocol.initialisations if args.repeats is None else args.repeats,
     )
     rnn_groundtruth(
-        out, cells, args.corpus, protocol, workers=args.workers, progress=not args.quiet
+        out,
+        cells,
+        args.corpus,
+        protocol,
+        workers=args.workers,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
     )
     print(
         f"wrote the rnn ground truth ({args.count} cells, validation perplexity: lower is "
@@ -165,7 +172,10 @@ def add_parser(commands) -> None:
         "--space", choices=["slope", "rnn"], default="slope", help="motif space (default slope)"
     )
     groundtruth.add_argument(
-        "--out", help="CSV to write (default measurements/results/SPACE_groundtruth.csv)"
+        "--out",
+        help="CSV to write (default measurements/results/SPACE_groundtruth.csv); rnn: the "
+        "settings below and the corpus's content are recorded in OUT.json, and a rerun continues "
+        "the table only under the same ones",
     )
     add_seed_option(groundtruth, "seed of the first repeat (slope) or of the cell sample (rnn)")
     groundtruth.add_argument(
@@ -197,7 +207,7 @@ def add_parser(commands) -> None:
             help=f"{help_text} (default {default}; other values change the documented protocol)",
         )
     groundtruth.add_argument("--corpus", default=DEFAULT_CORPUS, help="rnn: the text corpus")
-    add_overwrite_option(groundtruth, "--out (slope; an rnn table is continued instead)")
+    add_overwrite_option(groundtruth, "--out (an rnn table is otherwise continued)")
     groundtruth.add_argument("--quiet", action="store_true", help="no progress bar")
     groundtruth.set_defaults(handler=cmd_petri_groundtruth)
 

@@ -15,12 +15,18 @@ agree at Spearman 0.600 to 0.827 on the table's first 60 cells); the geometric m
 them at 0.809 to 0.872 against that of two others (README, "Recurrent cells").
 
 The table has columns `arch,valid_ppl,seconds`. It is appended to as cells finish, so an
-interrupted run loses nothing and a rerun with the same file trains only the missing cells.
+interrupted run loses nothing and a rerun with the same file trains only the missing cells. The
+protocol and the corpus's content it was made with are recorded beside it, in `TABLE.json`
+(`table_settings`); a rerun under other settings is refused, as its rows would not compare with
+the table's. Which cells are sampled (`--seed`, `--count`) is not recorded: any cell's row compares.
 Searches maximise, so they are told minus the perplexity (as `measurements/petri_rnn.py` does).
 """
 
 import csv
+import hashlib
+import json
 import math
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +45,18 @@ from nasbox.spaces.rnn import RNNCell, RNNSpace
 
 COLUMNS = ("arch", "valid_ppl", "seconds")
 DEFAULT_CORPUS = "../shared/data/tinyshakespeare.txt"
+# The settings a table's rows share (`table_settings`), with the option that sets each.
+SETTING_OPTIONS = {
+    "hidden": "--hidden",
+    "steps": "--steps",
+    "batch_size": "--batch-size",
+    "bptt": "--bptt",
+    "learning_rate": "learning rate",
+    "valid_tokens": "--valid-tokens",
+    "seed": "--train-seed",
+    "initialisations": "--repeats",
+    "corpus_sha256": "--corpus",
+}
 
 
 @dataclass(frozen=True)
@@ -193,6 +211,56 @@ def read_table(path: Path) -> dict[str, float]:
     return table
 
 
+def settings_file(table: Path) -> Path:
+    """Where a table's settings are recorded: TABLE.json beside it."""
+    return table.with_name(table.name + ".json")
+
+
+def table_settings(corpus: str | Path, protocol: RNNProtocol) -> dict:
+    """What rows must share to compare: the protocol and the corpus's content (by its SHA-256;
+    the path is kept for messages only, so a moved corpus still matches)."""
+    digest = hashlib.sha256(Path(corpus).read_bytes()).hexdigest()
+    return {**asdict(protocol), "corpus": str(corpus), "corpus_sha256": digest}
+
+
+def _shown(settings: dict, name: str) -> str:
+    """A setting as its option gives it: `--hidden 64`, `--corpus FILE`."""
+    value = settings.get("corpus" if name == "corpus_sha256" else name)
+    return f"{SETTING_OPTIONS[name]} {value}"
+
+
+def check_same_settings(table: Path, settings: dict) -> None:
+    """Refuse to add rows made under other settings than those recorded for `table`'s rows.
+
+    A table from before settings were recorded is taken to have this run's, with a note."""
+    path = settings_file(table)
+    if not path.exists():
+        print(
+            f"nasbox: note: {table} has no record of its settings; taking this run's "
+            f"(recorded in {path} from now on)",
+            file=sys.stderr,
+        )
+        return
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise NasboxError(
+            f"{path}: not a readable record of {table.name}'s settings; pass --overwrite to start "
+            "the table again, or give another --out"
+        )
+    differing = [name for name in SETTING_OPTIONS if recorded.get(name) != settings[name]]
+    if differing:
+        made = ", ".join(_shown(recorded, name) for name in differing)
+        asked = ", ".join(_shown(settings, name) for name in differing)
+        raise NasboxError(
+            f"{table} was made with {made}, this run asks for {asked}: its rows would not "
+            "compare; rerun with the table's settings to continue it, pass --overwrite to "
+            "replace it, or give another --out"
+        )
+
+
 def rnn_groundtruth(
     out: str | Path,
     cells: list[str],
@@ -200,18 +268,25 @@ def rnn_groundtruth(
     protocol: RNNProtocol = RNNProtocol(),
     workers: int = 1,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Train the `cells` not yet in `out` and append `arch,valid_ppl,seconds` rows as they end."""
+    """Train the `cells` not yet in `out` and append `arch,valid_ppl,seconds` rows as they end
+    (with `overwrite`, `out` is started again); `out`'s settings are recorded beside it."""
+    from nasbox.runs import write_json  # here: nasbox.runs imports the estimators, this among them
+
     protocol.check()
     check_count(workers, "--workers")
     load_text(corpus).check_batch(protocol.batch_size, protocol.bptt)
     out = Path(out)
-    done = read_table(out)
+    settings = table_settings(corpus, protocol)
+    done = {} if overwrite else read_table(out)
+    if done:
+        check_same_settings(out, settings)
     todo = [cell for cell in cells if cell not in done]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(settings_file(out), settings)
     # an empty file is a run killed before its header was written: start it afresh
-    fresh = not out.is_file() or out.stat().st_size == 0
-    with out.open("a", newline="") as handle:
+    fresh = overwrite or not out.is_file() or out.stat().st_size == 0
+    with out.open("w" if overwrite else "a", newline="") as handle:
         writer = csv.writer(handle)
         if fresh:
             writer.writerow(COLUMNS)
