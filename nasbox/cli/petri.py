@@ -155,7 +155,7 @@ def add_column_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(commands) -> None:
-    from nasbox.estimators.petri.rnn_groundtruth import DEFAULT_CORPUS, RNNProtocol
+    from nasbox.estimators.petri.rnn_groundtruth import DEFAULT_CORPUS, MAX_HIDDEN, RNNProtocol
 
     petri = add_command(
         commands, "petri", "Synthetic Petri Dish: fit learned data that ranks motifs, evaluate it"
@@ -193,7 +193,7 @@ def add_parser(commands) -> None:
     )
     protocol = RNNProtocol()
     for option, help_text in (
-        ("hidden", "rnn: hidden units"),
+        ("hidden", f"rnn: hidden units, at most {MAX_HIDDEN}"),
         ("steps", "rnn: training chunks"),
         ("batch_size", "rnn: streams per chunk"),
         ("bptt", "rnn: time steps per chunk"),

@@ -44,6 +44,10 @@ from nasbox.errors import NasboxError
 from nasbox.spaces.rnn import RNNCell, RNNSpace
 
 COLUMNS = ("arch", "valid_ppl", "seconds")
+# The cell's ten hidden x 2 hidden matrices hold 20 hidden^2 weights: at 2048 units, with their
+# gradients and Adam's two moments, 1.3 GB; 3.2 GB at peak in training on the protocol's chunks
+# (DARTS' cells have 850 units, the protocol's 64).
+MAX_HIDDEN = 2048
 DEFAULT_CORPUS = "../shared/data/tinyshakespeare.txt"
 # The settings a table's rows share (`table_settings`), with the option that sets each.
 SETTING_OPTIONS = {
@@ -78,6 +82,11 @@ class RNNProtocol:
         # A perplexity needs one input character and the one that follows it.
         check_count(self.valid_tokens, "--valid-tokens", minimum=2)
         check_count(self.initialisations, "--repeats")
+        if self.hidden > MAX_HIDDEN:
+            raise NasboxError(
+                f"--hidden must be at most {MAX_HIDDEN} (the protocol has 64), got {self.hidden}: "
+                "larger cells exhaust memory"
+            )
         check_seed(self.seed, "--train-seed")
         check_seed(self.last_seed(), "--train-seed + --repeats - 1")
 
