@@ -1,6 +1,11 @@
 import csv
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -382,6 +387,86 @@ def test_rnn_groundtruth_takes_a_table_without_settings_as_made_with_this_run(tm
     assert main([*command, "--count", "2"]) == 0
     assert "has no record of its settings" in capsys.readouterr().err
     assert len(list(csv.DictReader(truth.open()))) == 2 and Path(f"{truth}.json").is_file()
+
+
+def nasbox_process(command: list[str]) -> subprocess.Popen:
+    """A real `nasbox` process, which a signal reaches as a user's `kill` does."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nasbox.cli", *command], stderr=subprocess.PIPE, text=True
+    )
+
+
+def running_processes() -> dict[int, tuple[int, float]]:
+    """The parent and CPU seconds of each process that runs (zombies left out), from /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        if fields[0] != "Z":
+            ticks = int(fields[11]) + int(fields[12])  # user and system time
+            found[int(stat.parent.name)] = (int(fields[1]), ticks / os.sysconf("SC_CLK_TCK"))
+    return found
+
+
+def descendants(pid: int) -> dict[int, tuple[int, float]]:
+    """The running processes below `pid`, with their parent and CPU seconds: for a `--workers`
+    command, its fork server (and resource tracker) and the workers forked by the server."""
+    processes, found, frontier = running_processes(), {}, {pid}
+    while frontier:
+        frontier = {child for child, (parent, _) in processes.items() if parent in frontier}
+        frontier -= found.keys()
+        found.update({child: processes[child] for child in frontier})
+    return found
+
+
+def wait_for(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds} s for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_rnn_groundtruth_workers_end_with_the_command(tmp_path):
+    """SIGTERM waited for the running cells and wrote rows only in the order of the cells (a
+    slow first one held back those finished after it); SIGKILL left the workers training,
+    orphaned."""
+    command, truth = tiny_rnn_truth(tmp_path)
+    command += ["--workers", "2", "--repeats", "1"]
+
+    def rows() -> int:
+        return len(list(csv.DictReader(truth.open()))) if truth.is_file() else 0
+
+    process = nasbox_process([*command, "--steps", "500", "--count", "4"])
+    wait_for(lambda: rows() >= 1, "the first cell")
+    below = descendants(process.pid).keys()
+    process.terminate()
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 143
+    assert err.splitlines() == [
+        f"interrupted; the {rows()} cells finished so far are in {truth} (a rerun without "
+        "--overwrite trains the rest)"
+    ]
+    wait_for(lambda: not below & running_processes().keys(), "the workers to end", 10)
+
+    slow = ["--steps", "100000", "--out", str(tmp_path / "killed.csv")]  # minutes a cell
+    process = nasbox_process([*command, *slow])
+
+    def training() -> bool:  # two workers forked by the fork server, past their start-up
+        below = descendants(process.pid).values()
+        return sum(parent != process.pid and cpu > 1.5 for parent, cpu in below) == 2
+
+    wait_for(training, "two workers training")
+    below = descendants(process.pid).keys()
+    process.kill()
+    process.wait()
+    try:
+        wait_for(lambda: not below & running_processes().keys(), "the orphaned workers to end", 10)
+    finally:  # orphans would train for minutes
+        for pid in below & running_processes().keys():
+            os.kill(pid, signal.SIGKILL)
 
 
 RELU_CELL = "|".join(["relu~0"] * 8)

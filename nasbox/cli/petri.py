@@ -2,6 +2,7 @@
 
 import argparse
 import csv
+import sys
 import time
 from pathlib import Path
 
@@ -30,7 +31,12 @@ def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
 
 
 def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
-    from nasbox.estimators.petri.rnn_groundtruth import RNNProtocol, rnn_groundtruth, sample_cells
+    from nasbox.estimators.petri.rnn_groundtruth import (
+        RNNProtocol,
+        read_table,
+        rnn_groundtruth,
+        sample_cells,
+    )
 
     check_count(args.count, "--count")
     cells = sample_cells(args.count, args.seed)
@@ -43,15 +49,23 @@ def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
         seed=args.train_seed,
         initialisations=RNNProtocol.initialisations if args.repeats is None else args.repeats,
     )
-    rnn_groundtruth(
-        out,
-        cells,
-        args.corpus,
-        protocol,
-        workers=args.workers,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-    )
+    try:
+        rnn_groundtruth(
+            out,
+            cells,
+            args.corpus,
+            protocol,
+            workers=args.workers,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted; the {len(read_table(out))} cells finished so far are in {out} (a rerun "
+            "without --overwrite trains the rest)",
+            file=sys.stderr,
+        )
+        return 130
     print(
         f"wrote the rnn ground truth ({args.count} cells, validation perplexity: lower is "
         f"better) to {out}"

@@ -8,6 +8,7 @@ from nasbox.runs.executors import (
     InlineExecutor,
     ProcessExecutor,
     SimulatedExecutor,
+    evaluations_as_finished,
     evaluations_in_order,
 )
 from nasbox.runs.folder import (
@@ -55,6 +56,7 @@ __all__ = [
     "TrialAppender",
     "best_trial",
     "check_output_path",
+    "evaluations_as_finished",
     "evaluations_in_order",
     "plot_trials",
     "replaced_atomically",

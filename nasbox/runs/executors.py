@@ -18,6 +18,7 @@ import math
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -196,20 +197,29 @@ class SimulatedExecutor(Executor):
         return [Evaluation(number, arch, value, seconds, error, "simulated", bad_input)]
 
 
+def evaluations_as_finished(executor: Executor, archs: Sequence[Hashable]) -> Iterator[Evaluation]:
+    """Each architecture's evaluation as soon as it is done (numbered by its place in `archs`);
+    every worker of `executor` is kept busy meanwhile."""
+    waiting = deque(enumerate(archs))
+    running = 0
+    while waiting or running:
+        while waiting and running < executor.capacity:
+            executor.submit(*waiting.popleft())
+            running += 1
+        for evaluation in executor.wait():
+            running -= 1
+            yield evaluation
+
+
 def evaluations_in_order(executor: Executor, archs: Sequence[Hashable]) -> Iterator[Evaluation]:
     """Each architecture's evaluation, in the order of `archs`, as soon as it and those before it
     are done; every worker of `executor` is kept busy meanwhile."""
-    waiting = deque(enumerate(archs))
     finished: dict[int, Evaluation] = {}
-    running = 0
+    evaluations = evaluations_as_finished(executor, archs)
     for index in range(len(archs)):
         while index not in finished:
-            while waiting and running < executor.capacity:
-                executor.submit(*waiting.popleft())
-                running += 1
-            for evaluation in executor.wait():
-                running -= 1
-                finished[evaluation.number] = evaluation
+            evaluation = next(evaluations)
+            finished[evaluation.number] = evaluation
         yield finished.pop(index)
 
 
@@ -233,9 +243,26 @@ class ExecutorScorer:
             ]
 
 
-def _worker_main(connection: Connection, spec: EstimatorSpec, threads: int) -> None:
+def _exit_with(parent: int, interval: float = 0.5) -> None:
+    """Exit this process as soon as process `parent` is gone: a killed parent (SIGKILL, out of
+    memory) tells no one, and its workers would train on, orphaned. (The fork server, their
+    real parent, outlives it: every worker holds the pipe it waits on.)"""
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            time.sleep(interval)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _worker_main(connection: Connection, spec: EstimatorSpec, threads: int, parent: int) -> None:
     """A worker process: evaluate what the parent sends until it says stop or is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _exit_with(parent)
     try:
         _serve(connection, spec, threads)
     except (EOFError, ConnectionError):
@@ -246,6 +273,11 @@ def _worker_main(connection: Connection, spec: EstimatorSpec, threads: int) -> N
 def _serve(connection: Connection, spec: EstimatorSpec, threads: int) -> None:
     """Build the estimator once, then answer each (number, arch) with its evaluation."""
     import torch
+    from tqdm import tqdm
+
+    # tqdm's default lock is a semaphore shared between processes: a worker killed mid-trial
+    # (an interrupt, a timeout) leaves it registered, and Python warns of it at exit
+    tqdm.set_lock(threading.RLock())
 
     torch.set_num_threads(threads)
     keep_freed_memory()
@@ -275,27 +307,35 @@ class _Slot:
 
 
 class ProcessExecutor(Executor):
-    """`workers` local processes; `timeout` seconds per trial (None: no limit).
+    """`workers` local processes of `threads` torch threads each (None: the cores shared out);
+    `timeout` seconds per trial (None: no limit). `spec` is any picklable object whose `build()`
+    returns the estimator, as `EstimatorSpec` does.
 
     Workers come from a fork server (forking a fresh, single-threaded server is safe with torch
     and much faster than spawning), so replacing a killed worker takes well under a second. The
     `nasbox` command starts that server before its own imports (`nasbox.startup`).
     """
 
-    def __init__(self, spec: EstimatorSpec, workers: int, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        spec: EstimatorSpec,
+        workers: int,
+        timeout: float | None = None,
+        threads: int | None = None,
+    ) -> None:
         if workers < 1:
             raise NasboxError(f"--workers must be at least 1, got {workers}")
         self.spec = spec
         self.capacity = workers
         self.timeout = timeout
-        self.threads = threads_per_worker(workers)
+        self.threads = threads or threads_per_worker(workers)
         self._context = worker_context()
         self._slots: list[_Slot] = []
 
     def _start_worker(self, index: int) -> _Slot:
         parent, child = self._context.Pipe()
         process = self._context.Process(
-            target=_worker_main, args=(child, self.spec, self.threads), daemon=True
+            target=_worker_main, args=(child, self.spec, self.threads, os.getpid()), daemon=True
         )
         process.start()
         child.close()

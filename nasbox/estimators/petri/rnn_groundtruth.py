@@ -27,10 +27,9 @@ import hashlib
 import json
 import math
 import sys
-import time
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -143,35 +142,46 @@ def _train_once(cell: RNNCell, data: TextData, protocol: RNNProtocol) -> float:
     return float(history[-1]["valid_ppl"])
 
 
-_worker: dict = {}
+@dataclass(frozen=True)
+class CellTraining:
+    """The protocol's training of cell strings, as a recipe that worker processes build
+    (`ProcessExecutor`): the corpus is read once per process."""
+
+    corpus: str
+    protocol: RNNProtocol
+
+    def build(self) -> Callable[[str], float]:
+        return partial(_train_text, data=load_text(self.corpus), protocol=self.protocol)
 
 
-def _start_worker(corpus: str, protocol: RNNProtocol) -> None:
-    torch.set_num_threads(1)
-    _worker.update(data=load_text(corpus), protocol=protocol)
-
-
-def _train_text(text: str) -> tuple[str, float, float]:
-    started = time.perf_counter()
-    value = train_cell(RNNSpace().parse(text), _worker["data"], _worker["protocol"])
-    return text, value, time.perf_counter() - started
+def _train_text(text: str, data: TextData, protocol: RNNProtocol) -> float:
+    return train_cell(RNNSpace().parse(text), data, protocol)
 
 
 def train_cells(
     cells: Iterable[str], corpus: str | Path, protocol: RNNProtocol, workers: int = 1
 ) -> Iterator[tuple[str, float, float]]:
     """(cell, valid_ppl, seconds) for each cell string as it finishes, in `workers` one-thread
-    processes (in this process with one worker)."""
-    cells = list(cells)
-    if workers == 1:
-        with single_thread():
-            _start_worker(str(corpus), protocol)
-            yield from map(_train_text, cells)
-        return
-    with ProcessPoolExecutor(
-        workers, initializer=_start_worker, initargs=(str(corpus), protocol)
-    ) as pool:
-        yield from pool.map(_train_text, cells)
+    processes (in this process with one worker). Closing the iterator (an interrupt) stops the
+    workers; they also exit if this process dies."""
+    # here: nasbox.runs imports the estimators, and so this module
+    from nasbox.runs import InlineExecutor, ProcessExecutor, evaluations_as_finished
+
+    training = CellTraining(str(corpus), protocol)
+    with single_thread():
+        executor = (
+            InlineExecutor(training.build())
+            if workers == 1
+            else ProcessExecutor(training, workers, threads=1)
+        )
+        with executor:
+            for evaluation in evaluations_as_finished(executor, list(cells)):
+                if evaluation.failed:
+                    raise NasboxError(
+                        f"training cell {evaluation.arch} failed ({evaluation.error}); the cells "
+                        "finished before it are kept"
+                    )
+                yield evaluation.arch, evaluation.value, evaluation.seconds
 
 
 def sample_cells(count: int, seed: int, nodes: int = 8) -> list[str]:
@@ -281,7 +291,7 @@ def rnn_groundtruth(
 ) -> Path:
     """Train the `cells` not yet in `out` and append `arch,valid_ppl,seconds` rows as they end
     (with `overwrite`, `out` is started again); `out`'s settings are recorded beside it."""
-    from nasbox.runs import write_json  # here: nasbox.runs imports the estimators, this among them
+    from nasbox.runs import write_json  # here, as in `train_cells`
 
     protocol.check()
     check_count(workers, "--workers")
