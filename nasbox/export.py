@@ -9,6 +9,7 @@ images, and renamed only when the outputs match, so a bad export never replaces 
 """
 
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,11 @@ OPSET = 17
 TOLERANCE = 1e-4
 #: Traced on a batch of two and checked on a batch of three, so the dynamic batch is checked too.
 TRACE_BATCH, CHECK_BATCH = 2, 3
+#: ONNX holds a network in one protobuf message of under 2 GiB; torch writes larger weights as
+#: loose files beside --out, one per tensor and named after it (overwriting any such file).
+ONNX_MAX_BYTES = 2**31
+#: The network, the exported copy and the check's reloaded one each hold the weights.
+WEIGHT_COPIES = 3
 
 
 def export_format(path: Path, given: str | None) -> str:
@@ -52,6 +58,34 @@ def require_onnx() -> None:
         import onnxruntime  # noqa: F401
     except ImportError as err:
         raise NasboxError(f"--format onnx needs {err.name or 'onnx'}: {INSTALL}") from None
+
+
+def _physical_memory() -> int | None:
+    """Bytes of memory this machine has; None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_export_size(parameters: int, input_shape: tuple[int, int, int], fmt: str) -> None:
+    """Refuse, before the network is built, one that ONNX cannot hold in one file or that does
+    not fit in memory (building it ended in an allocation traceback)."""
+    weights = 4 * parameters
+    smaller = "give a smaller --filters, --cells, --classes or --in-channels"
+    if fmt == "onnx" and weights >= ONNX_MAX_BYTES:
+        raise NasboxError(
+            f"the network's weights take {weights / 1e9:.1f} GB and an ONNX file holds at most "
+            f"{ONNX_MAX_BYTES / 1e9:.1f} GB; {smaller}, or write TorchScript (--format torchscript)"
+        )
+    images = 4 * (TRACE_BATCH + CHECK_BATCH) * input_shape[0] * input_shape[1] * input_shape[2]
+    needed, memory = WEIGHT_COPIES * weights + images, _physical_memory()
+    if memory is not None and needed > memory:
+        raise NasboxError(
+            f"exporting this network needs about {needed / 1e9:.1f} GB of memory (its weights "
+            f"{WEIGHT_COPIES} times over and the check's images) and this machine has "
+            f"{memory / 1e9:.1f} GB; {smaller}, or a smaller --input"
+        )
 
 
 @dataclass(frozen=True)

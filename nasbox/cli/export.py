@@ -22,6 +22,7 @@ from nasbox.export import (
     FORMATS,
     OPSET,
     Checkpoint,
+    check_export_size,
     export_format,
     export_network,
     require_onnx,
@@ -84,11 +85,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         channels = check_count(args.in_channels, "--in-channels")
     if args.classes is not None:
         classes = check_count(args.classes, "--classes", minimum=2)
+    input_shape = (channels, args.input, args.input)
+    with torch.device("meta"):  # shapes only: the size is checked before any weight exists
+        shapes = space.build(arch, num_classes=classes, in_channels=channels, **options)
+    params = count_parameters(shapes)
+    check_export_size(params, input_shape, fmt)
     torch.manual_seed(args.seed)
     network = space.build(arch, num_classes=classes, in_channels=channels, **options)
     if checkpoint is not None:
         checkpoint.load_into(network)
-    difference = export_network(network, out, fmt, (channels, args.input, args.input), args.seed)
+    difference = export_network(network, out, fmt, input_shape, args.seed)
     print(f"space       {space_name}")
     print(f"arch        {space.format(arch)}")
     print(f"network     {', '.join(f'{key}={value}' for key, value in options.items()) or '-'}")
@@ -101,7 +107,6 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"input       N x {channels} x H x W (any N, H, W), normalised like the training data; "
         f"{classes} classes"
     )
-    params = count_parameters(network)
     head = ", without an auxiliary head" if space.has_auxiliary_head else ""
     print(f"parameters  {params / 1e6:.3f} M ({params:,}){head}")
     written = f"ONNX opset {OPSET}" if fmt == "onnx" else "TorchScript"
