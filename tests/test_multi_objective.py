@@ -242,3 +242,22 @@ def test_a_run_made_before_objectives_existed_refuses_them_on_resume(tmp_path, c
     assert main([*resume, "--constraint", "params<=1"]) == 2
     assert "made before --constraint existed" in capsys.readouterr().err
     assert main(resume) == 0
+
+
+def test_runs_show_and_list_give_a_multi_objective_run_s_front(tmp_path, capsys):
+    """The stored value is the first objective's, here minimised: its largest is the worst
+    architecture, and the run's `estimator` setting is an unused default."""
+    out = tmp_path / "run"
+    args = ["search", "--objectives=-params,-flops", "--strategy", "nsga2", "--samples", "5"]
+    assert main([*args, "--quiet", "--out", str(out)]) == 0
+    with (out / "pareto.csv").open() as handle:
+        front = list(csv.DictReader(handle))
+    capsys.readouterr()
+    assert main(["runs", "show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "estimator" not in shown and "best arch" not in shown
+    assert f"front       {len(front)} architecture" in shown
+    assert all(f": {row['arch']} (trial " in shown for row in front)
+    assert main(["runs", "list", str(out)]) == 0
+    listed = capsys.readouterr().out.splitlines()[1]
+    assert "nb201/nsga2/-params,-flops" in listed and f"front of {len(front)}" in listed

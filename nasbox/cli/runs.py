@@ -8,15 +8,21 @@ from collections import Counter
 from pathlib import Path
 
 from nasbox.errors import NasboxError
+from nasbox.estimators.objectives import Objective, parse_objectives
 from nasbox.runs import (
     DATABASE,
     RunStore,
     StoredRun,
+    StoredTrial,
     best_trial,
     check_output_path,
     locate_run,
+    pareto_trials,
     replaced_atomically,
 )
+
+#: Pareto-front architectures `runs show` prints, as `nasbox search` does.
+FRONT_SHOWN = 5
 
 
 def _databases(path: Path) -> list[Path]:
@@ -40,23 +46,39 @@ def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
     return store, run
 
 
+def _objectives(run: StoredRun) -> list[Objective]:
+    """A multi-objective run's objectives; its `estimator` setting is then an unused default and
+    its trials' `value` only the first objective's, which may be minimised."""
+    text = run.settings.get("objectives")
+    return parse_objectives(text) if text else []
+
+
+def _best(trials: list[StoredTrial], objectives: list[Objective]) -> str:
+    """The best value, or the size of the Pareto front of a multi-objective run."""
+    if objectives:
+        front = pareto_trials(trials, objectives)
+        return f"front of {len(front)}" if front else "-"
+    best = best_trial(trials)
+    return f"{best.value:.4g}" if best else "-"
+
+
 def _listing(database: Path) -> list[tuple[str, ...]]:
     """One row per run in `database`: name, status, settings, trials done and failed, best."""
     rows = []
     with RunStore(database) as store:
         for run in store.runs():
             trials = store.trials(run)
-            best = best_trial(trials)
             counts = Counter(t.state for t in trials)
             settings = run.settings
+            scored_by = settings.get("objectives") or settings.get("estimator")
             rows.append(
                 (
                     run.name,
                     run.status,
-                    f"{settings.get('space')}/{settings.get('strategy')}/{settings.get('estimator')}",
+                    f"{settings.get('space')}/{settings.get('strategy')}/{scored_by}",
                     f"{counts['complete'] + counts['failed']}/{settings.get('samples', '?')}",
                     str(counts["failed"]),
-                    f"{best.value:.4g}" if best else "-",
+                    _best(trials, _objectives(run)),
                     str(run.folder or database),
                 )
             )
@@ -102,31 +124,48 @@ def cmd_show(args: argparse.Namespace) -> int:
     trials = store.trials(run)
     complete = [t for t in trials if t.state == "complete"]
     failed = [t for t in trials if t.state == "failed"]
-    best = best_trial(trials)
+    objectives = _objectives(run)
     print(f"run         {run.name} ({run.status})")
     print(f"folder      {run.folder}")
     print(f"database    {store.path}")
     for key, value in run.settings.items():
-        if value not in (None, [], ""):
+        if value not in (None, [], "") and not (objectives and key == "estimator"):
             print(f"{key:<11} {value}")
     print(
         f"trials      {len(complete)} complete, {len(failed)} failed, "
         f"{len(trials) - len(complete) - len(failed)} running"
     )
     finite = [t.value for t in complete if t.value is not None and abs(t.value) != float("inf")]
-    if finite:
+    if finite and not objectives:
         print(
             f"values      median {statistics.median(finite):.4g}, best {max(finite):.4g}, "
             f"worst {min(finite):.4g}"
         )
+    if complete:
         print(f"seconds     median {statistics.median(t.seconds for t in complete):.4f} per trial")
     for error, count in Counter(t.error for t in failed).most_common(5):
         print(f"failed      {count} x {error}")
-    if best is not None:
+    if objectives:
+        _show_front(pareto_trials(trials, objectives), objectives)
+    elif (best := best_trial(trials)) is not None:
         print(f"best        {best.value:.4f} (trial {best.number})")
         print(f"best arch   {best.arch}")
     store.close()
     return 0
+
+
+def _show_front(front: list[StoredTrial], objectives: list[Objective]) -> None:
+    """A multi-objective run has no one best: its Pareto front, in each objective's units."""
+    if not front:
+        return
+    shown = ",".join(str(o) for o in objectives)
+    plural = "s" if len(front) != 1 else ""
+    print(f"front       {len(front)} architecture{plural} on the Pareto front of {shown}")
+    for trial in front[:FRONT_SHOWN]:
+        values = ", ".join(f"{o.estimator} {trial.metrics[o.estimator]:.4g}" for o in objectives)
+        print(f"  {values}: {trial.arch} (trial {trial.number})")
+    if len(front) > FRONT_SHOWN:
+        print(f"  ... and {len(front) - FRONT_SHOWN} more")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from nasbox.runs.folder import (
 from nasbox.runs.loop import Recorder, TooManyFailures, Trial, run_search
 from nasbox.runs.report import (
     TrialAppender,
+    pareto_trials,
     plot_trials,
     write_json,
     write_pareto,
@@ -58,6 +59,7 @@ __all__ = [
     "check_output_path",
     "evaluations_as_finished",
     "evaluations_in_order",
+    "pareto_trials",
     "plot_trials",
     "replaced_atomically",
     "locate_run",

@@ -117,6 +117,26 @@ def plot_trials(path: Path, trials: Sequence[StoredTrial], label: str) -> None:
     _save(figure, axis, path)
 
 
+def _pareto(
+    complete: Sequence[StoredTrial], objectives: Sequence[Objective]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(raw values, the signs that make every objective maximised, the front's indices with the
+    best first objective first) of `complete` trials."""
+    raw = np.array([[t.metrics[o.estimator] for o in objectives] for t in complete], dtype=float)
+    signs = np.array([-1.0 if o.minimize else 1.0 for o in objectives])
+    points = raw * signs
+    front = pareto_front(points)
+    return raw, signs, front[np.argsort(-points[front, 0], kind="stable")]
+
+
+def pareto_trials(
+    trials: Sequence[StoredTrial], objectives: Sequence[Objective]
+) -> list[StoredTrial]:
+    """The complete trials on the Pareto front of `objectives`, best first objective first."""
+    complete = [t for t in trials if t.state == "complete"]
+    return [complete[i] for i in _pareto(complete, objectives)[2]] if complete else []
+
+
 def write_pareto(
     out: Path, trials: Sequence[StoredTrial], objectives: Sequence[Objective]
 ) -> dict[str, Any]:
@@ -129,11 +149,8 @@ def write_pareto(
     names = [o.estimator for o in objectives]
     if not complete:
         return {"pareto_front": [], "hypervolume": None}
-    raw = np.array([[t.metrics[name] for name in names] for t in complete], dtype=float)
-    signs = np.array([-1.0 if o.minimize else 1.0 for o in objectives])
-    points = raw * signs  # every objective maximised
-    front = pareto_front(points)
-    front = front[np.argsort(-points[front, 0], kind="stable")]  # best first objective first
+    raw, signs, front = _pareto(complete, objectives)
+    points = raw * signs
     reference = points.min(axis=0)
     with (
         replaced_atomically(out / "pareto.csv") as temporary,
