@@ -330,6 +330,24 @@ def test_runs_list_show_and_export(tmp_path, capsys):
     assert len(pd.read_csv(upper)) == 5
 
 
+def test_runs_show_counts_rejected_and_unfinished_trials_apart(tmp_path, capsys):
+    """Rejected trials were counted as running, and so were an interrupted run's unfinished ones."""
+    out = tmp_path / "run"
+    args = ["search", "--estimator", "params", "--constraint", "params<=0.5", "--samples", "4"]
+    assert main([*args, "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", str(out)]) == 0
+    assert "trials      4 complete, 0 failed, 2 rejected by the constraints\n" in (
+        capsys.readouterr().out
+    )
+    with sqlite3.connect(out / "nasbox.db") as db:  # as a run killed mid-trial leaves it
+        db.execute("UPDATE runs SET status = 'interrupted'")
+        db.execute("UPDATE trials SET state = 'running' WHERE number = 5")
+    assert main(["runs", "show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "3 complete, 0 failed, 2 rejected by the constraints, 1 unfinished" in shown
+
+
 def test_runs_list_skips_an_unreadable_database_with_a_warning(tmp_path, capsys):
     args = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "r1")]) == 0

@@ -131,10 +131,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     for key, value in run.settings.items():
         if value not in (None, [], "") and not (objectives and key == "estimator"):
             print(f"{key:<11} {value}")
-    print(
-        f"trials      {len(complete)} complete, {len(failed)} failed, "
-        f"{len(trials) - len(complete) - len(failed)} running"
-    )
+    print(f"trials      {_trial_counts(run, trials)}")
     finite = [t.value for t in complete if t.value is not None and abs(t.value) != float("inf")]
     if finite and not objectives:
         print(
@@ -152,6 +149,19 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"best arch   {best.arch}")
     store.close()
     return 0
+
+
+def _trial_counts(run: StoredRun, trials: list[StoredTrial]) -> str:
+    """Trials by state; a stopped run's `running` trials are unfinished, evaluated again by
+    --resume."""
+    counts = Counter(t.state for t in trials)
+    parts = [f"{counts['complete']} complete", f"{counts['failed']} failed"]
+    if counts["rejected"]:
+        parts.append(f"{counts['rejected']} rejected by the constraints")
+    if counts["running"]:
+        still = "running" if run.status == "running" else "unfinished (--resume evaluates them)"
+        parts.append(f"{counts['running']} {still}")
+    return ", ".join(parts)
 
 
 def _show_front(front: list[StoredTrial], objectives: list[Objective]) -> None:
