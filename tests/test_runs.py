@@ -446,6 +446,8 @@ def bad_invocations(tmp_path: Path) -> list[tuple[list[str], str]]:
     training = tmp_path / "training"
     training.mkdir()
     (training / "checkpoint.pt").write_bytes(b"weights")
+    folder = tmp_path / "trials.csv"
+    folder.mkdir()
     return [
         (["search", "--resume", ""], "--resume is empty"),
         (["search", "--out", " "], "--out is empty"),
@@ -515,6 +517,10 @@ def bad_invocations(tmp_path: Path) -> list[tuple[list[str], str]]:
             "--trial-timeout must be",
         ),
         (["runs", "show", str(tmp_path / "nowhere")], "no such run folder"),
+        (
+            ["runs", "export", str(finished), "--out", str(folder), "--overwrite"],
+            f"--out {folder} is a folder; give a file name",
+        ),
     ]
 
 

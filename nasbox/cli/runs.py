@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from nasbox.cli.common import check_output_file
 from nasbox.errors import NasboxError
 from nasbox.estimators.objectives import Objective, parse_objectives
 from nasbox.runs import (
@@ -15,7 +16,6 @@ from nasbox.runs import (
     StoredRun,
     StoredTrial,
     best_trial,
-    check_output_path,
     locate_run,
     pareto_trials,
     replaced_atomically,
@@ -184,11 +184,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in {".csv", ".parquet"}:
         raise NasboxError(f"--out {out}: give a .csv or .parquet file")
-    if out.exists() and not args.overwrite:
-        raise NasboxError(f"--out {out} exists; choose another file or pass --overwrite")
     if not out.parent.is_dir():
         raise NasboxError(f"--out {out}: the folder {out.parent} does not exist; create it first")
-    check_output_path(out.parent, "--out")
+    check_output_file(out, args.overwrite)
     store, run = _open(args)
     trials = store.trials(run)
     store.close()
