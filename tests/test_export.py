@@ -177,6 +177,7 @@ def test_the_format_follows_the_suffix_and_an_existing_out_needs_overwrite(tmp_p
         (["--out", "net.bin"], "cannot tell the format"),
         (["--out", "net.onnx", "--format", "tflite"], "invalid choice: 'tflite'"),
         (["--out", "net.onnx", "--checkpoint", "nowhere/checkpoint.pt"], "file not found"),
+        (["--out", "net.onnx", "--checkpoint", ""], "--checkpoint is empty"),
         (["--out", "net.onnx", "--input", "4"], "--input must be at least 8"),
         (["--out", "net.onnx", "--input", "5000"], "--input must be at most 1024, got 5000"),
         (["--out", "net.onnx", "--classes", "1"], "--classes must be at least 2"),

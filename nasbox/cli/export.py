@@ -68,6 +68,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     check_count(args.input, "--input", minimum=8)
     check_seed(args.seed)
+    if args.checkpoint is not None and not args.checkpoint.strip():
+        raise NasboxError(
+            "--checkpoint is empty; give a `nasbox train` run folder or its checkpoint.pt, or "
+            "leave it out for a freshly initialised network"
+        )
     checkpoint = Checkpoint.read(Path(args.checkpoint)) if args.checkpoint else None
     if checkpoint is not None:
         _adopt_run_settings(args, checkpoint)
