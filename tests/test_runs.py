@@ -348,6 +348,17 @@ def test_runs_show_counts_rejected_and_unfinished_trials_apart(tmp_path, capsys)
     assert "3 complete, 0 failed, 2 rejected by the constraints, 1 unfinished" in shown
 
 
+def test_runs_list_and_show_leave_an_empty_file_empty(tmp_path, capsys):
+    """They only read: an empty file given as the database is refused, not made one."""
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert main(["runs", "list", str(empty)]) == 2
+    assert "an empty database, without runs" in capsys.readouterr().err
+    assert main(["runs", "show", "first", "--storage", str(empty)]) == 2
+    assert "an empty database, without runs" in capsys.readouterr().err
+    assert empty.stat().st_size == 0
+
+
 def test_runs_list_skips_an_unreadable_database_with_a_warning(tmp_path, capsys):
     args = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "r1")]) == 0

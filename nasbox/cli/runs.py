@@ -38,7 +38,7 @@ def _databases(path: Path) -> list[Path]:
 
 def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
     database, name, _ = locate_run(args.run, args.storage, "RUN")
-    store = RunStore(database)
+    store = RunStore(database, create=False)
     run = store.find_run(name)
     if run is None:
         store.close()
@@ -65,7 +65,7 @@ def _best(trials: list[StoredTrial], objectives: list[Objective]) -> str:
 def _listing(database: Path) -> list[tuple[str, ...]]:
     """One row per run in `database`: name, status, settings, trials done and failed, best."""
     rows = []
-    with RunStore(database) as store:
+    with RunStore(database, create=False) as store:
         for run in store.runs():
             trials = store.trials(run)
             counts = Counter(t.state for t in trials)

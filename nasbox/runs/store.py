@@ -116,13 +116,21 @@ def _value(value: float | None) -> float | None:
 class RunStore:
     """A connection to one SQLite experiment database (created on first use)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        """`create=False` only reads runs: a file without nasbox's tables (an empty one) is
+        refused rather than made a nasbox database."""
         self.path = Path(path)
         if self.path.is_dir():
             raise NasboxError(f"--storage {self.path} is a folder; give a database file")
         try:
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+            if not tables and not create:
+                self._db.close()
+                raise NasboxError(
+                    f"{self.path}: an empty database, without runs; give a file that "
+                    "`nasbox search` wrote"
+                )
             if tables and not {"runs", "trials"} <= tables:
                 raise NasboxError(
                     f"{self.path}: a database of another program (tables: "
@@ -388,7 +396,7 @@ def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str
     if storage:
         if not Path(storage).is_file():
             raise NasboxError(f"--storage {storage}: file not found")
-        with RunStore(storage) as store:
+        with RunStore(storage, create=False) as store:
             run = store.find_run(target)
             names = ", ".join(r.name for r in store.runs()) or "none"
         if run is None:
@@ -409,7 +417,7 @@ def _run_in_folder(folder: Path, option: str) -> tuple[Path, str]:
         except (ValueError, KeyError, TypeError, OSError):
             raise NasboxError(f"{summary_file}: not a nasbox search summary") from None
     if (folder / DATABASE).is_file():
-        with RunStore(folder / DATABASE) as store:
+        with RunStore(folder / DATABASE, create=False) as store:
             runs = store.runs()
         if len(runs) == 1:
             return folder / DATABASE, runs[0].name
