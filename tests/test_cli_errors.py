@@ -209,6 +209,15 @@ WRONG = [
 ]
 
 
+def test_an_output_that_is_not_a_regular_file_is_refused(inputs, capsys):
+    """--overwrite renames the new file over the old one: over a pipe or device (/dev/null as
+    root) that would replace it."""
+    os.mkfifo(inputs / "pipe.csv")
+    assert main([*SCORE, "--out", "pipe.csv", "--overwrite"]) == 2
+    assert "--out pipe.csv is not a regular file" in capsys.readouterr().err
+    assert not (inputs / "pipe.csv").is_file()
+
+
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(path): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 

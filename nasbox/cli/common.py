@@ -262,6 +262,10 @@ def check_output_file(path: str | Path, overwrite: bool, option: str = "--out") 
     if is_dir:
         raise NasboxError(f"{option} {path} is a folder; give a file name")
     check_output_path(path.parent, option, named=path)
+    if path.exists() and not path.is_file():  # --overwrite would rename a file over a device
+        raise NasboxError(
+            f"{option} {path} is not a regular file (a device or pipe); give a file name"
+        )
     if path.exists() and not overwrite:
         raise NasboxError(
             f"{option} {path} already exists; choose another file name or pass --overwrite"
