@@ -346,6 +346,12 @@ def test_runs_show_counts_rejected_and_unfinished_trials_apart(tmp_path, capsys)
     assert main(["runs", "show", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "3 complete, 0 failed, 2 rejected by the constraints, 1 unfinished" in shown
+    with sqlite3.connect(out / "nasbox.db") as db:
+        db.execute("UPDATE trials SET told_after = NULL, tell_order = NULL WHERE number = 5")
+    assert main(["runs", "export", str(out), "--out", str(tmp_path / "t.csv")]) == 0
+    with (tmp_path / "t.csv").open() as handle:  # whole numbers stay whole beside a missing one
+        told = {row["number"]: row["told_after"] for row in csv.DictReader(handle)}
+    assert told["5"] == "" and all(value.isdigit() for key, value in told.items() if key != "5")
 
 
 def test_runs_list_and_show_leave_an_empty_file_empty(tmp_path, capsys):

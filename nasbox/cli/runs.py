@@ -193,6 +193,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     frame = pd.DataFrame(
         [{**{k: v for k, v in t.__dict__.items() if k != "metrics"}, **t.metrics} for t in trials]
     )
+    # an unfinished trial has no tell yet: a nullable integer keeps the others whole (not 2.0)
+    frame = frame.astype({"told_after": "Int64", "tell_order": "Int64"})
     with replaced_atomically(out) as temporary:
         if out.suffix.lower() == ".csv":
             frame.to_csv(temporary, index=False)
