@@ -79,6 +79,11 @@ def test_score_takes_latency_batch(tmp_path, capsys, few_passes):
     assert main([*args, "--latency-batch", "0"]) == 2
     err = capsys.readouterr().err
     assert err == "nasbox: error: --latency-batch must be at least 1, got 0\n"
+    assert main([*args, "--latency-batch", "100000000"]) == 2  # its images asked for 1.2 TB
+    err = capsys.readouterr().err
+    assert err == (
+        "nasbox: error: --latency-batch must be at most 1024 images per timed pass, got 100000000\n"
+    )
 
 
 def test_worker_processes_get_the_latency_batch():

@@ -45,6 +45,11 @@ def estimator_help() -> str:
     return f"comma-separated, from: {names} (`nasbox list` says what each one does)"
 
 
+# Serving batches stay far below this; a larger one measures throughput, and its images alone
+# (allocated before the first pass) exhaust memory: 10^8 of 32x32 asked for 1.2 TB.
+MAX_LATENCY_BATCH = 1024
+
+
 def add_data_options(parser: argparse.ArgumentParser) -> None:
     add_data_source_options(parser)
     parser.add_argument(
@@ -64,7 +69,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         "--latency-batch",
         type=int,
         default=1,
-        help="images per forward pass of the latency estimator",
+        help=f"images per forward pass of the latency estimator (at most {MAX_LATENCY_BATCH})",
     )
     add_seed_option(parser)
 
@@ -209,6 +214,11 @@ def estimator_context(
     check_seed(args.seed)
     check_count(args.batch_size, "--batch-size")
     check_count(args.latency_batch, "--latency-batch")
+    if args.latency_batch > MAX_LATENCY_BATCH:
+        raise NasboxError(
+            f"--latency-batch must be at most {MAX_LATENCY_BATCH} images per timed pass, got "
+            f"{args.latency_batch}"
+        )
     data_needed = any(ESTIMATORS.get(name.split(":")[0].strip()).needs_data for name in estimators)
     load = data_needed or args.data != "digits" or args.image_size is not None
     data = load_for(space.modality, args.data, args.data_dir, args.image_size) if load else None
