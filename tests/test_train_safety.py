@@ -32,6 +32,8 @@ def test_train_refuses_earlier_results_and_records_what_it_used(tmp_path, tiny_n
     assert "--batch-size 64 is more than the 40 training images" in captured.err
     used = json.loads((out / "settings.json").read_text())["used"]
     assert used["batch_size"] == 40 and used["cutout"] == 0  # 8x8 images: cutout off
+    assert used["drop_path"] == used["aux_weight"] == 0  # nb201 networks have neither
+    assert {row["drop_path"] for row in csv.DictReader((out / "history.csv").open())} == {"0.0"}
     first = (out / "checkpoint.pt").read_bytes()
     assert main(_train_args(tiny_npz, out, "--seed", "3")) == 2
     assert "--resume --out" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from nasbox.data.folder import TEST_FRACTION
 from nasbox.data.text import check_tokens
 from nasbox.errors import NasboxError
 from nasbox.runs import COMMAND_RESULTS, RunFolder, write_json
-from nasbox.spaces import get_space
+from nasbox.spaces import SPACES, get_space
 from nasbox.train import TrainConfig, train
 from nasbox.train.language import LanguageConfig, train_language_model
 from nasbox.train.trainer import check_same_settings, load_checkpoint
@@ -65,6 +65,14 @@ TEXT_OPTIONS = (
     ("--steps", "steps"),
     ("--dropout-input", "dropout_input"),
     ("--dropout-hidden", "dropout_hidden"),
+)
+# Options of cell networks only (spaces with `has_auxiliary_head`): the other image spaces build
+# no drop path, auxiliary head or classifier dropout, so a value there would be recorded but never
+# applied. A zero value changes nothing and is accepted.
+CELL_OPTIONS = (
+    ("--drop-path", "drop_path"),
+    ("--aux-weight", "aux_weight"),
+    ("--dropout", "dropout"),
 )
 # Up to this many hidden units a cell's matrices are so small that a second thread only adds
 # synchronisation: 128 units ran 0.11 s per batch on one thread and on two of an idle 2-core CPU,
@@ -110,7 +118,20 @@ def _adopt_defaults(args: argparse.Namespace, space) -> None:
         if getattr(args, key) is not None:
             kind = "image networks" if text else "language models (--space rnn)"
             raise NasboxError(f"{option} applies to {kind}, not to space {space.name}")
-    for key, value in (TEXT_DEFAULTS if text else IMAGE_DEFAULTS).items():
+    defaults = TEXT_DEFAULTS if text else IMAGE_DEFAULTS
+    if not text and not space.has_auxiliary_head:
+        for option, key in CELL_OPTIONS:
+            if getattr(args, key):
+                cell_spaces = [
+                    name for name in SPACES.names() if SPACES.get(name).has_auxiliary_head
+                ]
+                raise NasboxError(
+                    f"{option} applies to the cell spaces ({', '.join(cell_spaces)}); {space.name} "
+                    "networks have no drop path, auxiliary head or classifier dropout, so leave "
+                    f"{option} out"
+                )
+        defaults = defaults | {"drop_path": 0.0, "aux_weight": 0.0}
+    for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
 
@@ -321,18 +342,21 @@ def add_parser(commands) -> None:
         "(default: half the image side, 16 on 32x32; off below 16 pixels)",
     )
     parser.add_argument(
-        "--drop-path", type=float, help="final ScheduledDropPath probability, [0, 1) (default: 0.2)"
+        "--drop-path",
+        type=float,
+        help="final ScheduledDropPath probability, [0, 1) (cell spaces such as nasnet and darts; "
+        "default: 0.2)",
     )
     parser.add_argument(
         "--aux-weight",
         type=float,
-        help="auxiliary-head loss weight (nasnet; 0: no head) (default: 0.4)",
+        help="auxiliary-head loss weight (cell spaces; 0: no head) (default: 0.4)",
     )
     parser.add_argument(
         "--dropout",
         type=float,
         default=0.0,
-        help="dropout before the classifier (text: before the decoder), [0, 1)",
+        help="dropout before the classifier (cell spaces; text: before the decoder), [0, 1)",
     )
     parser.add_argument(
         "--tokens", help="text: char (default) or word (whitespace-separated, <eos> per line)"
