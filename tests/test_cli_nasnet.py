@@ -1,6 +1,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from nasbox.cli import main
@@ -91,6 +92,25 @@ def test_training_stopped_while_saving_an_epoch_resumes(tmp_path, tiny_npz, monk
     monkeypatch.setattr(plotting, "new_figure", new_figure)
     assert main([*base, "--out", str(stopped), "--resume"]) == 0
     assert _history(stopped) == _history(tmp_path / "straight")
+
+
+def test_resume_refuses_other_data_and_keeps_the_run_s_settings(tmp_path, tiny_npz, capsys):
+    """Images of the same shape and classes fit the checkpoint: they were taken, and settings.json
+    then named them, as it named data whose network did not fit the checkpoint."""
+    base = _tiny_training(tiny_npz)
+    out = tmp_path / "run"
+    assert main([*base, "--out", str(out), "--epochs", "1"]) == 0
+    settings = (out / "settings.json").read_bytes()
+    with np.load(tiny_npz) as arrays:
+        fewer = {key: arrays[key][:32] for key in arrays.files}
+    np.savez(tmp_path / "fewer.npz", **fewer)
+    resumed = [*base, "--out", str(out), "--resume", "--data", f"npz:{tmp_path / 'fewer.npz'}"]
+    assert main([*resumed, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "on fewer (32 training and 10 test images of 3x8x8)" in err
+    assert (out / "settings.json").read_bytes() == settings
+    assert main([*base, "--out", str(out), "--resume", "--epochs", "1"]) == 0
+    assert (out / "settings.json").read_bytes() == settings
 
 
 def test_training_stopped_in_its_first_epoch_starts_again_without_overwrite(

@@ -174,10 +174,16 @@ def _image_training(args: argparse.Namespace, space, arch) -> _Training:
     network = space.build(
         arch, num_classes=data.num_classes, in_channels=data.in_channels, **options
     )
-    description = f"{args.space} {space.format(arch)} {options}"
+    # The data set is part of what --resume must find unchanged: another one of the same image
+    # shape and classes fits the checkpoint, and its epochs would continue a run on the first.
+    channels, height, width = data.x_train.shape[1:]
+    description = (
+        f"{args.space} {space.format(arch)} {options} on {data.name} ({len(data.x_train):,} "
+        f"training and {len(data.x_test):,} test images of {channels}x{height}x{width})"
+    )
     return _Training(
-        f"training {description} ({_parameter_counts(network)}) on {data.name} "
-        f"(cutout {used.cutout}, batch {used.batch_size})",
+        f"training {description} ({_parameter_counts(network)}; cutout {used.cutout}, batch "
+        f"{used.batch_size})",
         {"options": options, "used": asdict(used)},
         train,
         network,
@@ -265,7 +271,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     folder.check()
     checkpoint = out / "checkpoint.pt"
-    # Missing or corrupt: fail before any work; other settings: before settings.json is rewritten.
+    # Missing or corrupt: fail before any work; other settings or data: before anything is written.
     state = load_checkpoint(checkpoint) if args.resume else None
     prepare = _text_training if space.modality == "text" else _image_training
     training = prepare(args, space, arch)
@@ -274,15 +280,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         del state  # the trainer reads it again; its weights need not stay in memory meanwhile
     print(f"{training.announce}; results in {out}/")
     with folder:
-        settings = {
-            key: value
-            for key, value in vars(args).items()
-            if key not in ("handler", "command_parser")
-        }
-        write_json(
-            out / "settings.json",
-            {"version": __version__, **settings, "arch": space.format(arch), **training.used},
-        )
+        # A resumed run keeps the record of the run it continues: its settings are the same, and
+        # a resume that fails on the checkpoint must not leave the refused ones in their place.
+        if not args.resume or not (out / "settings.json").exists():
+            settings = {
+                key: value
+                for key, value in vars(args).items()
+                if key not in ("handler", "command_parser")
+            }
+            write_json(
+                out / "settings.json",
+                {"version": __version__, **settings, "arch": space.format(arch), **training.used},
+            )
         try:
             history = training.trainer(
                 training.network,
