@@ -1,5 +1,6 @@
 import bz2
 import csv
+import json
 import pickle
 
 import pandas as pd
@@ -292,24 +293,34 @@ def test_convert_damaged_files_are_one_line_naming_the_file(tmp_path, capsys):
         assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("module", "search", "options"),
+    [
+        ("compare", "run_on_benchmark", []),
+        # Ctrl-C in a run of several objectives lost every finished run
+        ("fronts", "run_front_search", ["--objectives", "valid_acc,-test_acc"]),
+    ],
+)
 def test_an_interrupted_bench_run_summarises_and_plots_its_finished_runs(
-    synthetic_table, tmp_path, capsys, monkeypatch
+    module, search, options, synthetic_table, tmp_path, capsys, monkeypatch
 ):
-    import nasbox.benchmarks.compare as compare
+    import importlib
 
-    run_on_benchmark, calls = compare.run_on_benchmark, []
+    searches = importlib.import_module(f"nasbox.benchmarks.{module}")
+    run_search, calls = getattr(searches, search), []
 
     def ctrl_c_in_the_third_run(*args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return run_on_benchmark(*args, **kwargs)
+        return run_search(*args, **kwargs)
 
-    monkeypatch.setattr(compare, "run_on_benchmark", ctrl_c_in_the_third_run)
+    monkeypatch.setattr(searches, search, ctrl_c_in_the_third_run)
     out = tmp_path / "run"
-    assert _bench(synthetic_table, out, "--budget", "20", "--repeats", "5") == 130
+    assert _bench(synthetic_table, out, "--budget", "20", "--repeats", "5", *options) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("interrupted after 2 of 5 runs") and "--overwrite" in err[-1]
     assert len(list(csv.DictReader((out / "trajectories.csv").open()))) == 2 * 20
     assert "| random | 20 | 2 |" in (out / "summary.md").read_text()
     assert (out / "anytime.png").stat().st_size > 5000
+    assert json.loads((out / "summary.json").read_text())["finished_runs"] == 2

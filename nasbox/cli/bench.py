@@ -109,33 +109,31 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         prescore = ScoreCache(
             get_estimator(args.prescore, estimator_context(args, space, [args.prescore]))
         )
-    runs = []
     jobs = [(name, repeat) for name in strategies for repeat in range(args.repeats)]
     with folder:
         writer = TrajectoryWriter(out / "trajectories.csv")
-        interrupted = False
+
+        def run_one(name: str, repeat: int):
+            run = run_on_benchmark(
+                benchmark,
+                space,
+                name,
+                metric=args.metric,
+                report=args.report,
+                budget=budgets[-1],
+                seed=args.seed + repeat,
+                run=repeat,
+                prescore=prescore,
+            )
+            writer(run)
+            return run
+
         try:
-            for name, repeat in tqdm(jobs, desc="bench", unit="run", disable=args.quiet):
-                run = run_on_benchmark(
-                    benchmark,
-                    space,
-                    name,
-                    metric=args.metric,
-                    report=args.report,
-                    budget=budgets[-1],
-                    seed=args.seed + repeat,
-                    run=repeat,
-                    prescore=prescore,
-                )
-                writer(run)
-                runs.append(run)
-        except KeyboardInterrupt:
-            interrupted = True  # the finished runs are summarised and plotted below
+            runs, interrupted = _run_jobs(jobs, run_one, args.quiet)
         finally:
             writer.close()
         if interrupted and not runs:
-            print(f"interrupted before the first run finished; nothing in {out}/", file=sys.stderr)
-            return 130
+            return _interrupted(out, runs, jobs)
         rows = summarize(runs, budgets)
         table = markdown_table(rows, args.report)
         with replaced_atomically(out / "summary.md") as temporary:
@@ -160,15 +158,35 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         with replaced_atomically(out / "anytime.png") as temporary:
             plot_anytime(temporary, runs, args.report, title=Path(args.benchmark).name)
     if interrupted:
+        return _interrupted(out, runs, jobs)
+    print(table)
+    print(f"search signal {args.metric}, reported {args.report}; results in {out}/")
+    return 0
+
+
+def _run_jobs(jobs: list[tuple[str, int]], run_one, quiet: bool) -> tuple[list, bool]:
+    """`run_one(strategy, repeat)` of each job in turn: the runs finished, and whether Ctrl-C
+    stopped them (those runs are still summarised and plotted)."""
+    runs = []
+    try:
+        for name, repeat in tqdm(jobs, desc="bench", unit="run", disable=quiet):
+            runs.append(run_one(name, repeat))
+    except KeyboardInterrupt:
+        return runs, True
+    return runs, False
+
+
+def _interrupted(out: Path, runs: list, jobs: list) -> int:
+    """Say what an interrupted bench run left in `out`; the exit status of an interruption."""
+    if runs:
         print(
             f"interrupted after {len(runs)} of {len(jobs)} runs; their trajectories, summary and "
             f"plot are in {out}/ (to finish, run again with --overwrite)",
             file=sys.stderr,
         )
-        return 130
-    print(table)
-    print(f"search signal {args.metric}, reported {args.report}; results in {out}/")
-    return 0
+    else:
+        print(f"interrupted before the first run finished; nothing in {out}/", file=sys.stderr)
+    return 130
 
 
 def _complete_table(
@@ -249,20 +267,22 @@ def _bench_fronts(
     out = folder.path
     front = TrueFront.of(benchmark, objectives)
     jobs = [(name, repeat) for name in strategies for repeat in range(args.repeats)]
-    runs = []
     with folder:
-        for name, repeat in tqdm(jobs, desc="bench", unit="run", disable=args.quiet):
-            runs.append(
-                run_front_search(
-                    benchmark,
-                    space,
-                    name,
-                    objectives,
-                    budget=budgets[-1],
-                    seed=args.seed + repeat,
-                    run=repeat,
-                )
+
+        def run_one(name: str, repeat: int):
+            return run_front_search(
+                benchmark,
+                space,
+                name,
+                objectives,
+                budget=budgets[-1],
+                seed=args.seed + repeat,
+                run=repeat,
             )
+
+        runs, interrupted = _run_jobs(jobs, run_one, args.quiet)
+        if interrupted and not runs:
+            return _interrupted(out, runs, jobs)
         rows = summarize_fronts(runs, budgets, front)
         table = fronts_table(rows)
         with replaced_atomically(out / "trajectories.csv") as temporary:
@@ -283,11 +303,15 @@ def _bench_fronts(
                 "true_hypervolume": front.volume,
                 "repeats": args.repeats,
                 "seed": args.seed,
+                "finished_runs": len(runs),
+                "interrupted": interrupted,
                 "rows": [row.__dict__ for row in rows],
             },
         )
         with replaced_atomically(out / "anytime.png") as temporary:
             plot_fronts(temporary, runs, front, title=Path(args.benchmark).name)
+    if interrupted:
+        return _interrupted(out, runs, jobs)
     print(table)
     nadir = ", ".join(f"{o.estimator} {v:.4g}" for o, v in zip(objectives, reference, strict=True))
     print(
