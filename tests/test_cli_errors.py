@@ -209,6 +209,9 @@ WRONG = [
         "--strategy random does not use it: drop --prescore",
     ),
     ([*BENCH, "--strategy", "random,evolution", "--prescore", "params"], "drop --prescore"),
+    # read only to pre-score cells: a missing file or a negative batch went unnoticed
+    ([*BENCH, "--data", "npz:missing.npz"], "--data is read by strategies that pre-score cells"),
+    ([*BENCH, "--batch-size", "-3"], "only looks up the table: drop --batch-size"),
 ]
 
 

@@ -22,6 +22,7 @@ from nasbox.cli.common import (
     check_prescore,
     default_out,
     estimator_context,
+    option_given,
     split_names,
 )
 from nasbox.errors import NasboxError
@@ -29,9 +30,18 @@ from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.objectives import Objective, parse_objectives
 from nasbox.runs import COMMAND_RESULTS, RunFolder, replaced_atomically, write_json
 from nasbox.spaces import get_space
-from nasbox.strategies import STRATEGIES
+from nasbox.strategies import STRATEGIES, uses_prescore
 
 RESULTS = COMMAND_RESULTS["bench run"]
+# Read only to pre-score cells with --prescore; strategies that do not pre-score look up the table.
+PRESCORE_OPTIONS = (
+    "--data",
+    "--data-dir",
+    "--image-size",
+    "--batch-size",
+    "--precision",
+    "--latency-batch",
+)
 
 
 def _budgets(text: str) -> list[int]:
@@ -90,6 +100,13 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     for name in strategies:
         STRATEGIES.get(name)
     prescored = check_prescore(args, space, strategies)
+    given = next((option for option in PRESCORE_OPTIONS if option_given(args.argv, option)), None)
+    if given is not None and not prescored:
+        users = ", ".join(name for name in STRATEGIES.names() if uses_prescore(name))
+        raise NasboxError(
+            f"{given} is read by strategies that pre-score cells ({users}) with --prescore; "
+            f"--strategy {','.join(strategies)} only looks up the table: drop {given}"
+        )
     objectives = _objectives(args)
     budgets = _budgets(args.budget)
     out = Path(args.out) if args.out else default_out("bench")
