@@ -1,3 +1,4 @@
+import argparse
 import csv
 import json
 import subprocess
@@ -5,7 +6,7 @@ import sys
 
 import pytest
 
-from nasbox.cli import main
+from nasbox.cli import build_parser, main
 from nasbox.startup import wants_worker_processes
 
 CELLS = [
@@ -154,3 +155,21 @@ def test_sigterm_stops_a_search_and_keeps_its_trials(tmp_path):
     assert len(list(csv.DictReader(trials.open()))) >= 2
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and (tmp_path / "run" / "trials.png").is_file()
+
+
+def _parsers(parser):
+    """`parser` and every subcommand's parser under it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
+
+
+def test_help_states_each_default_once():
+    """--help appends "(default: X)" to options with a default; one written into the text too
+    showed twice (score --workers)."""
+    for parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if action.help and action.default not in (None, False):
+                assert "(default:" not in action.help, (parser.prog, action.option_strings)

@@ -152,7 +152,7 @@ def add_parser(commands) -> None:
         type=int,
         default=1,
         help="local processes scoring at once, threads shared out so workers x threads = cores "
-        "(default: 1; on 2 cores, 2 score NASWOT about 1.2x faster)",
+        "(on 2 cores, 2 score NASWOT about 1.2x faster)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=cmd_score)
