@@ -53,6 +53,7 @@ def test_table_estimator_looks_cells_up_and_rejects_absent_ones(small_table):
     ("content", "message"),
     [
         ("cell,valid_acc\nx,1\n", "no 'arch' column"),
+        (f"arch\n{GOOD}\n", "only an 'arch' column; a benchmark table needs numeric metric"),
         (f"arch,valid_acc\n{GOOD},1\n{GOOD},2\n", "appears more than once"),
         (f"arch,valid_acc\n{GOOD},high\n", "column 'valid_acc' is not numeric"),
     ],

@@ -41,6 +41,11 @@ class TabularBenchmark:
                 f"{source}: no {ARCH_COLUMN!r} column (found: {found}); a benchmark table needs "
                 f"an {ARCH_COLUMN!r} column plus numeric metric columns"
             )
+        if len(frame.columns) == 1:  # every lookup would fail naming no column to choose instead
+            raise NasboxError(
+                f"{source}: only an {ARCH_COLUMN!r} column; a benchmark table needs numeric metric "
+                "columns beside it"
+            )
         archs = frame[ARCH_COLUMN].astype(str).str.strip()
         duplicated = archs[archs.duplicated()]
         if len(duplicated):
