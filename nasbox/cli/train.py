@@ -5,6 +5,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 from nasbox import __version__
@@ -136,6 +137,43 @@ def _adopt_defaults(args: argparse.Namespace, space) -> None:
             setattr(args, key, value)
 
 
+# Memory one parameter takes in training: its weight, gradient and SGD momentum, and the copy
+# torch.save serialises for the checkpoint (float32 each).
+TRAINING_BYTES_PER_PARAMETER = 16
+
+
+def _available_memory() -> int | None:
+    """Bytes the kernel says can be allocated without swapping (Linux); None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _check_fits_memory(build: Callable[[], object]) -> None:
+    """Refuse, before allocating anything, a network whose parameters alone would not fit in
+    memory while it trains: its weights ran out of memory with a traceback half-way through
+    their initialisation (or got the process killed). `build` is counted on the meta device."""
+    import torch
+
+    from nasbox.estimators.cost import count_parameters
+
+    with torch.device("meta"):
+        parameters = count_parameters(build())
+    available = _available_memory()
+    needed = parameters * TRAINING_BYTES_PER_PARAMETER
+    if available is not None and needed > available:
+        raise NasboxError(
+            f"the network has {parameters / 1e6:,.1f} M parameters, about {needed / 2**30:,.1f} "
+            f"GiB to train, and {available / 2**30:,.1f} GiB of memory is available; use fewer "
+            "--cells or --filters (`nasbox describe` counts a network's parameters)"
+        )
+
+
 def _image_training(args: argparse.Namespace, space, arch) -> _Training:
     import torch
 
@@ -170,10 +208,12 @@ def _image_training(args: argparse.Namespace, space, arch) -> _Training:
     options = network_options(args, space, arch, data.image_size[0], "laptop_size")
     if space.has_auxiliary_head:
         options.update(auxiliary=args.aux_weight > 0, dropout=args.dropout)
-    torch.manual_seed(args.seed)
-    network = space.build(
-        arch, num_classes=data.num_classes, in_channels=data.in_channels, **options
+    build = partial(
+        space.build, arch, num_classes=data.num_classes, in_channels=data.in_channels, **options
     )
+    _check_fits_memory(build)
+    torch.manual_seed(args.seed)
+    network = build()
     # The data set is part of what --resume must find unchanged: another one of the same image
     # shape and classes fits the checkpoint, and its epochs would continue a run on the first.
     channels, height, width = data.x_train.shape[1:]
