@@ -1,7 +1,9 @@
-"""Process-wide settings that make tensor work on a CPU faster."""
+"""The machine's CPU and memory: process-wide settings that make tensor work faster, and how
+much memory there is to refuse work that cannot fit."""
 
 import ctypes
 import ctypes.util
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -44,3 +46,19 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def available_memory() -> int | None:
+    """Bytes that can be allocated without swapping: Linux's MemAvailable, else the physical
+    memory; None where the system says neither."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None

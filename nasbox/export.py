@@ -9,7 +9,6 @@ images, and renamed only when the outputs match, so a bad export never replaces 
 """
 
 import json
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nasbox.cpu import available_memory
 from nasbox.errors import NasboxError
 from nasbox.runs.folder import replaced_atomically
 
@@ -60,14 +60,6 @@ def require_onnx() -> None:
         raise NasboxError(f"--format onnx needs {err.name or 'onnx'}: {INSTALL}") from None
 
 
-def _physical_memory() -> int | None:
-    """Bytes of memory this machine has; None where the system does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def check_export_size(parameters: int, input_shape: tuple[int, int, int], fmt: str) -> None:
     """Refuse, before the network is built, one that ONNX cannot hold in one file or that does
     not fit in memory (building it ended in an allocation traceback)."""
@@ -79,12 +71,12 @@ def check_export_size(parameters: int, input_shape: tuple[int, int, int], fmt: s
             f"{ONNX_MAX_BYTES / 1e9:.1f} GB; {smaller}, or write TorchScript (--format torchscript)"
         )
     images = 4 * (TRACE_BATCH + CHECK_BATCH) * input_shape[0] * input_shape[1] * input_shape[2]
-    needed, memory = WEIGHT_COPIES * weights + images, _physical_memory()
+    needed, memory = WEIGHT_COPIES * weights + images, available_memory()
     if memory is not None and needed > memory:
         raise NasboxError(
             f"exporting this network needs about {needed / 1e9:.1f} GB of memory (its weights "
-            f"{WEIGHT_COPIES} times over and the check's images) and this machine has "
-            f"{memory / 1e9:.1f} GB; {smaller}, or a smaller --input"
+            f"{WEIGHT_COPIES} times over and the check's images) and {memory / 1e9:.1f} GB "
+            f"is available; {smaller}, or a smaller --input"
         )
 
 

@@ -42,18 +42,13 @@ def test_train_refuses_earlier_results_and_records_what_it_used(tmp_path, tiny_n
     assert (out / "checkpoint.pt").read_bytes() != first
 
 
-def test_a_network_too_large_for_memory_is_refused_before_it_is_built(
-    tmp_path, tiny_npz, capsys, monkeypatch
-):
-    """--cells 100 --filters 10000 (592 billion parameters) ended in a memory traceback."""
-    import nasbox.cli.train as train_command
-
-    monkeypatch.setattr(train_command, "_available_memory", lambda: 2**10)
+def test_a_network_too_large_for_memory_is_refused_before_it_is_built(tmp_path, tiny_npz, capsys):
+    """--cells 100 --filters 10000 (133 billion parameters) ended in a memory traceback."""
     out = tmp_path / "run"
-    assert main(_train_args(tiny_npz, out)) == 2
+    assert main(_train_args(tiny_npz, out, "--cells", "100", "--filters", "10000")) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("nasbox: error: the network has 0.0 M parameters, about 0.0 GiB to train")
-    assert "0.0 GiB of memory is available; use fewer --cells or --filters" in err
+    assert err.startswith("nasbox: error: the network has 133,007.2 M parameters, about")
+    assert "of memory is available; use fewer --cells or --filters" in err
     assert not out.exists()
 
 

@@ -142,29 +142,18 @@ def _adopt_defaults(args: argparse.Namespace, space) -> None:
 TRAINING_BYTES_PER_PARAMETER = 16
 
 
-def _available_memory() -> int | None:
-    """Bytes the kernel says can be allocated without swapping (Linux); None where unknown."""
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def _check_fits_memory(build: Callable[[], object]) -> None:
     """Refuse, before allocating anything, a network whose parameters alone would not fit in
     memory while it trains: its weights ran out of memory with a traceback half-way through
     their initialisation (or got the process killed). `build` is counted on the meta device."""
     import torch
 
+    from nasbox.cpu import available_memory
     from nasbox.estimators.cost import count_parameters
 
     with torch.device("meta"):
         parameters = count_parameters(build())
-    available = _available_memory()
+    available = available_memory()
     needed = parameters * TRAINING_BYTES_PER_PARAMETER
     if available is not None and needed > available:
         raise NasboxError(
