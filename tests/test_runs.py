@@ -239,6 +239,46 @@ def test_two_workers_finish_the_budget_with_distinct_cells(tmp_path, tiny_npz):
     assert {t["worker"].split(":")[0] for t in trials} == {"process-0", "process-1"}
 
 
+BROKEN_PLUGINS = {
+    "syntax_slip": ("def f(:\n", "syntax_slip.py, line 1: invalid syntax"),
+    "raises_at_import": (
+        "x = 1\nraise RuntimeError('no licence')\n",
+        "raised RuntimeError: no licence (",
+    ),
+    "registers_twice": (
+        "from nasbox.estimators import ESTIMATORS\n\n@ESTIMATORS.register('params')\n"
+        "def params(): ...\n",
+        "estimator 'params' is registered twice (",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [
+        *((name, message) for name, (_, message) in BROKEN_PLUGINS.items()),
+        ("../plugins/mine", "not a module name; give a dotted name"),
+        ("mine.py", "not a module name"),
+        ("not_there_at_all", "no module 'not_there_at_all' found; put the folder"),
+    ],
+)
+def test_a_plugin_that_cannot_be_imported_is_one_line(
+    module, message, tmp_path, monkeypatch, capsys
+):
+    """A syntax error or an exception in the user's module, or a path given as its name, was a
+    traceback; the line now names the file and line to fix."""
+    for name, (source, _) in BROKEN_PLUGINS.items():
+        (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["search", "--import", module, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    if module in BROKEN_PLUGINS and module != "syntax_slip":
+        line = 2 if module == "raises_at_import" else 3
+        assert err[0].endswith(f"{tmp_path / module}.py, line {line})")
+    assert not (tmp_path / "run").exists()
+
+
 def test_workers_exit_quietly_when_the_search_is_killed(tmp_path):
     """SIGKILL of the search mid-evaluation: its workers find the pipe broken and just end."""
     (tmp_path / "slow_estimator.py").write_text(SLOW_ESTIMATOR)

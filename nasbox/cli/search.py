@@ -15,6 +15,7 @@ import os
 import statistics
 import sys
 import time
+import traceback
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -139,12 +140,47 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 
 def _import_plugins(modules: list[str]) -> None:
-    """Import the user's modules that register their own spaces, estimators or strategies."""
+    """Import the user's modules that register their own spaces, estimators or strategies.
+
+    A module that fails to import is one line naming the file and line at fault (the user's own
+    code, so that is what they fix), not a traceback.
+    """
     for module in modules:
+        if module.endswith(".py") or not all(part.isidentifier() for part in module.split(".")):
+            raise NasboxError(
+                f"--import {module}: not a module name; give a dotted name such as my_estimators "
+                "(for my_estimators.py, with its folder on PYTHONPATH)"
+            )
         try:
             importlib.import_module(module)
-        except (ImportError, ValueError) as err:
-            raise NasboxError(f"--import {module}: cannot import it ({err})") from None
+        except ModuleNotFoundError as err:
+            missing = err.name or ""
+            if module == missing or module.startswith(missing + "."):
+                raise NasboxError(
+                    f"--import {module}: no module {missing!r} found; put the folder that holds "
+                    f"{missing.replace('.', '/')}.py on PYTHONPATH (the nasbox command does not "
+                    "search the current folder)"
+                ) from None
+            raise NasboxError(f"--import {module}: it imports a missing module ({err})") from None
+        except SyntaxError as err:
+            raise NasboxError(
+                f"--import {module}: {err.filename}, line {err.lineno}: {err.msg}"
+            ) from None
+        except Exception as err:  # the user's code may raise anything while it registers
+            frame = _user_frame(err)
+            raise NasboxError(
+                f"--import {module}: importing it raised {type(err).__name__}: {err} "
+                f"({frame.filename}, line {frame.lineno})"
+            ) from None
+
+
+def _user_frame(err: Exception) -> traceback.FrameSummary:
+    """Where `err` was raised, or, when nasbox itself raised it (a name registered twice), the
+    last line outside nasbox that called in: the line of the user's module to change."""
+    frames = traceback.extract_tb(err.__traceback__)
+    package = str(Path(__file__).resolve().parents[1])
+    outside = [frame for frame in frames if not frame.filename.startswith(package)]
+    return (outside or frames)[-1]
 
 
 OPTION_TYPES = {bool: "true or false", float: "a finite number", int: "a whole number", str: "text"}
