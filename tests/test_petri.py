@@ -228,6 +228,29 @@ def test_cli_fit_and_evaluate_slopes(tmp_path, capsys):
         assert row in out
 
 
+def test_outputs_never_replace_an_input_even_with_overwrite(tmp_path, capsys):
+    """--out naming the label file, the dish or the corpus, with --overwrite, replaced it with
+    the command's output: the labels, the fitted dish or the text were lost."""
+    labels = write_labels(tmp_path / "slopes.csv", [[s, s] for s in SLOPES])
+    dish = tiny_slope_dish()
+    dish.fit(SLOPES[:3], [1.0, 3.0, 2.0], progress=False)
+    dish_file = dish.save(tmp_path / "dish.pt")
+    command, _ = tiny_rnn_truth(tmp_path)
+    corpus = command[command.index("--corpus") + 1]
+    evaluate = ["petri", "evaluate", str(dish_file), "--labels", str(labels), "--quiet"]
+    for args, replaced in (
+        (["petri", "fit", "--labels", str(labels), "--k", "3", "--out", str(labels)], labels),
+        ([*evaluate, "--out", str(labels)], labels),
+        ([*evaluate, "--out", str(dish_file)], dish_file),
+        ([*command, "--count", "1", "--out", corpus], Path(corpus)),
+    ):
+        before = replaced.read_bytes()
+        assert main([*args, "--overwrite"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is the same file as" in err, err
+        assert replaced.read_bytes() == before
+
+
 def test_fitting_in_several_batches_matches_one_batch():
     labels = [1.0, 3.0, 2.0, 6.0, 4.0, 5.0]
     whole, split = tiny_slope_dish(outer_steps=3), tiny_slope_dish(outer_steps=3, batch=4)

@@ -283,6 +283,17 @@ def check_output_file(path: str | Path, overwrite: bool, option: str = "--out") 
     return path
 
 
+def check_not_an_input(out: Path, inputs: dict[str, str | Path], option: str = "--out") -> None:
+    """Refuse an output file that is one of the command's inputs, even with --overwrite: writing
+    it would destroy what the command reads."""
+    for input_option, path in inputs.items():
+        if out.exists() and Path(path).exists() and out.samefile(path):
+            raise NasboxError(
+                f"{option} {out} is the same file as {input_option} {path}; writing it would "
+                f"replace {input_option}, so give {option} another file name"
+            )
+
+
 def read_text_lines(path: Path, what: str) -> list[str]:
     """The lines of a UTF-8 text file (a byte-order mark, as some editors write, is dropped);
     a missing, binary or folder path is one clear error."""

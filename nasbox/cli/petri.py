@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from nasbox.checks import check_count, check_seed
-from nasbox.cli.common import add_command, add_overwrite_option, add_seed_option, check_output_file
+from nasbox.cli.common import (
+    add_command,
+    add_overwrite_option,
+    add_seed_option,
+    check_not_an_input,
+    check_output_file,
+)
 from nasbox.errors import NasboxError
 from nasbox.runs import replaced_atomically
 
@@ -21,6 +27,7 @@ def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
     # table is written whole
     check_output_file(out, overwrite=args.overwrite or args.space == "rnn")
     if args.space == "rnn":
+        check_not_an_input(out, {"--corpus": args.corpus})
         return _rnn_groundtruth(args, out)
     from nasbox.estimators.petri.groundtruth import slope_groundtruth
 
@@ -79,6 +86,7 @@ def cmd_petri_fit(args: argparse.Namespace) -> int:
 
     check_seed(args.seed)
     out = check_output_file(Path(args.out), args.overwrite)
+    check_not_an_input(out, {"--labels": args.labels})
     space = get_motif_space(args.space)
     labels = load_labels(
         args.labels, space, args.column or default_column(args.space), args.minimize
@@ -126,6 +134,8 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
     check_seed(args.seed)
     check_count(args.held_out, "--held-out", minimum=0)
     out = check_output_file(args.out, args.overwrite) if args.out is not None else None
+    if out is not None:
+        check_not_an_input(out, {"the dish": args.dish, "--labels": args.labels})
     dish = PetriDish.load(args.dish)
     if not dish.labelled:
         raise NasboxError(f"{args.dish}: the dish was never fitted; run `nasbox petri fit`")
