@@ -305,6 +305,25 @@ def test_a_search_through_a_real_local_ray_instance(tmp_path, tiny_npz):
     assert all(t["worker"].startswith("ray:") for t in trials)
 
 
+def test_ray_trials_larger_than_any_node_are_refused(tmp_path):
+    """--cpus-per-trial above the CPUs of every node (or a GPU on a machine without one) queued
+    the trials forever in silence; now one line, before the run folder is made."""
+    pytest.importorskip("ray")
+    out = tmp_path / "run"
+    args = ["search", "--executor", "ray", "--estimator", "params", "--samples", "2"]
+    process = nasbox(*args, "--cpus-per-trial", "4096", "--out", str(out), "--quiet")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2, stderr
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "nasbox: error: --cpus-per-trial 4096 --gpus-per-trial 0: no node of the Ray cluster"
+        )
+    )
+    assert not out.exists()
+
+
 def test_a_search_joins_a_cluster_started_with_ray_start(tmp_path, tiny_npz):
     """As on a real cluster: `ray start --head`, then `--ray-address HEAD:PORT` (token auth)."""
     pytest.importorskip("ray")

@@ -51,6 +51,24 @@ def _use_cluster_token() -> None:
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
 
 
+def _check_trials_fit(ray, cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse per-trial resources no node has: Ray would queue such a task forever, silently."""
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    if any(
+        node.get("CPU", 0) >= cpus_per_trial and node.get("GPU", 0) >= gpus_per_trial
+        for node in nodes
+    ):
+        return
+    sizes = ", ".join(
+        f"{node.get('CPU', 0):g} CPUs and {node.get('GPU', 0):g} GPUs" for node in nodes
+    )
+    raise NasboxError(
+        f"--cpus-per-trial {cpus_per_trial:g} --gpus-per-trial {gpus_per_trial:g}: no node of "
+        f"the Ray cluster has that much (its nodes have {sizes or 'nothing'}); ask for less, "
+        "or add a node that has it"
+    )
+
+
 class RayExecutor(Executor):
     """Submits each evaluation as a Ray task; `workers` in flight (default: CPUs / per trial)."""
 
@@ -89,6 +107,11 @@ class RayExecutor(Executor):
                     f"cannot start or join Ray ({err}); a cluster with token authentication "
                     "needs RAY_AUTH_MODE=token and its token (`ray get-auth-token`)"
                 ) from None
+        try:
+            _check_trials_fit(ray, cpus_per_trial, gpus_per_trial)
+        except NasboxError:
+            self.close_ray()
+            raise
         cpus = ray.cluster_resources().get("CPU", 1.0)
         self.capacity = workers or max(1, int(cpus // cpus_per_trial))
         self.threads = max(1, int(cpus_per_trial))
@@ -139,5 +162,8 @@ class RayExecutor(Executor):
         for ref in self._running:
             self._ray.cancel(ref, force=True)
         self._running.clear()
+        self.close_ray()
+
+    def close_ray(self) -> None:
         if self._owns_ray:  # a local instance we started goes with us; a cluster stays up
             self._ray.shutdown()
