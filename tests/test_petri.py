@@ -187,6 +187,28 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and str(path) in err
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ({"space_options": {"channels": 4, "image_size": 4}}, "init_weights.stem is (2, 3, 3, 3)"),
+        ({"x_train": torch.zeros(3)}, "x_train is (3,), expected (4, 3, 4, 4)"),
+        ({"labels": [1.0]}, "1 labels for 2 labelled motifs"),
+    ],
+)
+def test_a_dish_file_whose_parts_do_not_fit_together_is_refused(damage, message, tmp_path):
+    """Tensors of other shapes than the stored settings give (an edited or pieced-together file)
+    loaded, and prediction ended in a torch traceback."""
+    dish = tiny_nb201_dish()
+    cells = [dish.space.sample(np.random.default_rng(seed)) for seed in (0, 1)]
+    dish.fit(cells, [1.0, 2.0], progress=False)
+    path = dish.save(tmp_path / "dish.pt")
+    torch.save({**torch.load(path, weights_only=True), **damage}, path)
+    with pytest.raises(
+        NasboxError, match=re.escape(f"damaged petri dish file (ValueError: {message}")
+    ):
+        PetriDish.load(path)
+
+
 def test_labels_refuse_an_arch_listed_twice(tmp_path, capsys):
     """A repeated arch was read silently; `petri fit` and `petri evaluate` both refuse it."""
     nb201 = get_motif_space("nb201", channels=2, image_size=4)

@@ -363,9 +363,15 @@ class PetriDish:
             config = DishConfig(**{k: v for k, v in state["config"].items() if k in known})
             space = get_motif_space(state["space"], **state["space_options"])
             dish = cls(space, config, state["seed"])
-            dish._set_state({name: state[name] for name in STATE})
+            stored = {name: state[name] for name in STATE}
+            _check_shapes(stored, dish._state())
+            dish._set_state(stored)
             dish.labelled = [dish.space.parse(text) for text in state["labelled"]]
             dish.labels = list(state["labels"])
+            if len(dish.labels) != len(dish.labelled):
+                raise ValueError(
+                    f"{len(dish.labels)} labels for {len(dish.labelled)} labelled motifs"
+                )
             dish.losses = list(state["losses"])
             dish.restart = int(state.get("restart", 0))
             dish.restart_losses = list(state.get("restart_losses", []))
@@ -376,3 +382,15 @@ class PetriDish:
                 "`nasbox petri fit`"
             ) from None
         return dish
+
+
+def _check_shapes(stored: dict, expected: dict, prefix: str = "") -> None:
+    """Raise ValueError where a stored tensor differs in shape from a fresh dish's (a file
+    edited or pieced together): predicting with it would fail deep inside torch."""
+    for name, fresh in expected.items():
+        value = stored.get(name) if isinstance(stored, dict) else None
+        if isinstance(fresh, dict):
+            _check_shapes(value, fresh, f"{prefix}{name}.")
+        elif not isinstance(value, torch.Tensor) or value.shape != fresh.shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{prefix}{name} is {shape}, expected {tuple(fresh.shape)}")
