@@ -273,6 +273,22 @@ def test_outputs_never_replace_an_input_even_with_overwrite(tmp_path, capsys):
         assert replaced.read_bytes() == before
 
 
+def test_evaluate_refuses_fewer_than_two_held_out_motifs(tmp_path, capsys):
+    """One held-out motif printed NaN for every predictor and exited 0."""
+    dish = tiny_slope_dish()
+    dish.fit(SLOPES[:3], [1.0, 3.0, 2.0], progress=False)
+    dish_file = str(dish.save(tmp_path / "dish.pt"))
+    all_labels = write_labels(tmp_path / "all.csv", [[s, s] for s in SLOPES])
+    one_left = write_labels(tmp_path / "one.csv", [[s, s] for s in SLOPES[:4]])
+    for labels, extra, message in (
+        (all_labels, ["--held-out", "1"], "--held-out 1: a rank correlation needs 2 motifs"),
+        (one_left, [], "holds 1 motif(s) the dish was not fitted on"),
+    ):
+        assert main(["petri", "evaluate", dish_file, "--labels", str(labels), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+
+
 def test_fitting_in_several_batches_matches_one_batch():
     labels = [1.0, 3.0, 2.0, 6.0, 4.0, 5.0]
     whole, split = tiny_slope_dish(outer_steps=3), tiny_slope_dish(outer_steps=3, batch=4)

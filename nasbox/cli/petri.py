@@ -133,6 +133,8 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
 
     check_seed(args.seed)
     check_count(args.held_out, "--held-out", minimum=0)
+    if args.held_out == 1:
+        raise NasboxError("--held-out 1: a rank correlation needs 2 motifs or more (0 = all)")
     out = check_output_file(args.out, args.overwrite) if args.out is not None else None
     if out is not None:
         check_not_an_input(out, {"the dish": args.dish, "--labels": args.labels})

@@ -203,8 +203,11 @@ def held_out_motifs(
     """The labelled file's motifs the dish was not fitted on (a seeded sample of `held_out`)."""
     fitted = set(labelled)
     rest = [i for i, motif in enumerate(labels.motifs) if motif not in fitted]
-    if not rest:
-        raise NasboxError("every motif in the label file was used to fit the dish; none to test")
+    if len(rest) < 2:
+        raise NasboxError(
+            f"the label file holds {len(rest)} motif(s) the dish was not fitted on; a rank "
+            "correlation needs 2 or more: label more motifs, or fit with a smaller --k"
+        )
     if held_out is not None and held_out < len(rest):
         rest = sorted(np.random.default_rng(seed).choice(rest, size=held_out, replace=False))
     return labels.subset(rest)
