@@ -155,7 +155,7 @@ WRONG = [
     ([*SCORE, "--out", "scores.csv.txt"], "score writes CSV"),
     (
         [*SCORE, "--archs", "cells.csv", "--out", "./cells.csv", "--overwrite"],
-        "--out cells.csv is the same file as --archs cells.csv; --overwrite would replace",
+        "--out cells.csv is the same file as --archs cells.csv; writing it would replace",
     ),
     ([*PETRI_FIT, "--labels", "twice.csv"], "arch '0.4' is listed twice (lines 2 and 4); give"),
     ([*BENCH, "--strategy", "random,random"], "--strategy names 'random' twice"),

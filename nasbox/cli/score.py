@@ -21,6 +21,7 @@ from nasbox.cli.common import (
     add_overwrite_option,
     add_space_option,
     check_local_workers,
+    check_not_an_input,
     check_output_file,
     estimator_context,
     estimator_help,
@@ -81,11 +82,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if out is not None:
         if out.suffix.lower() != ".csv":
             raise NasboxError(f"--out {out}: score writes CSV; give a path ending in .csv")
-        if out.exists() and archs_path.exists() and out.samefile(archs_path):
-            raise NasboxError(
-                f"--out {out} is the same file as --archs {archs_path}; --overwrite would replace "
-                "the architectures with their scores, so give --out another file name"
-            )
+        check_not_an_input(out, {"--archs": archs_path})
     lines = read_text_lines(archs_path, "one architecture per line")
     archs = space.parse_many(lines, source=str(archs_path))
     if not archs:
