@@ -88,6 +88,36 @@ def test_score_writes_one_column_per_estimator(tmp_path, tiny_npz):
     assert float(rows[0]["params"]) > float(rows[1]["params"])
 
 
+@pytest.mark.parametrize("interrupt_at", [1, 2])
+def test_score_interrupted_keeps_what_it_scored_and_never_empties_an_earlier_out(
+    tmp_path, monkeypatch, capsys, interrupt_at
+):
+    """Ctrl-C keeps the rows scored so far; before the first, an earlier --out stays whole
+    (--overwrite replaced it with a header alone)."""
+    import nasbox.cli.score as score_command
+
+    archs, out = tmp_path / "cells.txt", tmp_path / "scores.csv"
+    archs.write_text("\n".join(CELLS) + "\n")
+    out.write_text("earlier scores\n")
+    score, calls = score_command.score_together, []
+
+    def interrupt(estimators, arch):
+        calls.append(arch)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return score(estimators, arch)
+
+    monkeypatch.setattr(score_command, "score_together", interrupt)
+    args = ["score", "--estimator", "params", "--archs", str(archs), "--quiet"]
+    assert main([*args, "--out", str(out), "--overwrite"]) == 130
+    err = capsys.readouterr().err
+    if interrupt_at == 1:
+        assert out.read_text() == "earlier scores\n" and f"{out} is as it was" in err
+    else:
+        assert [row["arch"] for row in csv.DictReader(out.open())] == CELLS[:1]
+        assert "interrupted; 1 architecture scored so far" in err
+
+
 def test_score_with_worker_processes_keeps_the_file_order_and_the_values(tmp_path, tiny_npz):
     archs = tmp_path / "cells.txt"
     cells = [

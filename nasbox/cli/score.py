@@ -52,6 +52,10 @@ def _csv_target(out: Path | None):
         yield handle
 
 
+def _count(archs: int) -> str:
+    return f"{archs} architecture{'' if archs == 1 else 's'}"
+
+
 def _scored_in_process(estimators, archs: list[Hashable]) -> Iterator[tuple]:
     for arch in archs:
         start = time.perf_counter()
@@ -97,39 +101,42 @@ def cmd_score(args: argparse.Namespace) -> int:
     )
     scored, failures, stopped = 0, [], None
     where = out or "standard output"
-    with _csv_target(out) as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["arch", *names, "seconds"])
-        try:
-            for arch, values, seconds, error in tqdm(
-                rows, total=len(archs), desc="score", unit="arch", disable=args.quiet
-            ):
-                if values is None:
-                    failures.append(f"{space.format(arch)}: {error}")
-                    values = [""] * len(names)
-                else:
-                    values = [repr(float(value)) for value in values]
-                writer.writerow([space.format(arch), *values, f"{seconds:.4f}"])
-                handle.flush()
-                scored += 1
-        except KeyboardInterrupt:
-            print(
-                f"interrupted; the {scored} architectures scored so far are in {where}",
-                file=sys.stderr,
-            )
-            return 130
-        except NasboxError as err:  # a refused setting: keep the rows scored before it
-            stopped = err
+    try:
+        with _csv_target(out) as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["arch", *names, "seconds"])
+            try:
+                for arch, values, seconds, error in tqdm(
+                    rows, total=len(archs), desc="score", unit="arch", disable=args.quiet
+                ):
+                    if values is None:
+                        failures.append(f"{space.format(arch)}: {error}")
+                        values = [""] * len(names)
+                    else:
+                        values = [repr(float(value)) for value in values]
+                    writer.writerow([space.format(arch), *values, f"{seconds:.4f}"])
+                    handle.flush()
+                    scored += 1
+            except KeyboardInterrupt:
+                if not scored:
+                    raise  # nothing to keep: leaving the block unfinished keeps an earlier --out
+                print(f"interrupted; {_count(scored)} scored so far in {where}", file=sys.stderr)
+                return 130
+            except NasboxError as err:  # a refused setting: keep the rows scored before it
+                stopped = err
+    except KeyboardInterrupt:
+        kept = f"; {out} is as it was" if out is not None and out.exists() else ""
+        print(f"interrupted before any architecture was scored{kept}", file=sys.stderr)
+        return 130
     if stopped is not None:
-        raise NasboxError(f"{stopped} (the {scored} architectures scored before it are in {where})")
+        raise NasboxError(f"{stopped} ({_count(scored)} scored before it in {where})")
     if failures:
         note(
             f"{len(failures)} of {len(archs)} architectures failed and have empty values in "
             f"{where}; the first: {failures[0]}"
         )
     if out is not None:
-        noun = "architecture" if len(archs) == 1 else "architectures"
-        print(f"scored {len(archs)} {noun} with {', '.join(names)}; wrote {out}")
+        print(f"scored {_count(len(archs))} with {', '.join(names)}; wrote {out}")
     return 0
 
 
