@@ -134,6 +134,10 @@ WRONG = [
     ([*SCORE, "--estimator", "table:empty", "--benchmark", "table.csv"], "holds no values"),
     ([*SCORE, "--estimator", "table:arch", "--benchmark", "table.csv"], "no column 'arch'"),
     ([*SCORE, "--estimator", "naswot", *NPZ, "--batch-size", "0"], "--batch-size must be"),
+    (
+        [*SCORE, "--estimator", "naswot", *NPZ, "--batch-size", "1"],
+        "--batch-size must be at least 2",
+    ),
     ([*BENCH, "--repeats", "0"], "--repeats must be at least 1"),
     ([*BENCH, "--seed", str(2**32 - 2), "--repeats", "3"], "--seed + --repeats - 1 must be"),
     ([*BENCH, "--budget", "20000"], "more than the 15,625 architectures"),

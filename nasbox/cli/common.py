@@ -212,7 +212,7 @@ def estimator_context(
     for spec in estimators:
         check_modality(space, spec.split(":")[0].strip())
     check_seed(args.seed)
-    check_count(args.batch_size, "--batch-size")
+    check_count(args.batch_size, "--batch-size", minimum=2)  # scores compare images in a batch
     check_count(args.latency_batch, "--latency-batch")
     if args.latency_batch > MAX_LATENCY_BATCH:
         raise NasboxError(

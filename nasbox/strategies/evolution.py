@@ -46,8 +46,9 @@ class RegularizedEvolution(Strategy):
         super().__init__(space, seed)
         if population_size < 1 or not 1 <= tournament_size <= population_size:
             raise NasboxError(
-                f"evolution needs population >= 1 and 1 <= tournament <= population, got "
-                f"population {population_size}, tournament {tournament_size}"
+                f"{self.name} needs population_size >= 1 and 1 <= tournament_size <= "
+                f"population_size, got population_size={population_size}, "
+                f"tournament_size={tournament_size}"
             )
         self.population_size = population_size
         self.tournament_size = tournament_size
