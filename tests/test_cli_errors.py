@@ -146,6 +146,8 @@ WRONG = [
     (["bench", "convert", "other.pickle.pbz2", "--out", "scores.csv"], "already exists"),
     (["bench", "convert", "other.pickle.pbz2", "--out", "t.json"], "unknown table format"),
     ([*PETRI_FIT, "--k", "1"], "--k must be at least 2"),
+    ([*PETRI_FIT, "--labels", "empty-run"], "empty-run: is a folder, not a label file"),
+    (["petri", "evaluate", "empty-run", "--labels", "labels.csv"], "is a folder, not a dish file"),
     ([*PETRI_FIT, "--seed", "-4"], "--seed must be"),
     ([*PETRI_FIT, "--out", "scores.csv"], "already exists"),
     (["petri", "evaluate", "corrupt.pt", "--labels", "labels.csv"], "not a readable petri dish"),

@@ -344,7 +344,8 @@ class PetriDish:
     def load(cls, path: str | Path) -> "PetriDish":
         path = Path(path)
         if not path.is_file():
-            raise NasboxError(f"{path}: dish file not found (create one with `nasbox petri fit`)")
+            missing = "is a folder, not a dish file" if path.is_dir() else "dish file not found"
+            raise NasboxError(f"{path}: {missing} (create one with `nasbox petri fit`)")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types for a corrupt or foreign file

@@ -54,7 +54,8 @@ def load_labels(
     """
     path = Path(path)
     if not path.is_file():
-        raise NasboxError(f"{path}: label file not found (a CSV with columns arch,{column})")
+        missing = "is a folder, not a label file" if path.is_dir() else "label file not found"
+        raise NasboxError(f"{path}: {missing} (a CSV with columns arch,{column})")
     overlong = _first_overlong_row(path)
     if overlong is not None:
         line, fields, named = overlong
