@@ -250,6 +250,33 @@ def test_cli_fit_and_evaluate_slopes(tmp_path, capsys):
         assert row in out
 
 
+@pytest.mark.parametrize("interrupt_at", [1, 3])
+def test_fit_interrupted_keeps_the_best_finished_restart(
+    tmp_path, monkeypatch, capsys, interrupt_at
+):
+    """Ctrl-C in a fit of several restarts lost the finished ones (a slope fit takes minutes)."""
+    labels = write_labels(tmp_path / "slopes.csv", [[s, s] for s in SLOPES])
+    fit_once, calls = PetriDish._fit_once, []
+
+    def interrupt(self, *args):
+        calls.append(1)
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return fit_once(self, *args)
+
+    monkeypatch.setattr(PetriDish, "_fit_once", interrupt)
+    dish = tmp_path / "dish.pt"
+    fit = ["petri", "fit", "--labels", str(labels), "--k", "4", "--restarts", "3"]
+    fit += ["--outer-steps", "2", "--inner-steps", "2", "--out", str(dish), "--quiet"]
+    assert main(fit) == 130
+    err = capsys.readouterr().err
+    if interrupt_at == 1:
+        assert not dish.exists() and "interrupted" in err
+    else:
+        assert "saved the best of the 2 of 3 restarts that finished" in err
+        assert len(PetriDish.load(dish).restart_losses) == 2
+
+
 def test_outputs_never_replace_an_input_even_with_overwrite(tmp_path, capsys):
     """--out naming the label file, the dish or the corpus, with --overwrite, replaced it with
     the command's output: the labels, the fitted dish or the text were lost."""

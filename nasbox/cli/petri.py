@@ -102,7 +102,20 @@ def cmd_petri_fit(args: argparse.Namespace) -> int:
         restarts=args.restarts,
     )
     dish = PetriDish(space, config, seed=args.seed)
-    losses = dish.fit(fit_on.motifs, fit_on.values, progress=not args.quiet)
+    try:
+        losses = dish.fit(fit_on.motifs, fit_on.values, progress=not args.quiet)
+    except KeyboardInterrupt:
+        finished = len(dish.restart_losses)
+        if not finished:
+            raise
+        with replaced_atomically(out) as temporary:
+            dish.save(temporary)
+        print(
+            f"interrupted; saved the best of the {finished} of {config.restarts} restarts that "
+            f"finished (outer loss {dish.restart_losses[dish.restart]:.4f}) to {out}",
+            file=sys.stderr,
+        )
+        return 130
     with replaced_atomically(out) as temporary:
         dish.save(temporary)
     restarts = (

@@ -231,7 +231,9 @@ class PetriDish:
 
         Restart 0 starts from the dish's current state (so a refit warm-starts from the learned
         inputs); each further restart from a fresh seeded initialisation. The restart with the
-        lowest outer loss is kept, and the returned losses are its own.
+        lowest outer loss is kept, and the returned losses are its own. Interrupted
+        (KeyboardInterrupt) after a restart has finished, the dish keeps the best finished one
+        before the interrupt goes on, so a caller can still save it.
         """
         if len(motifs) < 2 or len(motifs) != len(labels):
             raise NasboxError(
@@ -249,22 +251,34 @@ class PetriDish:
         current = self._state()
         best = None
         self.restart_losses = []
-        for restart in range(self.config.restarts):
-            if restart:
-                self._initialise(restart)
-            else:
+        try:
+            for restart in range(self.config.restarts):
+                if restart:
+                    self._initialise(restart)
+                else:
+                    self._set_state(current)
+                history = self._fit_once(motifs, targets, bar)
+                self.restart_losses.append(min(history, default=math.inf))
+                if best is None or self.restart_losses[-1] < self.restart_losses[best[0]]:
+                    best = (restart, history, self._state())
+        except KeyboardInterrupt:
+            if best is None:
                 self._set_state(current)
-            history = self._fit_once(motifs, targets, bar)
-            self.restart_losses.append(min(history, default=math.inf))
-            if best is None or self.restart_losses[-1] < self.restart_losses[best[0]]:
-                best = (restart, history, self._state())
-        bar.close()
+                raise
+            self._keep(best, motifs, labels, started)
+            raise
+        finally:
+            bar.close()
+        self._keep(best, motifs, labels, started)
+        return self.losses
+
+    def _keep(self, best: tuple, motifs: Sequence[Hashable], labels, started: float) -> None:
+        """Take the state of the best restart and record what it was fitted on."""
         self.restart, self.losses, state = best
         self._set_state(state)
         self.labelled = list(motifs)
         self.labels = [float(v) for v in labels]
         self.fit_seconds = time.perf_counter() - started
-        return self.losses
 
     def _set_state(self, state: dict) -> None:
         for name, value in state.items():
