@@ -245,6 +245,7 @@ BROKEN_PLUGINS = {
         "x = 1\nraise RuntimeError('no licence')\n",
         "raised RuntimeError: no licence (",
     ),
+    "exits_at_import": ("import sys\nsys.exit(3)\n", "raised SystemExit: 3 ("),
     "registers_twice": (
         "from nasbox.estimators import ESTIMATORS\n\n@ESTIMATORS.register('params')\n"
         "def params(): ...\n",
@@ -274,7 +275,7 @@ def test_a_plugin_that_cannot_be_imported_is_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     if module in BROKEN_PLUGINS and module != "syntax_slip":
-        line = 2 if module == "raises_at_import" else 3
+        line = 3 if module == "registers_twice" else 2
         assert err[0].endswith(f"{tmp_path / module}.py, line {line})")
     assert not (tmp_path / "run").exists()
 

@@ -166,7 +166,7 @@ def _import_plugins(modules: list[str]) -> None:
             raise NasboxError(
                 f"--import {module}: {err.filename}, line {err.lineno}: {err.msg}"
             ) from None
-        except Exception as err:  # the user's code may raise anything while it registers
+        except (Exception, SystemExit) as err:  # the user's code may raise anything, even exit
             frame = _user_frame(err)
             raise NasboxError(
                 f"--import {module}: importing it raised {type(err).__name__}: {err} "
@@ -174,7 +174,7 @@ def _import_plugins(modules: list[str]) -> None:
             ) from None
 
 
-def _user_frame(err: Exception) -> traceback.FrameSummary:
+def _user_frame(err: BaseException) -> traceback.FrameSummary:
     """Where `err` was raised, or, when nasbox itself raised it (a name registered twice), the
     last line outside nasbox that called in: the line of the user's module to change."""
     frames = traceback.extract_tb(err.__traceback__)
