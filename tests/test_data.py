@@ -126,3 +126,29 @@ def test_cifar10_refuses_batches_that_would_train_on_nonsense(tmp_path, pixels, 
     _write_cifar(tmp_path / "batches", pixels=pixels, labels=labels)
     with pytest.raises(NasboxError, match=message):
         load_data("cifar10", tmp_path / "batches")
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        (pickle.dumps(np.zeros(5)), "holds a ndarray, not a dict"),
+        (pickle.dumps({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}), "holds no images"),
+        (
+            pickle.dumps({b"data": np.ones((2, 3072), np.uint8), b"labels": [[0], [1]]}),
+            r"labels must be a flat list, found shape \(2, 1\)",
+        ),
+        (
+            b"\x80\x04}(K\x01\x90.",
+            "not a CIFAR-10 python batch .*no attribute",
+        ),  # ADDITEMS on a dict
+    ],
+    ids=["array", "empty", "nested-labels", "damaged"],
+)
+def test_cifar10_refuses_batches_of_the_wrong_shape_in_one_line(tmp_path, batch, message):
+    """A pickled array raised IndexError, an empty batch ValueError from numpy, a damaged
+    pickle AttributeError or MemoryError; nested labels were taken as they were."""
+    folder = tmp_path / "batches"
+    _write_cifar(folder)
+    (folder / "data_batch_3").write_bytes(batch)
+    with pytest.raises(NasboxError, match=message):
+        load_data("cifar10", folder)

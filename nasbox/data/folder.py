@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasbox.data.images import ImageData, check_not_constant
+from nasbox.data.images import ImageData, check_not_constant, error_reason
 from nasbox.errors import NasboxError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -264,11 +264,6 @@ def _pixels(path: Path, size: tuple[int, int], gray: bool) -> np.ndarray:
     return pixels[None] if gray else pixels.transpose(2, 0, 1)
 
 
-def _reason(error: Exception) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    return text or type(error).__name__
-
-
 def _in_threads(work: Callable[[int], None], count: int, what: str, progress: bool) -> None:
     """work(0), ..., work(count - 1) on threads, since Pillow reads, decodes and resizes with
     the GIL released; a progress bar appears when it takes over 2 s."""
@@ -292,7 +287,7 @@ def _decode(
         try:
             headers[index] = _header(files[index].path)
         except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, not fatal
-            problems[index] = _reason(err)
+            problems[index] = error_reason(err)
 
     _in_threads(scan, len(files), "scan", progress)
     rows = sorted(headers)
@@ -310,7 +305,7 @@ def _decode(
             pixels[row] = _pixels(files[rows[row]].path, size, gray)
             filled[row] = True
         except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, not fatal
-            problems[rows[row]] = _reason(err)
+            problems[rows[row]] = error_reason(err)
 
     _in_threads(decode, len(rows), "decode", progress)
     readable = np.zeros(len(files), dtype=bool)

@@ -242,25 +242,47 @@ def check_not_constant(images: np.ndarray, pixels: str) -> None:
         )
 
 
+def error_reason(error: Exception) -> str:
+    """The first line of an exception's message, or its type where it has none, to quote in
+    a one-line error."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text or type(error).__name__
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise NasboxError(f"{path}: file not found (expected a CIFAR-10 python batch)")
     try:
         with path.open("rb") as handle:
             batch = _ArraysOnlyUnpickler(handle, encoding="bytes").load()
+        if not isinstance(batch, dict):
+            raise TypeError(f"holds a {type(batch).__name__}, not a dict of data and labels")
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as err:
-        raise NasboxError(f"{path}: not a CIFAR-10 python batch ({err})") from None
+    except (  # a damaged pickle can raise nearly anything while it is read
+        pickle.UnpicklingError,
+        AttributeError,
+        EOFError,
+        LookupError,
+        MemoryError,
+        OverflowError,
+        TypeError,
+        ValueError,
+    ) as err:
+        raise NasboxError(f"{path}: not a CIFAR-10 python batch ({error_reason(err)})") from None
     if data.dtype != np.uint8:
         raise NasboxError(
             f"{path}: pixels must be uint8 (0..255) as in the CIFAR-10 python batches, found "
             f"dtype {data.dtype}"
         )
+    if labels.ndim != 1:
+        raise NasboxError(f"{path}: labels must be a flat list, found shape {labels.shape}")
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
         raise NasboxError(
             f"{path}: expected {len(labels)} rows of 3072 pixels, found shape {data.shape}"
         )
+    if len(data) == 0:
+        raise NasboxError(f"{path}: holds no images; each CIFAR-10 batch needs at least one")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -327,8 +349,7 @@ def load_npz(file: str | Path) -> ImageData:
         with loaded as archive:
             arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise NasboxError(f"{path}: not a readable .npz file ({reason})") from None
+        raise NasboxError(f"{path}: not a readable .npz file ({error_reason(err)})") from None
     missing = [key for key in ("x_train", "y_train") if key not in arrays]
     if missing:
         raise NasboxError(
