@@ -53,6 +53,11 @@ def test_npz_nhwc_is_converted_to_nchw(tiny_npz):
             },
             "x_test images",
         ),
+        ({"x_train": np.zeros((4, 0, 0), np.uint8), "y_train": np.zeros(4, int)}, "without pixels"),
+        (
+            {"x_train": np.zeros((4, 3, 0, 5), np.uint8), "y_train": np.zeros(4, int)},
+            r"\(4, 3, 0, 5\), images without pixels",
+        ),
     ],
 )
 def test_npz_problems_name_the_file(tmp_path, arrays, problem):

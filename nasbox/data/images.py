@@ -311,6 +311,11 @@ def load_cifar10(data_dir: str | Path) -> ImageData:
 def _to_nchw(images: np.ndarray, path: Path, key: str) -> np.ndarray:
     if images.dtype != np.uint8:
         raise NasboxError(f"{path}: {key} must be uint8 images, found dtype {images.dtype}")
+    if images.ndim in (3, 4) and 0 in images.shape[1:]:
+        raise NasboxError(
+            f"{path}: {key} has shape {images.shape}, images without pixels; each image needs "
+            "at least 1 x 1 pixels"
+        )
     if images.ndim == 3:
         return images[:, None]
     if images.ndim != 4:
