@@ -103,7 +103,7 @@ WRONG = [
     ([*TRAIN, "--filters", "4"], "--filters must be at least 8"),
     ([*TRAIN, "--resume"], "nothing to resume in run; start without --resume"),
     ([*TRAIN, "--resume", "--overwrite"], "contradict each other"),
-    ([*TRAIN, "--data", "npz:array.npy"], "a single .npy array, not an .npz archive"),
+    ([*TRAIN, "--data", "npz:array.npy"], "error: array.npy: a single .npy array, not an .npz"),
     ([*TRAIN, "--data", "npz:"], "--data npz: needs a file, e.g. --data npz:images.npz"),
     ([*TRAIN, "--data-dir", "."], "--data-dir is read only with --data cifar10"),
     ([*TRAIN, *NPZ, "--data-dir", "."], "--data npz:good.npz does not use it"),

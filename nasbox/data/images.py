@@ -346,15 +346,16 @@ def load_npz(file: str | Path) -> ImageData:
         raise NasboxError(f"{path}: file not found")
     try:
         loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise NasboxError(
-                f"{path}: a single .npy array, not an .npz archive; save the arrays with "
-                "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)"
-            )
-        with loaded as archive:
-            arrays = {key: archive[key] for key in archive.files}
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded as archive:
+                arrays = {key: archive[key] for key in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise NasboxError(f"{path}: not a readable .npz file ({error_reason(err)})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise NasboxError(
+            f"{path}: a single .npy array, not an .npz archive; save the arrays with "
+            "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)"
+        )
     missing = [key for key in ("x_train", "y_train") if key not in arrays]
     if missing:
         raise NasboxError(
