@@ -58,6 +58,13 @@ def test_npz_nhwc_is_converted_to_nchw(tiny_npz):
             {"x_train": np.zeros((4, 3, 0, 5), np.uint8), "y_train": np.zeros(4, int)},
             r"\(4, 3, 0, 5\), images without pixels",
         ),
+        (
+            {
+                "x_train": np.arange(768).astype(np.uint8).reshape(4, 3, 8, 8),
+                "y_train": np.array([0, 1, 0, 2**64 - 1], np.uint64),
+            },
+            "y_train holds label 18446744073709551615",
+        ),
     ],
 )
 def test_npz_problems_name_the_file(tmp_path, arrays, problem):

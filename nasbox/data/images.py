@@ -336,6 +336,10 @@ def _labels(values: np.ndarray, count: int, path: Path, key: str) -> np.ndarray:
         raise NasboxError(f"{path}: {key} must hold {count} labels, found shape {values.shape}")
     if not np.issubdtype(values.dtype, np.integer) or (len(values) and values.min() < 0):
         raise NasboxError(f"{path}: {key} must be non-negative integer class labels")
+    if len(values) and values.max() > np.iinfo(np.int64).max:  # uint64 would wrap negative
+        raise NasboxError(
+            f"{path}: {key} holds label {values.max()}; labels must be class indices 0..K-1"
+        )
     return values.astype(np.int64)
 
 
