@@ -35,6 +35,7 @@ def inputs(tmp_path: Path, monkeypatch) -> Path:
         x_test=_images(rng, 5),
         y_test=np.full(5, 7),
     )
+    np.savez(tmp_path / "one-class.npz", x_train=_images(rng, 4), y_train=np.array([2, 2, 2, 2]))
     np.savez(tmp_path / "huge.npz", x_train=_images(rng, 4), y_train=np.array([0, 1, 2, 10**12]))
     np.savez(
         tmp_path / "constant.npz", x_train=np.full((4, 3, 8, 8), 9, np.uint8), y_train=[0, 1, 0, 1]
@@ -108,6 +109,7 @@ WRONG = [
     ([*TRAIN, "--data-dir", "."], "--data-dir is read only with --data cifar10"),
     ([*TRAIN, *NPZ, "--data-dir", "."], "--data npz:good.npz does not use it"),
     ([*TRAIN, "--data", "npz:unseen.npz"], "y_test holds label 7, a class no training image has"),
+    ([*TRAIN, "--data", "npz:one-class.npz"], "every y_train label is 2; a classifier needs"),
     ([*TRAIN, "--data", "npz:huge.npz"], "y_train holds label 1000000000000"),
     ([*TRAIN, "--data", "npz:constant.npz"], "constant images carry nothing"),
     ([*TRAIN, "--arch", "binary.txt"], "binary.txt: not a UTF-8 text file"),

@@ -81,8 +81,9 @@ class ImageData:
             self.mean, self.std = channel_statistics(self.x_train)
 
     def _check_labels(self) -> None:
-        """Labels are class indices 0..K-1, with K from the training labels and at most one
-        class per training image; a test label the training set never shows is an error."""
+        """Labels are class indices 0..K-1, with K from the training labels, at least 2 and at
+        most one class per training image; a test label the training set never shows is an
+        error."""
         if len(self.y_train) == 0:
             raise NasboxError(f"data set {self.name!r} has no training images")
         for key, labels in (("y_train", self.y_train), ("y_test", self.y_test)):
@@ -92,6 +93,11 @@ class ImageData:
                     "be class indices 0..K-1"
                 )
         largest = int(self.y_train.max())
+        if int(self.y_train.min()) == largest:  # accuracy would be 100% whatever the network
+            raise NasboxError(
+                f"data set {self.name!r}: every y_train label is {largest}; a classifier needs "
+                "at least 2 classes"
+            )
         if largest >= len(self.y_train):
             raise NasboxError(
                 f"data set {self.name!r}: y_train holds label {largest} but there are only "
