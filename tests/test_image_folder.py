@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,16 @@ def test_search_on_a_folder_end_to_end(tmp_path):
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert len(rows) == 3 and all(row["state"] == "complete" for row in rows)
     assert summary["best_value"] == max(float(row["value"]) for row in rows)
+
+
+def test_large_images_load_without_a_raw_python_warning(tmp_path, monkeypatch):
+    """Pillow warns about images over MAX_IMAGE_PIXELS (89 million); such a photo is decoded
+    and resized like any other, and the warning printed two raw lines per file on stderr."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # so that 12x10 images count as large
+    for name in ("cat", "dog"):
+        save(tmp_path / "photos" / name / "1.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_folder(tmp_path / "photos")
+    assert data.image_size == (10, 12)
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]

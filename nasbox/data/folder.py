@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -280,6 +281,17 @@ def _decode(
 ) -> _Decoded:
     """Decode every file to one size and channel count; a file Pillow cannot read (whatever
     it raises) is recorded as a problem, never raised."""
+    from PIL import Image
+
+    with warnings.catch_warnings():  # a large photo is decoded and resized like any other; its
+        # DecompressionBombWarning would be two raw lines per file on stderr
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return _decode_files(root, files, image_size, progress)
+
+
+def _decode_files(
+    root: Path, files: list[_ImageFile], image_size: int | None, progress: bool
+) -> _Decoded:
     problems: dict[int, str] = {}
     headers: dict[int, tuple[tuple[int, int], bool]] = {}
 
