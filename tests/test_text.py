@@ -204,6 +204,39 @@ def test_a_refused_resume_leaves_the_run_as_it_was(inputs, capsys):
     assert (inputs / "run" / "settings.json").read_text() == settings
 
 
+def test_resume_on_another_corpus_of_the_same_name_is_refused(inputs, capsys, monkeypatch):
+    """The corpus was not part of what --resume compared: a run resumed on another file of the
+    same name and vocabulary size went on training on that text."""
+    argv = [*TRAIN, "--data", "text:corpus.txt", "--steps", "2", "--epochs", "2"]
+    saved = language.save_epoch
+
+    def save_then_stop(out, history, *rest):
+        saved(out, history, *rest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(language, "save_epoch", save_then_stop)
+    assert main(argv) == 130
+    monkeypatch.setattr(language, "save_epoch", saved)
+    capsys.readouterr()
+    (inputs / "corpus.txt").write_text(CORPUS + CORPUS)
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "other settings" in err
+    assert f"corpus.txt ({len(CORPUS):,} characters, vocabulary" in err
+    assert [row["epoch"] for row in _history(inputs / "run")] == ["1"]
+
+
+def test_a_language_model_too_large_for_memory_is_refused_before_it_is_built(inputs, capsys):
+    """Text training skipped the memory check of image training: --cells 64 --filters 10000
+    ended in an allocation traceback."""
+    argv = [*TRAIN, "--data", "text:corpus.txt", "--cells", "64", "--filters", "10000"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nasbox: error: the network has ")
+    assert "of memory is available; use fewer --cells or --filters" in err
+    assert not (inputs / "run").exists()
+
+
 def _without_seconds(row: dict) -> dict:
     return {key: value for key, value in row.items() if key != "seconds"}
 

@@ -251,16 +251,23 @@ def _text_training(args: argparse.Namespace, space, arch) -> _Training:
     data = load_text_source(args.data, args.tokens)
     data.check_batch(config.batch_size, config.bptt)
     options = network_options(args, space, arch, 0, "laptop_size") | dropouts
+    build = partial(space.build, arch, num_classes=data.num_classes, **options)
+    _check_fits_memory(build)
     if options["hidden"] <= ONE_THREAD_HIDDEN:
         torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    network = space.build(arch, num_classes=data.num_classes, **options)
-    description = f"{args.space} {space.format(arch)} {options} on {data.name} ({data.tokens})"
+    network = build()
+    # The corpus is part of what --resume must find unchanged: another file of the same name
+    # would continue the run on other text (and another vocabulary failed to load the weights).
+    total = len(data.train) + len(data.valid) + len(data.test)
+    description = (
+        f"{args.space} {space.format(arch)} {options} on {data.name} ({total:,} {data.unit}s, "
+        f"vocabulary {data.num_classes:,})"
+    )
     steps = f"{config.steps} steps per epoch" if config.steps else "full epochs"
     return _Training(
         f"training {description} ({_parameter_counts(network)}) on {len(data.train):,} "
-        f"{data.unit}s, vocabulary {data.num_classes:,}, {config.batch_size} streams x "
-        f"{config.bptt} steps, {steps}",
+        f"training {data.unit}s, {config.batch_size} streams x {config.bptt} steps, {steps}",
         {"options": options, "used": asdict(config)},
         train_language_model,
         network,
