@@ -43,6 +43,16 @@ def test_words_end_lines_with_eos(corpus):
     assert words == ["the", "cat", "saw", "the", "dog", "0", "<eos>"]
 
 
+def test_a_byte_order_mark_is_no_token(tmp_path, corpus):
+    """A UTF-8 file saved with a byte-order mark got U+FEFF as a character of the vocabulary
+    and glued to its first word."""
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + CORPUS.encode())
+    assert load_text(path).vocabulary == load_text(corpus).vocabulary
+    words = load_text(path, "word")
+    assert words.vocabulary[words.train[0]] == "the"
+
+
 def test_bptt_batches_are_streams_read_in_chunks():
     source = batchify(np.arange(23), 4)
     assert source.shape == (5, 4)
@@ -81,7 +91,8 @@ TRAIN += ["--batch-size", "8", "--bptt", "10"]
 
 @pytest.fixture
 def inputs(tmp_path: Path, monkeypatch, corpus) -> Path:
-    (tmp_path / "empty.txt").write_text(" \n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "blank.txt").write_text(" \n\t\r\n")
     (tmp_path / "nul.txt").write_bytes(b"text\x00with a NUL")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "short.txt").write_text("to be or not to be")
@@ -94,6 +105,7 @@ def inputs(tmp_path: Path, monkeypatch, corpus) -> Path:
     [
         (["--data", "text:missing.txt"], "missing.txt: not found"),
         (["--data", "text:empty.txt"], "empty.txt: the file is empty"),
+        (["--data", "text:blank.txt"], "blank.txt: the file holds only whitespace"),
         (["--data", "text:nul.txt"], "nul.txt: a binary file"),
         (["--data", "text:latin1.txt"], "latin1.txt: not a UTF-8 text file"),
         (["--data", "text:short.txt"], "18 characters are too few for one batch"),

@@ -86,13 +86,15 @@ def read_corpus(path: Path) -> str:
     if b"\x00" in raw:
         raise NasboxError(f"{path}: a binary file (it holds NUL bytes); give a UTF-8 text file")
     try:
-        text = raw.decode("utf-8")
+        # utf-8-sig: a byte-order mark (Windows editors write one) is no character of the text.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise NasboxError(
             f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded)"
         ) from None
     if not text.strip():
-        raise NasboxError(f"{path}: the file is empty; give a text corpus")
+        what = "holds only whitespace" if text else "is empty"
+        raise NasboxError(f"{path}: the file {what}; give a text corpus")
     return text
 
 
