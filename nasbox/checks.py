@@ -1,11 +1,14 @@
 """Range checks for numbers a user gives, so a bad value fails with one line before any compute."""
 
 import math
+import sys
 from collections.abc import Hashable, Sequence
 
 from nasbox.errors import NasboxError
 
 MAX_SEED = 2**32 - 1
+# The most items `len` and C sizes take (2**63 - 1 on 64-bit machines).
+MAX_COUNT = sys.maxsize
 
 
 def check_seed(seed: int, option: str = "--seed") -> int:
@@ -16,8 +19,12 @@ def check_seed(seed: int, option: str = "--seed") -> int:
 
 
 def check_count(value: int, option: str, minimum: int = 1) -> int:
+    """At most `MAX_COUNT`: a larger count overflowed a C size (in `range` lengths and progress
+    bars) with a traceback after the run had started."""
     if value < minimum:
         raise NasboxError(f"{option} must be at least {minimum}, got {value}")
+    if value > MAX_COUNT:
+        raise NasboxError(f"{option} must be at most {MAX_COUNT:,}, got {value:,}")
     return value
 
 

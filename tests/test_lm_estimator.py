@@ -59,6 +59,10 @@ def test_search_with_lm_keeps_the_lowest_perplexity_and_workers_agree(corpus, tm
         (["--space", "rnn", "--estimator", "lm:two", "--data", "text:CORPUS"], "e.g. lm:800"),
         (["--space", "rnn", "--estimator", "naswot", "--data", "text:CORPUS"], "lm:STEPS"),
         (
+            ["--space", "rnn", "--estimator", f"lm:{2**64}", "--data", "text:CORPUS"],
+            "lm:STEPS must be at most 9,223,372,036,854,775,807",
+        ),
+        (
             [
                 "--space",
                 "rnn",

@@ -117,6 +117,7 @@ def inputs(tmp_path: Path, monkeypatch, corpus) -> Path:
         (["--data", "text:"], "needs a file"),
         (["--data", "text:corpus.txt", "--cutout", "4"], "--cutout applies to image networks"),
         (["--data", "text:corpus.txt", "--bptt", "0"], "--bptt must be at least 1"),
+        (["--data", "text:corpus.txt", "--steps", str(2**64)], "--steps must be at most"),
         (["--data", "text:corpus.txt", "--dropout-hidden", "1"], "--dropout-hidden must be"),
     ],
 )
