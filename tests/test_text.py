@@ -53,6 +53,15 @@ def test_a_byte_order_mark_is_no_token(tmp_path, corpus):
     assert words.vocabulary[words.train[0]] == "the"
 
 
+def test_windows_line_endings_read_as_newlines(tmp_path, corpus):
+    """A corpus saved with CRLF line endings held a '\\r' character before every newline."""
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(CORPUS.replace("\n", "\r\n").encode())
+    data, plain = load_text(path), load_text(corpus)
+    assert data.vocabulary == plain.vocabulary
+    assert np.array_equal(data.train, plain.train)
+
+
 def test_bptt_batches_are_streams_read_in_chunks():
     source = batchify(np.arange(23), 4)
     assert source.shape == (5, 4)

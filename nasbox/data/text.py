@@ -2,9 +2,10 @@
 
 The corpus is one UTF-8 text file, split by position into train / valid / test (the first 90%,
 the next 5%, the last 5% of its tokens). Tokens are characters (`--tokens char`, the default;
-every character counts, newlines included) or words (`--tokens word`: whitespace-separated, with
-`<eos>` ending each line, as in the Penn Treebank files). The vocabulary is what the training
-split holds, plus `<unk>`, to which valid and test tokens the training split never shows map.
+every character counts, newlines included, a Windows CRLF read as one newline) or words
+(`--tokens word`: whitespace-separated, with `<eos>` ending each line, as in the Penn Treebank
+files). The vocabulary is what the training split holds, plus `<unk>`, to which valid and test
+tokens the training split never shows map.
 
 Batches are those of truncated backpropagation through time (DARTS, AWD-LSTM): a split is cut
 into `streams` equal contiguous streams (the tail that does not fill the last one is dropped),
@@ -92,6 +93,9 @@ def read_corpus(path: Path) -> str:
         raise NasboxError(
             f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded)"
         ) from None
+    # Universal newlines, as Python's text files read them: a corpus saved on Windows would
+    # otherwise hold a '\r' character before every newline, which changes its perplexity.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         what = "holds only whitespace" if text else "is empty"
         raise NasboxError(f"{path}: the file {what}; give a text corpus")
