@@ -13,3 +13,10 @@ class NasboxError(ValueError):
 
     def __init__(self, message: str) -> None:
         super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def error_reason(error: BaseException) -> str:
+    """The first line of an exception's message, or its type where it has none, to quote in
+    a one-line error."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return text or type(error).__name__

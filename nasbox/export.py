@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from nasbox.cpu import available_memory
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, error_reason
 from nasbox.runs.folder import replaced_atomically
 
 FORMATS = ("onnx", "torchscript")
@@ -267,7 +267,7 @@ def _write_torchscript(
     try:
         torch.jit.save(traced, str(path))
     except RuntimeError as err:  # torch's writer reports an unwritable place this way
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = error_reason(err)
         raise NasboxError(
             f"{path.parent}: cannot write the TorchScript file there ({reason})"
         ) from None

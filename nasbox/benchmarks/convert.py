@@ -27,7 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nasbox.benchmarks.table import check_table_path, write_table
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, error_reason
 
 if TYPE_CHECKING:  # pandas is imported where used: at the top it adds 0.4 s to every command
     import pandas as pd
@@ -75,7 +75,7 @@ def _load(path: Path):
     except FileNotFoundError:
         raise NasboxError(f"{path}: file not found ({FIX})") from None
     except Exception as err:  # a damaged bz2 stream or pickle raises almost any type
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = error_reason(err)
         raise NasboxError(
             f"{path}: cannot read the benchmark file ({reason}): expected a complete pickle; "
             "download it again if it is damaged"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, error_reason
 
 if TYPE_CHECKING:  # pandas is imported where used: at the top it adds 0.4 s to every command
     import pandas as pd
@@ -91,7 +91,7 @@ class TabularBenchmark:
         except NasboxError:
             raise
         except Exception as err:  # pandas/pyarrow raise many types for a corrupt file
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            reason = error_reason(err)
             raise NasboxError(f"{path}: cannot read benchmark table ({reason})") from None
         return cls(frame, source=str(path))
 

@@ -22,7 +22,6 @@ from nasbox.cli.common import (
     check_prescore,
     default_out,
     estimator_context,
-    option_given,
     split_names,
 )
 from nasbox.errors import NasboxError
@@ -30,7 +29,7 @@ from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.objectives import Objective, parse_objectives
 from nasbox.runs import COMMAND_RESULTS, RunFolder, replaced_atomically, write_json
 from nasbox.spaces import get_space
-from nasbox.strategies import STRATEGIES, uses_prescore
+from nasbox.strategies import STRATEGIES
 
 RESULTS = COMMAND_RESULTS["bench run"]
 # Read only to pre-score cells with --prescore; strategies that do not pre-score look up the table.
@@ -99,14 +98,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     strategies = split_names(args.strategy, "--strategy")
     for name in strategies:
         STRATEGIES.get(name)
-    prescored = check_prescore(args, space, strategies)
-    given = next((option for option in PRESCORE_OPTIONS if option_given(args.argv, option)), None)
-    if given is not None and not prescored:
-        users = ", ".join(name for name in STRATEGIES.names() if uses_prescore(name))
-        raise NasboxError(
-            f"{given} is read by strategies that pre-score cells ({users}) with --prescore; "
-            f"--strategy {','.join(strategies)} only looks up the table: drop {given}"
-        )
+    prescored = check_prescore(args, space, strategies, read_by_prescore=PRESCORE_OPTIONS)
     objectives = _objectives(args)
     budgets = _budgets(args.budget)
     out = Path(args.out) if args.out else default_out("bench")

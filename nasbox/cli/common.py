@@ -125,16 +125,28 @@ def option_given(argv: Sequence[str], option: str) -> bool:
     return any(token == option or token.startswith(option + "=") for token in argv)
 
 
-def check_prescore(args: argparse.Namespace, space, strategies: Sequence[str]) -> bool:
+def check_prescore(
+    args: argparse.Namespace, space, strategies: Sequence[str], read_by_prescore: Sequence[str] = ()
+) -> bool:
     """Whether one of `strategies` pre-scores cells (AREA does), with a `--prescore` that fits
-    `space`; `--prescore` given to strategies that ignore it is refused, as strategy options are.
+    `space`; `--prescore` (and `read_by_prescore`, options read only to pre-score) given to
+    strategies that ignore it is refused, as strategy options are.
     """
     if not any(uses_prescore(name) for name in strategies):
+        users = ", ".join(name for name in STRATEGIES.names() if uses_prescore(name))
+        chosen = ",".join(strategies)
         if option_given(args.argv, "--prescore"):
-            users = ", ".join(name for name in STRATEGIES.names() if uses_prescore(name))
             raise NasboxError(
                 f"--prescore is read by strategies that pre-score cells ({users}); --strategy "
-                f"{','.join(strategies)} does not use it: drop --prescore"
+                f"{chosen} does not use it: drop --prescore"
+            )
+        given = next(
+            (option for option in read_by_prescore if option_given(args.argv, option)), None
+        )
+        if given is not None:
+            raise NasboxError(
+                f"{given} is read by strategies that pre-score cells ({users}) with --prescore; "
+                f"--strategy {chosen} only looks up the table: drop {given}"
             )
         return False
     name = args.prescore.split(":")[0].strip()

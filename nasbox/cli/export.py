@@ -1,6 +1,7 @@
 """`nasbox export`: write a trained or freshly initialised network as ONNX or TorchScript."""
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 from nasbox.checks import check_count, check_seed
@@ -54,7 +55,7 @@ def _file_size(size: int) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
-    from nasbox.estimators.cost import count_parameters
+    from nasbox.estimators.cost import count_parameters_unbuilt
 
     out = check_output_file(args.out, args.overwrite)
     fmt = export_format(out, args.format)
@@ -91,12 +92,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.classes is not None:
         classes = check_count(args.classes, "--classes", minimum=2)
     input_shape = (channels, args.input, args.input)
-    with torch.device("meta"):  # shapes only: the size is checked before any weight exists
-        shapes = space.build(arch, num_classes=classes, in_channels=channels, **options)
-    params = count_parameters(shapes)
+    build = partial(space.build, arch, num_classes=classes, in_channels=channels, **options)
+    params = count_parameters_unbuilt(build)
     check_export_size(params, input_shape, fmt)
     torch.manual_seed(args.seed)
-    network = space.build(arch, num_classes=classes, in_channels=channels, **options)
+    network = build()
     if checkpoint is not None:
         checkpoint.load_into(network)
     difference = export_network(network, out, fmt, input_shape, args.seed)

@@ -146,13 +146,10 @@ def _check_fits_memory(build: Callable[[], object]) -> None:
     """Refuse, before allocating anything, a network whose parameters alone would not fit in
     memory while it trains: its weights ran out of memory with a traceback half-way through
     their initialisation (or got the process killed). `build` is counted on the meta device."""
-    import torch
-
     from nasbox.cpu import available_memory
-    from nasbox.estimators.cost import count_parameters
+    from nasbox.estimators.cost import count_parameters_unbuilt
 
-    with torch.device("meta"):
-        parameters = count_parameters(build())
+    parameters = count_parameters_unbuilt(build)
     available = available_memory()
     needed = parameters * TRAINING_BYTES_PER_PARAMETER
     if available is not None and needed > available:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nasbox.data.images import ImageData, check_not_constant, error_reason
-from nasbox.errors import NasboxError
+from nasbox.data.images import ImageData, check_not_constant
+from nasbox.errors import NasboxError, error_reason
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TEST_FOLDERS = ("test", "val")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, error_reason
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -246,13 +246,6 @@ def check_not_constant(images: np.ndarray, pixels: str) -> None:
         raise NasboxError(
             f"{pixels} is {images.min()}; constant images carry nothing to learn or score"
         )
-
-
-def error_reason(error: Exception) -> str:
-    """The first line of an exception's message, or its type where it has none, to quote in
-    a one-line error."""
-    text = str(error).splitlines()[0] if str(error) else ""
-    return text or type(error).__name__
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Cost of a network: parameters and multiply-adds, both in millions."""
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 import torch
 from torch import nn
@@ -10,6 +10,13 @@ from nasbox.estimators.base import Estimator, EstimatorContext
 
 def count_parameters(network: nn.Module) -> int:
     return sum(parameter.numel() for parameter in network.parameters())
+
+
+def count_parameters_unbuilt(build: Callable[[], nn.Module]) -> int:
+    """Parameters of the network `build()` makes, counted on the meta device: no weight is
+    allocated, so a network too large for memory can be refused before it is built."""
+    with torch.device("meta"):
+        return count_parameters(build())
 
 
 def count_multiply_adds(network: nn.Module, input_shape: tuple[int, ...]) -> int:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from nasbox.checks import check_count, check_number, check_seed
 from nasbox.data import ImageData
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, error_reason
 from nasbox.train.drop_path import ScheduledDropPath
 
 HISTORY_COLUMNS = (
@@ -261,7 +261,7 @@ def restore(
             generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = error_reason(err)
         raise NasboxError(
             f"{out / 'checkpoint.pt'}: does not fit this network ({reason}); "
             "start again with --overwrite or a new --out"

@@ -248,7 +248,7 @@ def _shown(settings: dict, name: str) -> str:
     return f"{SETTING_OPTIONS[name]} {value}"
 
 
-def check_same_settings(table: Path, settings: dict) -> None:
+def check_table_settings(table: Path, settings: dict) -> None:
     """Refuse to add rows made under other settings than those recorded for `table`'s rows.
 
     A table from before settings were recorded is taken to have this run's, with a note."""
@@ -300,7 +300,7 @@ def rnn_groundtruth(
     settings = table_settings(corpus, protocol)
     done = {} if overwrite else read_table(out)
     if done:
-        check_same_settings(out, settings)
+        check_table_settings(out, settings)
     todo = [cell for cell in cells if cell not in done]
     write_json(settings_file(out), settings)
     # an empty file is a run killed before its header was written: start it afresh
