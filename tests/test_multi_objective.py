@@ -256,7 +256,7 @@ def test_runs_show_and_list_give_a_multi_objective_run_s_front(tmp_path, capsys)
     assert main(["runs", "show", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "estimator" not in shown and "best arch" not in shown
-    assert f"front       {len(front)} architecture" in shown
+    assert f"front         {len(front)} architecture" in shown
     assert all(f": {row['arch']} (trial " in shown for row in front)
     assert main(["runs", "list", str(out)]) == 0
     listed = capsys.readouterr().out.splitlines()[1]

@@ -157,9 +157,9 @@ def check_runs_list(out: str, work: Path) -> None:
 
 def check_runs_show(out: str, work: Path) -> None:
     # "settings, trial counts, failures by error, the best"
-    assert "estimator   naswot" in out
-    assert "trials      3 complete, 0 failed\n" in out
-    assert re.search(r"^best arch   \|\S+\|$", out, flags=re.MULTILINE)
+    assert "estimator     naswot" in out
+    assert "trials        3 complete, 0 failed\n" in out
+    assert re.search(r"^best arch     \|\S+\|$", out, flags=re.MULTILINE)
 
 
 def check_runs_export(out: str, work: Path) -> None:

@@ -367,8 +367,8 @@ def test_runs_list_show_and_export(tmp_path, capsys):
     ]
     assert main(["runs", "show", str(runs / "second")]) == 0
     shown = capsys.readouterr().out
-    assert "strategy    evolution" in shown and "5 complete, 0 failed" in shown
-    assert "best arch   |" in shown
+    assert "strategy      evolution" in shown and "5 complete, 0 failed" in shown
+    assert "best arch     |" in shown
     assert (
         main(
             [
@@ -397,7 +397,7 @@ def test_runs_show_counts_rejected_and_unfinished_trials_apart(tmp_path, capsys)
     assert main([*args, "--quiet", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["runs", "show", str(out)]) == 0
-    assert "trials      4 complete, 0 failed, 2 rejected by the constraints\n" in (
+    assert "trials        4 complete, 0 failed, 2 rejected by the constraints\n" in (
         capsys.readouterr().out
     )
     with sqlite3.connect(out / "nasbox.db") as db:  # as a run killed mid-trial leaves it
@@ -412,6 +412,19 @@ def test_runs_show_counts_rejected_and_unfinished_trials_apart(tmp_path, capsys)
     with (tmp_path / "t.csv").open() as handle:  # whole numbers stay whole beside a missing one
         told = {row["number"]: row["told_after"] for row in csv.DictReader(handle)}
     assert told["5"] == "" and all(value.isdigit() for key, value in told.items() if key != "5")
+
+
+def test_runs_show_aligns_the_values_past_the_longest_setting(tmp_path, capsys):
+    """The labels' column was 11 wide: `latency_batch 1` stood out of line with the rest."""
+    out = tmp_path / "run"
+    args = ["search", "--estimator", "params", "--samples", "2", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    column = len("latency_batch ")
+    assert "latency_batch 1" in lines
+    assert all(line[column - 1] == " " and line[column] != " " for line in lines)
 
 
 def test_runs_list_and_show_leave_an_empty_file_empty(tmp_path, capsys):

@@ -5,6 +5,7 @@ import os
 import statistics
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from nasbox.cli.common import check_output_file
@@ -23,6 +24,9 @@ from nasbox.runs import (
 
 #: Pareto-front architectures `runs show` prints, as `nasbox search` does.
 FRONT_SHOWN = 5
+
+#: The narrowest column of `runs show`'s labels (`best arch`, `batch_size`, ...).
+LABEL_WIDTH = 11
 
 
 def _databases(path: Path) -> list[Path]:
@@ -125,28 +129,39 @@ def cmd_show(args: argparse.Namespace) -> int:
     complete = [t for t in trials if t.state == "complete"]
     failed = [t for t in trials if t.state == "failed"]
     objectives = _objectives(run)
-    print(f"run         {run.name} ({run.status})")
-    print(f"folder      {run.folder}")
-    print(f"database    {store.path}")
-    for key, value in run.settings.items():
-        if value not in (None, [], "") and not (objectives and key == "estimator"):
-            print(f"{key:<11} {value}")
-    print(f"trials      {_trial_counts(run, trials)}")
+    settings = {
+        key: value
+        for key, value in run.settings.items()
+        if value not in (None, [], "") and not (objectives and key == "estimator")
+    }
+    # the labels' column is as wide as the longest setting's name (latency_batch, ...)
+    width = max([LABEL_WIDTH, *map(len, settings)])
+
+    def show(label: str, value: object) -> None:
+        print(f"{label:<{width}} {value}")
+
+    show("run", f"{run.name} ({run.status})")
+    show("folder", run.folder)
+    show("database", store.path)
+    for key, value in settings.items():
+        show(key, value)
+    show("trials", _trial_counts(run, trials))
     finite = [t.value for t in complete if t.value is not None and abs(t.value) != float("inf")]
     if finite and not objectives:
-        print(
-            f"values      median {statistics.median(finite):.4g}, best {max(finite):.4g}, "
-            f"worst {min(finite):.4g}"
+        show(
+            "values",
+            f"median {statistics.median(finite):.4g}, best {max(finite):.4g}, "
+            f"worst {min(finite):.4g}",
         )
     if complete:
-        print(f"seconds     median {statistics.median(t.seconds for t in complete):.4f} per trial")
+        show("seconds", f"median {statistics.median(t.seconds for t in complete):.4f} per trial")
     for error, count in Counter(t.error for t in failed).most_common(5):
-        print(f"failed      {count} x {error}")
+        show("failed", f"{count} x {error}")
     if objectives:
-        _show_front(pareto_trials(trials, objectives), objectives)
+        _show_front(pareto_trials(trials, objectives), objectives, show)
     elif (best := best_trial(trials)) is not None:
-        print(f"best        {best.value:.4f} (trial {best.number})")
-        print(f"best arch   {best.arch}")
+        show("best", f"{best.value:.4f} (trial {best.number})")
+        show("best arch", best.arch)
     store.close()
     return 0
 
@@ -164,13 +179,15 @@ def _trial_counts(run: StoredRun, trials: list[StoredTrial]) -> str:
     return ", ".join(parts)
 
 
-def _show_front(front: list[StoredTrial], objectives: list[Objective]) -> None:
+def _show_front(
+    front: list[StoredTrial], objectives: list[Objective], show: Callable[[str, object], None]
+) -> None:
     """A multi-objective run has no one best: its Pareto front, in each objective's units."""
     if not front:
         return
     shown = ",".join(str(o) for o in objectives)
     plural = "s" if len(front) != 1 else ""
-    print(f"front       {len(front)} architecture{plural} on the Pareto front of {shown}")
+    show("front", f"{len(front)} architecture{plural} on the Pareto front of {shown}")
     for trial in front[:FRONT_SHOWN]:
         values = ", ".join(f"{o.estimator} {trial.metrics[o.estimator]:.4g}" for o in objectives)
         print(f"  {values}: {trial.arch} (trial {trial.number})")
