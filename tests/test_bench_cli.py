@@ -105,6 +105,8 @@ def test_bench_run_bad_input(synthetic_table, tmp_path, capsys, extra, message):
         ("arch", CELL[:-1], "is not a nb201 cell"),
         ("valid_acc", float("nan"), "has no 'valid_acc' value (1 of 15,625 rows have none)"),
         ("test_acc", float("nan"), "has no 'test_acc' value"),
+        ("valid_acc", float("inf"), "has an infinite 'valid_acc' value (1 of 15,625 rows"),
+        ("test_acc", float("-inf"), "has an infinite 'test_acc' value"),
     ],
 )
 def test_bench_run_checks_every_row_before_running(

@@ -234,14 +234,19 @@ def _complete_table(
             f"cell ({reason}); fix or remove the row (is it the right --space?)"
         )
     for column in columns:
-        empty = np.flatnonzero(np.isnan(benchmark.require_column(column)))
-        if empty.size:
-            row = int(empty[0])
-            raise NasboxError(
-                f"{args.benchmark}: row {row + 1} ({benchmark.archs[row]}) has no {column!r} "
-                f"value ({empty.size:,} of {len(benchmark):,} rows have none); bench run may "
-                "look up any cell, so fill them in or choose another column"
-            )
+        values = benchmark.require_column(column)
+        for bad, problem, rows_are, fix in (
+            (np.isnan(values), f"has no {column!r} value", "have none", "fill them in"),
+            (np.isinf(values), f"has an infinite {column!r} value", "have one", "make them finite"),
+        ):
+            found = np.flatnonzero(bad)
+            if found.size:
+                row = int(found[0])
+                raise NasboxError(
+                    f"{args.benchmark}: row {row + 1} ({benchmark.archs[row]}) {problem} "
+                    f"({found.size:,} of {len(benchmark):,} rows {rows_are}); bench run may "
+                    f"look up any cell, so {fix} or choose another column"
+                )
     return benchmark
 
 
