@@ -108,6 +108,16 @@ def test_cifar10_python_batches(tmp_path):
     assert data.mean == pytest.approx((0.4914, 0.4822, 0.4465))
 
 
+def test_cifar10_data_dir_that_is_a_file_is_called_a_file(tmp_path):
+    """A file given as --data-dir was reported as a folder not found."""
+    batch = tmp_path / "data_batch_1"
+    batch.write_bytes(b"")
+    with pytest.raises(NasboxError, match="a file, not a folder; --data-dir takes the folder"):
+        load_data("cifar10", batch)
+    with pytest.raises(NasboxError, match="folder not found; --data-dir takes the folder"):
+        load_data("cifar10", tmp_path / "missing")
+
+
 def test_cifar10_refuses_missing_corrupt_and_code_carrying_batches(tmp_path):
     folder = tmp_path / "batches"
     _write_cifar(folder)

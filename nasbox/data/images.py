@@ -291,7 +291,11 @@ def load_cifar10(data_dir: str | Path) -> ImageData:
     if (folder / "cifar-10-batches-py").is_dir():
         folder = folder / "cifar-10-batches-py"
     if not folder.is_dir():
-        raise NasboxError(f"{folder}: folder not found (expected the CIFAR-10 python batches)")
+        problem = "a file, not a folder" if folder.exists() else "folder not found"
+        raise NasboxError(
+            f"{folder}: {problem}; --data-dir takes the folder with the CIFAR-10 python batches "
+            "(data_batch_1..5, test_batch)"
+        )
     train = [_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = _read_cifar_batch(folder / "test_batch")
     x_train = np.concatenate([x for x, _ in train])
