@@ -74,6 +74,19 @@ def test_flat_layout_classes_split_and_skipped_files(tmp_path, capsys):
     assert "cached in" in err[1]
 
 
+def test_linked_folders_are_followed_like_linked_files_and_each_read_once(tmp_path):
+    """A linked folder inside a class folder was skipped silently (linked files were read)."""
+    root = flat_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=5)
+    save(tmp_path / "more" / "extra.png", seed=40)
+    (root / "cat" / "more").symlink_to(tmp_path / "more", target_is_directory=True)
+    (root / "cat" / "again").symlink_to(tmp_path / "more", target_is_directory=True)
+    (root / "cat" / "loop").symlink_to(root / "cat", target_is_directory=True)
+    (root / "dog" / "file.png").symlink_to(tmp_path / "more" / "extra.png")
+    data = load_folder(root)
+    labels = np.concatenate([data.y_train, data.y_test])
+    assert np.bincount(labels).tolist() == [6, 6]  # "again" and "loop" add nothing twice
+
+
 def test_sizes_and_channels_are_kept_when_all_images_share_them(tmp_path):
     gray = tmp_path / "gray"
     for index in range(4):

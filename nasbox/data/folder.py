@@ -110,16 +110,42 @@ def _class_folders(folder: Path) -> list[Path]:
 
 
 def _images_under(folder: Path) -> list[Path]:
-    """Image files anywhere under `folder`, sorted; hidden files and folders are skipped."""
+    """Image files anywhere under `folder`, sorted; hidden files and folders are skipped.
+
+    Linked folders are followed, as linked files are read; each folder is read once, so a link
+    back up the tree (or a second link to one folder) adds nothing twice and ends.
+    """
     found = []
-    for parent, folders, names in os.walk(folder):
-        folders[:] = [name for name in folders if not name.startswith(".")]
+    seen = {_identity(folder)}
+    for parent, folders, names in os.walk(folder, followlinks=True):
+        folders[:] = [
+            name
+            for name in sorted(folders)
+            if not name.startswith(".") and _first_visit(Path(parent, name), seen)
+        ]
         found += [
             Path(parent, name)
             for name in names
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
         ]
     return sorted(found)
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    stat = folder.stat()
+    return stat.st_dev, stat.st_ino
+
+
+def _first_visit(folder: Path, seen: set[tuple[int, int]]) -> bool:
+    """Whether `folder` (through whatever links) was not reached before; it is now."""
+    try:
+        identity = _identity(folder)
+    except OSError:  # vanished, or a link to nowhere
+        return False
+    if identity in seen:
+        return False
+    seen.add(identity)
+    return True
 
 
 def _list_images(root: Path) -> tuple[list[_ImageFile], list[str]]:
