@@ -58,6 +58,14 @@ def test_npz_nhwc_is_converted_to_nchw(tiny_npz):
             {"x_train": np.zeros((4, 3, 0, 5), np.uint8), "y_train": np.zeros(4, int)},
             r"\(4, 3, 0, 5\), images without pixels",
         ),
+        (  # networks on 1x1 images scored and trained without a word
+            {"x_train": np.zeros((4, 3, 1, 1), np.uint8), "y_train": np.zeros(4, int)},
+            r"\(4, 3, 1, 1\), images smaller than 8x8 pixels.*; save images of at least 8x8",
+        ),
+        (
+            {"x_train": np.zeros((4, 7, 9, 1), np.uint8), "y_train": np.zeros(4, int)},
+            r"\(4, 7, 9, 1\), images smaller than 8x8 pixels",
+        ),
         (
             {
                 "x_train": np.arange(768).astype(np.uint8).reshape(4, 3, 8, 8),

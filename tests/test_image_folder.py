@@ -87,6 +87,15 @@ def test_linked_folders_are_followed_like_linked_files_and_each_read_once(tmp_pa
     assert np.bincount(labels).tolist() == [6, 6]  # "again" and "loop" add nothing twice
 
 
+def test_images_smaller_than_the_networks_take_are_refused_unless_resized(tmp_path):
+    """1x1 images were kept at their size, and every score on them meant nothing."""
+    root = flat_folder(tmp_path / "dots", classes=("a", "b"), per_class=3, size=(1, 1))
+    with pytest.raises(NasboxError, match=r"the images are 1x1, smaller than 8x8 pixels") as info:
+        load_folder(root)
+    assert str(root) in str(info.value) and "--image-size 8 or larger" in str(info.value)
+    assert load_folder(root, image_size=8).image_size == (8, 8)
+
+
 def test_sizes_and_channels_are_kept_when_all_images_share_them(tmp_path):
     gray = tmp_path / "gray"
     for index in range(4):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasbox.data.images import ImageData, check_not_constant
+from nasbox.data.images import MIN_IMAGE_SIDE, ImageData, check_image_side, check_not_constant
 from nasbox.errors import NasboxError, error_reason
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -34,7 +34,7 @@ TEST_FOLDERS = ("test", "val")
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 MIXED_SIZES_SIDE = 32  # images of several sizes are resized to this square without --image-size
-IMAGE_SIZE_RANGE = (8, 1024)
+IMAGE_SIZE_RANGE = (MIN_IMAGE_SIDE, 1024)
 CACHE_PREFIX = ".nasbox-cache"  # hidden, so never listed as an image
 CACHE_VERSION = 1  # bump when decoding changes, so older caches are decoded again
 GRAY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
@@ -94,6 +94,12 @@ def load_folder(
         stored = f"cached in {cache}" if cache else "not cached (no writable cache folder)"
         origin = f"decoded in {seconds:.1f} s, {stored}"
     data, left_out, split_given = _assemble(root, files, classes, decoded, split_seed)
+    height, width = data.image_size
+    check_image_side(
+        data.x_train,
+        f"{root}: the images are {height}x{width},",
+        f"pass --image-size {MIN_IMAGE_SIDE} or larger to resize them",
+    )
     if in_main:
         _report(root, data, decoded.problems, left_out, split_given, origin)
     _loaded.clear()

@@ -15,6 +15,9 @@ import torch
 
 from nasbox.errors import NasboxError, error_reason
 
+# The smallest image side the networks are built for (the bundled digits' 8x8): on smaller images
+# their 3x3 convolutions and pools see mostly padding, so scores and accuracies mean nothing.
+MIN_IMAGE_SIDE = 8
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 # (what --data takes, what it loads, what loading costs), as `nasbox list` and --help show them
@@ -248,6 +251,17 @@ def check_not_constant(images: np.ndarray, pixels: str) -> None:
         )
 
 
+def check_image_side(images: np.ndarray, what: str, fix: str) -> None:
+    """Refuse NCHW `images` below MIN_IMAGE_SIDE; `what` names them (e.g. "data.npz: x_train
+    has shape (4, 3, 1, 1), images"), `fix` says how to give larger ones."""
+    if min(images.shape[2:]) < MIN_IMAGE_SIDE:
+        side = MIN_IMAGE_SIDE
+        raise NasboxError(
+            f"{what} smaller than {side}x{side} pixels, the smallest the networks are built for; "
+            f"{fix}"
+        )
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise NasboxError(f"{path}: file not found (expected a CIFAR-10 python batch)")
@@ -317,7 +331,7 @@ def _to_nchw(images: np.ndarray, path: Path, key: str) -> np.ndarray:
     if images.ndim in (3, 4) and 0 in images.shape[1:]:
         raise NasboxError(
             f"{path}: {key} has shape {images.shape}, images without pixels; each image needs "
-            "at least 1 x 1 pixels"
+            f"at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels"
         )
     if images.ndim == 3:
         return images[:, None]
@@ -371,6 +385,11 @@ def load_npz(file: str | Path) -> ImageData:
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise NasboxError(f"{path}: give both x_test and y_test, or neither")
     x_train = _to_nchw(arrays["x_train"], path, "x_train")
+    check_image_side(
+        x_train,
+        f"{path}: x_train has shape {arrays['x_train'].shape}, images",
+        f"save images of at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels",
+    )
     y_train = _labels(arrays["y_train"], len(x_train), path, "y_train")
     if len(x_train) < 2:
         raise NasboxError(f"{path}: x_train needs at least 2 images, found {len(x_train)}")
