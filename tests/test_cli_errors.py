@@ -220,6 +220,15 @@ WRONG = [
     # read only to pre-score cells: a missing file or a negative batch went unnoticed
     ([*BENCH, "--data", "npz:missing.npz"], "--data is read by strategies that pre-score cells"),
     ([*BENCH, "--batch-size", "-3"], "only looks up the table: drop --batch-size"),
+    # N@F needs no data: it was refused only after the data had loaded (or failed to)
+    (
+        [*TRAIN, "--space", "nats-size", "--cells", "3", "--data", "npz:missing.npz"],
+        "nats-size networks have one cell per stage; drop --cells 3",
+    ),
+    (
+        [*TRAIN, "--space", "rnn", "--cells", "0", "--data", "text:missing.txt"],
+        "--cells must be at least 1",
+    ),
 ]
 
 

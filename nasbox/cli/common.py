@@ -326,7 +326,13 @@ MAX_CELLS, MAX_FILTERS = 100, 10000
 
 
 def network_options(args: argparse.Namespace, space, arch, input_size: int, size: str) -> dict:
-    """Build options for `--cells N --filters F` (N@F) in the space's own terms.
+    """Build options for `--cells N --filters F` (N@F) and the stem for `input_size`."""
+    return size_options(args, space, arch, size) | stem_options(args, space, input_size)
+
+
+def size_options(args: argparse.Namespace, space, arch, size: str) -> dict:
+    """Build options for `--cells N --filters F` (N@F) in the space's own terms; they need no
+    data, so `train` refuses a wrong N@F before loading any.
 
     Without the options the space's `size` N@F is used: `published_size` (`describe`) or
     `laptop_size` (`train`). F is rounded to what the space can build; a note says so.
@@ -347,11 +353,16 @@ def network_options(args: argparse.Namespace, space, arch, input_size: int, size
     options, built = space.network_options(arch, args.cells or default_cells, filters)
     if args.filters is not None and built != filters:
         note(f"--filters {filters} builds {built} filters with this {space.name} architecture")
-    if space.has_auxiliary_head:
-        options["stem"] = args.stem or ("imagenet" if input_size >= 128 else "cifar")
-    elif args.stem:
-        raise NasboxError(f"--stem applies to cell spaces like nasnet, not to {space.name}")
     return options
+
+
+def stem_options(args: argparse.Namespace, space, input_size: int) -> dict:
+    """The cell spaces' `--stem`, by default the one for images of side `input_size`."""
+    if space.has_auxiliary_head:
+        return {"stem": args.stem or ("imagenet" if input_size >= 128 else "cifar")}
+    if args.stem:
+        raise NasboxError(f"--stem applies to cell spaces like nasnet, not to {space.name}")
+    return {}
 
 
 def read_arch(space, text: str | None):

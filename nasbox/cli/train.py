@@ -21,6 +21,8 @@ from nasbox.cli.common import (
     network_options,
     note,
     read_arch,
+    size_options,
+    stem_options,
 )
 from nasbox.data import load_data, load_text_source
 from nasbox.data.folder import TEST_FRACTION
@@ -176,6 +178,7 @@ def _image_training(args: argparse.Namespace, space, arch) -> _Training:
     )
     config.check()
     check_number(args.dropout, "--dropout", 0.0, 1.0)
+    options = size_options(args, space, arch, "laptop_size")
     data = load_data(args.data, args.data_dir, args.image_size)
     if data.x_test is None:
         fix = (
@@ -191,7 +194,7 @@ def _image_training(args: argparse.Namespace, space, arch) -> _Training:
             f"--batch-size {config.batch_size} is more than the {used.batch_size} training "
             f"images of {data.name}; using {used.batch_size}"
         )
-    options = network_options(args, space, arch, data.image_size[0], "laptop_size")
+    options |= stem_options(args, space, data.image_size[0])
     if space.has_auxiliary_head:
         options.update(auxiliary=args.aux_weight > 0, dropout=args.dropout)
     build = partial(
@@ -245,9 +248,9 @@ def _text_training(args: argparse.Namespace, space, arch) -> _Training:
         option = "--dropout" if key == "dropout_output" else "--" + key.replace("_", "-")
         check_number(value, option, 0.0, 1.0)
     check_tokens(args.tokens)
+    options = network_options(args, space, arch, 0, "laptop_size") | dropouts
     data = load_text_source(args.data, args.tokens)
     data.check_batch(config.batch_size, config.bptt)
-    options = network_options(args, space, arch, 0, "laptop_size") | dropouts
     build = partial(space.build, arch, num_classes=data.num_classes, **options)
     _check_fits_memory(build)
     if options["hidden"] <= ONE_THREAD_HIDDEN:
