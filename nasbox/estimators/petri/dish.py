@@ -12,7 +12,7 @@ keep the one whose outer loss on the labelled motifs is lowest.
 import math
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,10 @@ class DishConfig:
 # z-scores, so the nb201 dish fits the ranking of every pair instead. On tuning seeds (100-102,
 # and 103 for K = 50; the benchmark uses 0-4), mean held-out Kendall tau went from 0.33 to 0.44
 # at K = 10, 0.32 to 0.42 at K = 20 and 0.40 to 0.49 at K = 50.
-# The rnn dish takes the nb201 dish's settings as they are (not tuned for recurrent cells).
+# The rnn dish takes the nb201 dish's settings and fits from 3 initialisations: one fit's held-out
+# ranking of recurrent cells swings with its initialisation. Tuned on 120 random cells of the rnn
+# search runs outside the 200-cell table, fit seeds 100-104: at K = 50 mean held-out Spearman went
+# from 0.491 +- 0.132 to 0.644 +- 0.058 (best of 5: 0.628); at K = 20, 0.485 to 0.494.
 SMALL_NETWORK_CONFIG = DishConfig(
     samples=10,
     inner_steps=10,
@@ -85,7 +88,7 @@ SMALL_NETWORK_CONFIG = DishConfig(
 DEFAULT_CONFIGS = {
     "slope": DishConfig(restarts=4),
     "nb201": SMALL_NETWORK_CONFIG,
-    "rnn": SMALL_NETWORK_CONFIG,
+    "rnn": replace(SMALL_NETWORK_CONFIG, restarts=3),
 }
 
 
