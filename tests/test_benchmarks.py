@@ -1,3 +1,4 @@
+import re
 import time
 
 import pandas as pd
@@ -47,6 +48,19 @@ def test_table_estimator_looks_cells_up_and_rejects_absent_ones(small_table):
         get_estimator("table", context)
     with pytest.raises(NasboxError, match="pass --benchmark"):
         get_estimator("table:test_acc", EstimatorContext(space))
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf"])
+def test_table_estimator_refuses_an_infinite_value_before_any_lookup(tmp_path, value):
+    path = tmp_path / "bench.csv"
+    path.write_text(f"arch,valid_acc\n{GOOD},91\n{EMPTY},{value}\n")
+    context = EstimatorContext(get_space("nb201"), benchmark=TabularBenchmark.from_file(path))
+    message = (
+        f"row 2 ({EMPTY}) has an infinite 'valid_acc' value (1 of 2 rows have one); "
+        "table:valid_acc may look up any cell, so make them finite or choose another column"
+    )
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        get_estimator("table:valid_acc", context)
 
 
 @pytest.mark.parametrize(

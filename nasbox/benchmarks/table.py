@@ -120,6 +120,27 @@ class TabularBenchmark:
                 f"{self.source}: no column {column!r}; choose one of: {', '.join(self.columns)}"
             ) from None
 
+    def require_values(self, column: str, reader: str, *, complete: bool = False) -> np.ndarray:
+        """`column`'s values, refused naming the first infinite one (or missing one, if `complete`).
+
+        `reader` may look up any cell, and an infinite value would rank its cell best (or never),
+        so the whole column is checked before the first lookup.
+        """
+        values = self.require_column(column)
+        problems = [(np.isinf(values), "an infinite", "have one", "make them finite")]
+        if complete:
+            problems.insert(0, (np.isnan(values), "no", "have none", "fill them in"))
+        for bad, problem, rows_are, fix in problems:
+            found = np.flatnonzero(bad)
+            if found.size:
+                row = int(found[0])
+                raise NasboxError(
+                    f"{self.source}: row {row + 1} ({self._archs[row]}) has {problem} {column!r} "
+                    f"value ({found.size:,} of {len(self):,} rows {rows_are}); {reader} may look "
+                    f"up any cell, so {fix} or choose another column"
+                )
+        return values
+
     def lookup(self, arch: str, column: str) -> float:
         """The value of `column` for the cell string `arch`."""
         values = self.require_column(column)

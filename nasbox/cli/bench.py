@@ -4,7 +4,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from nasbox import __version__
@@ -234,19 +233,7 @@ def _complete_table(
             f"cell ({reason}); fix or remove the row (is it the right --space?)"
         )
     for column in columns:
-        values = benchmark.require_column(column)
-        for bad, problem, rows_are, fix in (
-            (np.isnan(values), f"has no {column!r} value", "have none", "fill them in"),
-            (np.isinf(values), f"has an infinite {column!r} value", "have one", "make them finite"),
-        ):
-            found = np.flatnonzero(bad)
-            if found.size:
-                row = int(found[0])
-                raise NasboxError(
-                    f"{args.benchmark}: row {row + 1} ({benchmark.archs[row]}) {problem} "
-                    f"({found.size:,} of {len(benchmark):,} rows {rows_are}); bench run may "
-                    f"look up any cell, so {fix} or choose another column"
-                )
+        benchmark.require_values(column, "bench run", complete=True)
     return benchmark
 
 

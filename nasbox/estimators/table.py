@@ -20,7 +20,7 @@ class TableLookup(Estimator):
     def __init__(self, context: EstimatorContext, column: str) -> None:
         super().__init__(context)
         self.benchmark = context.require_benchmark(f"table:{column}")
-        if np.isnan(self.benchmark.require_column(column)).all():
+        if np.isnan(self.benchmark.require_values(column, f"table:{column}")).all():
             raise NasboxError(
                 f"{self.benchmark.source}: column {column!r} holds no values; choose another "
                 f"of: {', '.join(self.benchmark.columns)}"
