@@ -158,6 +158,33 @@ def test_petri_estimator_and_evolution_on_nb201(tmp_path):
     assert len({t.arch for t in trials}) == 6 and strategy.dish.labelled
 
 
+def test_a_dish_fitted_with_0_outer_steps_is_noted_wherever_it_is_loaded(tmp_path, capsys):
+    """`petri fit --outer-steps 0` saves the initialisation; evaluate, petri:DISH and
+    petri-evolution used it as a fitted dish without a word."""
+    labels = write_labels(tmp_path / "slopes.csv", [[s, s] for s in SLOPES])
+    dish = tmp_path / "dish.pt"
+    fit = ["petri", "fit", "--labels", str(labels), "--k", "4", "--restarts", "1"]
+    fit += ["--inner-steps", "2"]
+    assert main([*fit, "--outer-steps", "0", "--out", str(dish), "--quiet"]) == 0
+    assert "saved an unfitted slope dish" in capsys.readouterr().out
+    assert main(["petri", "evaluate", str(dish), "--labels", str(labels), "--quiet"]) == 0
+    note = f"nasbox: note: {dish}: the dish was never fitted (0 outer steps on its 4 labelled"
+    assert capsys.readouterr().err.startswith(note)
+
+    cells = tiny_nb201_dish()
+    cells.config.outer_steps = 0
+    space = get_space("nb201")
+    cells.fit([space.sample(np.random.default_rng(i)) for i in range(2)], [1, 2], progress=False)
+    path = cells.save(tmp_path / "cells.pt")
+    get_estimator(f"petri:{path}", EstimatorContext(space))
+    get_strategy("petri-evolution", space, dish=str(path))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all("the dish was never fitted" in line for line in err)
+    assert main([*fit, "--outer-steps", "1", "--out", str(dish), "--overwrite", "--quiet"]) == 0
+    assert main(["petri", "evaluate", str(dish), "--labels", str(labels), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_bad_input_is_a_one_line_error(tmp_path, capsys):
     empty = write_labels(tmp_path / "empty.csv", [])
     assert main(["petri", "fit", "--labels", str(empty), "--out", str(tmp_path / "d.pt")]) == 2

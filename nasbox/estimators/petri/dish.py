@@ -10,6 +10,8 @@ keep the one whose outer loss on the labelled motifs is lowest.
 """
 
 import math
+import multiprocessing
+import sys
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -399,6 +401,15 @@ class PetriDish:
                 f"{path}: a damaged petri dish file ({type(err).__name__}: {err}); refit it with "
                 "`nasbox petri fit`"
             ) from None
+        # `petri fit --outer-steps 0` saves such a dish (a baseline); its scores are not a fit's.
+        # Workers that load it again repeat no note.
+        if dish.labelled and not dish.losses and multiprocessing.parent_process() is None:
+            print(
+                f"nasbox: note: {path}: the dish was never fitted (0 outer steps on its "
+                f"{len(dish.labelled)} labelled motifs): its synthetic data is the random "
+                "initialisation; fit it with `nasbox petri fit --outer-steps 1` or more",
+                file=sys.stderr,
+            )
         return dish
 
 
