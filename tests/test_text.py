@@ -78,6 +78,11 @@ def test_a_short_corpus_names_what_it_has_and_needs(corpus):
     with pytest.raises(NasboxError, match=message):
         load_text(corpus).check_batch(64, 10)
     load_text(corpus).check_batch(8, 10)
+    # the largest --bptt: the corpus size was computed in floats, off by 29,197 at 6.6e20
+    with pytest.raises(NasboxError, match="needs 590,295,810,358,705,651,649 characters, so the "):
+        load_text(corpus).check_batch(64, 2**63 - 1)
+    with pytest.raises(NasboxError, match="corpus needs at least 655,884,233,731,895,168,499 "):
+        load_text(corpus).check_batch(64, 2**63 - 1)
 
 
 def test_train_language_model_is_a_library_call_that_learns(corpus):

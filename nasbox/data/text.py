@@ -13,7 +13,6 @@ laid side by side as a (length, streams) tensor, and read in chunks of `bptt` st
 of each token is the next one in its stream.
 """
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,9 @@ from nasbox.errors import NasboxError
 
 TOKEN_MODES = ("char", "word")
 UNKNOWN, END_OF_LINE = "<unk>", "<eos>"
-TRAIN_SHARE, VALID_SHARE = 0.90, 0.05
+# Percentages, so that split sizes are exact integers however large the count (a --bptt of 10**18
+# asks for a corpus of about 10**20 tokens, beyond what a float holds exactly).
+TRAIN_PERCENT, VALID_PERCENT = 90, 5
 PREFIX = "text:"
 
 
@@ -58,12 +59,12 @@ class TextData:
         total = len(self.train) + len(self.valid) + len(self.test)
         if len(self.train) >= train_needed and min(len(self.valid), len(self.test)) >= 2:
             return
-        corpus_needed = math.ceil(train_needed / TRAIN_SHARE)
+        corpus_needed = -(-train_needed * 100 // TRAIN_PERCENT)
         while min(split_sizes(corpus_needed)) < 2 or split_sizes(corpus_needed)[0] < train_needed:
             corpus_needed += 1
         raise NasboxError(
             f"{self.name}: {total:,} {self.unit}s are too few for one batch of {batch_size} "
-            f"streams x {bptt} steps: the training split (90%) needs "
+            f"streams x {bptt} steps: the training split ({TRAIN_PERCENT}%) needs "
             f"{train_needed:,} {self.unit}s, so the corpus needs at least {corpus_needed:,} "
             f"(or lower {remedy})"
         )
@@ -71,7 +72,8 @@ class TextData:
 
 def split_sizes(count: int) -> tuple[int, int, int]:
     """Tokens in train, valid and test of a corpus of `count` tokens (90/5/5 by position)."""
-    train_end, valid_end = int(count * TRAIN_SHARE), int(count * (TRAIN_SHARE + VALID_SHARE))
+    train_end = count * TRAIN_PERCENT // 100
+    valid_end = count * (TRAIN_PERCENT + VALID_PERCENT) // 100
     return train_end, valid_end - train_end, count - valid_end
 
 
