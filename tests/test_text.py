@@ -264,6 +264,25 @@ def test_a_language_model_too_large_for_memory_is_refused_before_it_is_built(inp
     assert not (inputs / "run").exists()
 
 
+def test_logits_too_large_for_memory_are_refused_before_training(inputs, monkeypatch, capsys):
+    """The memory check counted parameters only: a word vocabulary of 10**5 words or more needs
+    gigabytes of logits per batch, and training ran out of memory."""
+    import nasbox.cpu
+
+    (inputs / "words.txt").write_text(" ".join(f"w{i}" for i in range(3000)) * 2)
+    monkeypatch.setattr(nasbox.cpu, "available_memory", lambda: 2 * 2**20)
+    argv = [*TRAIN, "--data", "text:words.txt", "--tokens", "word", "--steps", "1"]
+    assert main([*argv, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "nasbox: error: training on 8 streams x 10 steps over the vocabulary of 3,001 words needs "
+    )
+    assert err.endswith(
+        "read characters (--tokens char) or pass a smaller --batch-size or --bptt\n"
+    )
+    assert not (inputs / "run").exists()
+
+
 def _without_seconds(row: dict) -> dict:
     return {key: value for key, value in row.items() if key != "seconds"}
 

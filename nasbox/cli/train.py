@@ -142,24 +142,40 @@ def _adopt_defaults(args: argparse.Namespace, space) -> None:
 # Memory one parameter takes in training: its weight, gradient and SGD momentum, and the copy
 # torch.save serialises for the checkpoint (float32 each).
 TRAINING_BYTES_PER_PARAMETER = 16
+# Memory one logit of a language model's training batch takes: the logits, their log-softmax and
+# the gradients of both (float32 each; a step's peak grew by 4.0 times the logits, measured).
+TRAINING_BYTES_PER_LOGIT = 16
 
 
-def _check_fits_memory(build: Callable[[], object]) -> None:
-    """Refuse, before allocating anything, a network whose parameters alone would not fit in
-    memory while it trains: its weights ran out of memory with a traceback half-way through
-    their initialisation (or got the process killed). `build` is counted on the meta device."""
+def _check_fits_memory(
+    build: Callable[[], object], logits: int = 0, logits_are: str = "", fewer_logits: str = ""
+) -> None:
+    """Refuse, before allocating anything, a network whose parameters (and a language model's
+    `logits` per batch) would not fit in memory while it trains: its weights ran out of memory
+    with a traceback half-way through their initialisation (or got the process killed), and a
+    word vocabulary of 10**5 words or more needs gigabytes of logits. `build` is counted on the
+    meta device; `logits_are` says what the batch is and `fewer_logits` how to shrink it."""
     from nasbox.cpu import available_memory
     from nasbox.estimators.cost import count_parameters_unbuilt
 
     parameters = count_parameters_unbuilt(build)
     available = available_memory()
-    needed = parameters * TRAINING_BYTES_PER_PARAMETER
-    if available is not None and needed > available:
+    weights = parameters * TRAINING_BYTES_PER_PARAMETER
+    outputs = logits * TRAINING_BYTES_PER_LOGIT
+    needed = weights + outputs
+    if available is None or needed <= available:
+        return
+    memory = f"{available / 2**30:,.1f} GiB of memory is available"
+    if outputs > weights:
         raise NasboxError(
-            f"the network has {parameters / 1e6:,.1f} M parameters, about {needed / 2**30:,.1f} "
-            f"GiB to train, and {available / 2**30:,.1f} GiB of memory is available; use fewer "
-            "--cells or --filters (`nasbox describe` counts a network's parameters)"
+            f"training on {logits_are} needs about {needed / 2**30:,.1f} GiB, "
+            f"{outputs / 2**30:,.1f} GiB of it for the logits, and {memory}; {fewer_logits}"
         )
+    raise NasboxError(
+        f"the network has {parameters / 1e6:,.1f} M parameters, about {needed / 2**30:,.1f} GiB "
+        f"to train, and {memory}; use fewer --cells or --filters (`nasbox describe` counts a "
+        "network's parameters)"
+    )
 
 
 def _image_training(args: argparse.Namespace, space, arch) -> _Training:
@@ -252,7 +268,14 @@ def _text_training(args: argparse.Namespace, space, arch) -> _Training:
     data = load_text_source(args.data, args.tokens)
     data.check_batch(config.batch_size, config.bptt)
     build = partial(space.build, arch, num_classes=data.num_classes, **options)
-    _check_fits_memory(build)
+    fewer = "pass a smaller --batch-size or --bptt"
+    _check_fits_memory(
+        build,
+        config.batch_size * config.bptt * data.num_classes,
+        f"{config.batch_size} streams x {config.bptt} steps over the vocabulary of "
+        f"{data.num_classes:,} {data.unit}s",
+        f"read characters (--tokens char) or {fewer}" if data.tokens == "word" else fewer,
+    )
     if options["hidden"] <= ONE_THREAD_HIDDEN:
         torch.set_num_threads(1)
     torch.manual_seed(args.seed)
