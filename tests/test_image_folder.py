@@ -174,6 +174,22 @@ def test_normalisation_statistics_come_from_the_training_images(tmp_path):
     assert images.mean(dim=(0, 2, 3)).abs().max() < 1e-5
 
 
+def test_large_images_kept_at_their_size_get_a_note(tmp_path, capsys):
+    """Photos of one size (e.g. 3000x3000) were kept so without a word, and networks trained
+    on them very slowly or ran out of memory."""
+    large = flat_folder(tmp_path / "large", classes=("a", "b"), per_class=2, size=(300, 257))
+    assert load_folder(large).image_size == (257, 300)
+    note = capsys.readouterr().err.splitlines()[1:]
+    assert note == [
+        f"nasbox: note: {large}: the images keep their 257x300 pixels (they share one size and "
+        "--image-size is not given), on which networks train very slowly or run out of memory; "
+        "pass --image-size 32 (or another size) to resize them"
+    ]
+    load_folder(large, image_size=300)
+    load_folder(flat_folder(tmp_path / "edge", classes=("a", "b"), per_class=2, size=(256, 256)))
+    assert "keep their" not in capsys.readouterr().err
+
+
 def test_image_size_resizes_folders_and_is_refused_elsewhere(tmp_path, tiny_npz):
     root = flat_folder(tmp_path / "pets")
     assert load_data(f"folder:{root}", image_size=16).image_size == (16, 16)

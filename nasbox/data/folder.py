@@ -34,6 +34,9 @@ TEST_FOLDERS = ("test", "val")
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
 MIXED_SIZES_SIDE = 32  # images of several sizes are resized to this square without --image-size
+# Images of one size larger than this on a side, kept so without --image-size, get a note: the
+# networks train on them very slowly or run out of memory (photos are thousands of pixels wide).
+LARGE_IMAGE_SIDE = 256
 IMAGE_SIZE_RANGE = (MIN_IMAGE_SIDE, 1024)
 CACHE_PREFIX = ".nasbox-cache"  # hidden, so never listed as an image
 CACHE_VERSION = 1  # bump when decoding changes, so older caches are decoded again
@@ -101,7 +104,7 @@ def load_folder(
         f"pass --image-size {MIN_IMAGE_SIDE} or larger to resize them",
     )
     if in_main:
-        _report(root, data, decoded.problems, left_out, split_given, origin)
+        _report(root, data, decoded.problems, left_out, split_given, origin, image_size)
     _loaded.clear()
     _loaded[key, split_seed] = data
     return data
@@ -420,9 +423,10 @@ def _report(
     left_out: list[str],
     split_given: bool,
     origin: str,
+    image_size: int | None,
 ) -> None:
     """One note line (classes by index, sizes, where the cache is); one warning line when
-    files or classes were left out."""
+    files or classes were left out; one note line when large images keep their size."""
     if problems or left_out:
         parts = []
         if problems:
@@ -447,6 +451,12 @@ def _report(
         f"nasbox: note: {root}: classes {shown}; {len(data.y_train)} train, {tests} test "
         f"images ({split}); {data.in_channels}x{height}x{width}; {origin}"
     )
+    if image_size is None and max(height, width) > LARGE_IMAGE_SIDE:
+        _print_line(
+            f"nasbox: note: {root}: the images keep their {height}x{width} pixels (they share one "
+            "size and --image-size is not given), on which networks train very slowly or run out "
+            f"of memory; pass --image-size {MIXED_SIZES_SIDE} (or another size) to resize them"
+        )
 
 
 def _print_line(text: str) -> None:
