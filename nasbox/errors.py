@@ -1,7 +1,11 @@
-"""The one exception type that means "the user asked for something that cannot work".
+"""The one exception type that means "the user asked for something that cannot work", and the
+one way to tell the user of an adjustment that does work (`note`).
 
-The CLI prints its message as a single line and exits with status 2; anything else is a bug.
+The CLI prints an error's message as a single line and exits with status 2; anything else is a
+bug.
 """
+
+import sys
 
 
 class NasboxError(ValueError):
@@ -20,3 +24,8 @@ def error_reason(error: BaseException) -> str:
     a one-line error."""
     text = str(error).splitlines()[0] if str(error) else ""
     return text or type(error).__name__
+
+
+def note(message: str) -> None:
+    """An adjustment the user should know about; stderr, so it never mixes with CSV output."""
+    print(f"nasbox: note: {message}", file=sys.stderr)

@@ -2,7 +2,6 @@
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 from nasbox.benchmarks import TabularBenchmark
 from nasbox.checks import check_count, check_seed, first_repeated
 from nasbox.data import DATA_SOURCES, ImageData, load_for
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, note
 from nasbox.estimators import ESTIMATORS, EstimatorContext
 from nasbox.estimators.objectives import split_specs
 from nasbox.runs import EstimatorSpec, check_output_path
@@ -183,11 +182,6 @@ def add_benchmark_option(parser: argparse.ArgumentParser, required: bool = False
         required=required,
         help="benchmark table (CSV or Parquet: arch + metric columns) for table:COLUMN",
     )
-
-
-def note(message: str) -> None:
-    """An adjustment the user should know about; stderr, so it never mixes with CSV output."""
-    print(f"nasbox: note: {message}", file=sys.stderr)
 
 
 def require_images(space, what: str) -> None:

@@ -11,7 +11,6 @@ keep the one whose outer loss on the labelled motifs is lowest.
 
 import math
 import multiprocessing
-import sys
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, note
 from nasbox.estimators.petri.motifs import MotifSpace, Weights, get_motif_space
 
 FILE_FORMAT = "nasbox-petri-dish"
@@ -404,11 +403,10 @@ class PetriDish:
         # `petri fit --outer-steps 0` saves such a dish (a baseline); its scores are not a fit's.
         # Workers that load it again repeat no note.
         if dish.labelled and not dish.losses and multiprocessing.parent_process() is None:
-            print(
-                f"nasbox: note: {path}: the dish was never fitted (0 outer steps on its "
+            note(
+                f"{path}: the dish was never fitted (0 outer steps on its "
                 f"{len(dish.labelled)} labelled motifs): its synthetic data is the random "
-                "initialisation; fit it with `nasbox petri fit --outer-steps 1` or more",
-                file=sys.stderr,
+                "initialisation; fit it with `nasbox petri fit --outer-steps 1` or more"
             )
         return dish
 

@@ -1,7 +1,6 @@
 """Label files, which motifs to fit on, encoding-based baselines and rank correlations."""
 
 import csv
-import sys
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, note
 from nasbox.estimators.petri.motifs import MotifSpace
 
 # Columns read as lower-is-better (perplexity, loss, bits per character) unless told otherwise.
@@ -103,10 +102,9 @@ def load_labels(
     finite = np.isfinite(values)
     if not finite.all():
         # `petri groundtruth` writes inf for a diverged training: no value to regress on.
-        print(
-            f"nasbox: note: {path}: left out {int((~finite).sum())} motif(s) whose {column} is "
-            f"not finite (e.g. diverged trainings); {int(finite.sum())} remain",
-            file=sys.stderr,
+        note(
+            f"{path}: left out {int((~finite).sum())} motif(s) whose {column} is "
+            f"not finite (e.g. diverged trainings); {int(finite.sum())} remain"
         )
         motifs = [motif for motif, keep in zip(motifs, finite, strict=True) if keep]
         values = values[finite]

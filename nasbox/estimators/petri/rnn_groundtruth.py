@@ -26,7 +26,6 @@ import csv
 import hashlib
 import json
 import math
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -39,7 +38,7 @@ from tqdm.auto import tqdm
 from nasbox.checks import check_count, check_seed
 from nasbox.cpu import single_thread
 from nasbox.data.text import TextData, load_text
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, note
 from nasbox.spaces.rnn import RNNCell, RNNSpace
 
 COLUMNS = ("arch", "valid_ppl", "seconds")
@@ -254,10 +253,9 @@ def check_table_settings(table: Path, settings: dict) -> None:
     A table from before settings were recorded is taken to have this run's, with a note."""
     path = settings_file(table)
     if not path.exists():
-        print(
-            f"nasbox: note: {table} has no record of its settings; taking this run's "
-            f"(recorded in {path} from now on)",
-            file=sys.stderr,
+        note(
+            f"{table} has no record of its settings; taking this run's "
+            f"(recorded in {path} from now on)"
         )
         return
     try:
