@@ -7,9 +7,10 @@ Parts (`--parts`, comma-separated; each appends its rows to a CSV under measurem
   darts-v2 and enas under both against the median random cell (the table; the `--stable` cells);
 - `predictors`: held-out Spearman / Kendall of the dish and the encoding predictors (MLP,
   gradient-boosted trees) fitted on K labelled cells of the table, K in `--k`, `--seeds` seeds;
-- `search`: `petri-evolution`, `random` and `evolution` with `--budget` ground-truth trainings
-  each, `--seeds` seeds: the best validation perplexity found (mean +- standard error), the
-  trainings evolution needs to match petri-evolution's mean, a markdown table and an anytime plot.
+- `search`: `petri-evolution` (as it comes, and `petri-evolution-local`: start=best, explore=0),
+  `random` and `evolution` with `--budget` ground-truth trainings each, `--seeds` seeds: the best
+  validation perplexity found (mean +- standard error), the trainings evolution needs to match
+  each petri-evolution's mean, a markdown table and an anytime plot.
 
 The table comes from `nasbox petri groundtruth --space rnn` (built here if missing; `search`
 alone does not need it). Every
@@ -53,7 +54,14 @@ from nasbox.spaces.rnn import NAMED, RNNSpace
 from nasbox.strategies import get_strategy
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STRATEGIES = ("petri-evolution", "random", "evolution")
+# The searches compared: a label, the strategy and its options. `petri-evolution-local` evolves
+# in the dish from the best verified cells and proposes no random cells after the first ones.
+STRATEGIES = {
+    "petri-evolution": ("petri-evolution", {}),
+    "petri-evolution-local": ("petri-evolution", {"start": "best", "explore": 0}),
+    "random": ("random", {}),
+    "evolution": ("evolution", {}),
+}
 CACHE_COLUMNS = ["protocol", "arch", "valid_ppl", "seconds"]
 
 
@@ -178,12 +186,13 @@ def run_predictors(args) -> None:
 
 def one_search(job: tuple[str, int, int, str, str, str]) -> list[tuple[str, float]]:
     """One search (strategy, seed) of `budget` trainings, on one thread: (cell, valid_ppl)."""
-    strategy_name, seed, budget, corpus, cache_path, labels = job
+    label, seed, budget, corpus, cache_path, labels = job
     torch.set_num_threads(1)
     data, protocol = load_text(corpus), RNNProtocol()
     cache = TrainingCache(Path(cache_path), Path(labels))
     space = RNNSpace()
-    strategy = get_strategy(strategy_name, space, seed=seed)
+    strategy_name, options = STRATEGIES[label]
+    strategy = get_strategy(strategy_name, space, seed=seed, **options)
     trajectory = []
     for _ in range(budget):
         arch = strategy.ask()
@@ -261,13 +270,12 @@ def summarise_search(runs: dict[tuple[str, int], list[float]], budget: int) -> N
         best = stacked[:, -1]
         error = best.std(ddof=1) / math.sqrt(len(best)) if len(best) > 1 else math.nan
         print(f"| {name} | {len(best)} | {best.mean():.3f} +- {error:.3f} |")
-    if "petri-evolution" in curves and "evolution" in curves:
-        target = curves["petri-evolution"][:, -1].mean()
+    for petri in [name for name in curves if name.startswith("petri") and "evolution" in curves]:
+        target = curves[petri][:, -1].mean()
         mean_curve = curves["evolution"].mean(axis=0)
         reached = np.flatnonzero(mean_curve <= target)
         needed = f"{reached[0] + 1}" if len(reached) else f"more than {budget}"
-        print(f"evolution's mean best reaches petri-evolution's {target:.3f} after {needed} "
-              "trainings")  # fmt: skip
+        print(f"evolution's mean best reaches {petri}'s {target:.3f} after {needed} trainings")
     figure, axis = plt.subplots(figsize=(6, 4))
     for name, stacked in curves.items():
         queries = np.arange(1, stacked.shape[1] + 1)

@@ -607,6 +607,33 @@ def test_rnn_groundtruth_refuses_unreadable_rows(tmp_path, capsys, rows, message
     assert truth.read_bytes() == before
 
 
+def one_edge_from_best(strategy, cell, count: int) -> bool:
+    """Whether `cell` differs in one edge from one of the best `count` told cells."""
+    best = sorted(strategy.history, key=lambda item: item[1], reverse=True)[:count]
+    return any(
+        sum(a != b for a, b in zip(cell.ops, told.ops, strict=True)) == 1 for told, _ in best
+    )
+
+
+@pytest.mark.parametrize(("start", "explore", "local"), [("best", 0, True), ("random", 1, False)])
+def test_petri_evolution_from_the_best_cells_proposes_their_mutations(start, explore, local):
+    """`start="best"` evolves in the dish from the best evaluated cells, so with one generation
+    every proposal is a mutation of one of them; `explore=0` proposes no random cells besides."""
+    space = get_space("nb201")
+    strategy = get_strategy(
+        "petri-evolution", space, seed=0, initial=4, population=2, tournament=1,
+        generations=1, children=5, start=start, explore=explore,
+    )  # fmt: skip
+    strategy.dish = tiny_nb201_dish()
+    near = []
+    for query in range(10):
+        cell = strategy.ask()
+        if query >= 4:
+            near.append(one_edge_from_best(strategy, cell, 2))
+        strategy.tell(cell, float(sum(op == "nor_conv_3x3" for op in cell.ops)))
+    assert all(near) if local else not all(near)
+
+
 def test_petri_evolution_searches_rnn_cells():
     space = get_space("rnn")
     strategy = get_strategy(

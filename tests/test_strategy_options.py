@@ -30,6 +30,12 @@ WRONG = [
     ("area", "population_size=3", "area needs population_size >= 1 and 1 <= tournament_size"),
     ("nsga2", "population_size=1", "nsga2 needs a population of at least 2, got 1"),
     ("petri-evolution", "children=0", "petri-evolution children must be at least 1, got 0"),
+    (
+        "petri-evolution",
+        "start=top",
+        "petri-evolution start must be one of: random, best; got 'top'",
+    ),
+    ("petri-evolution", "explore=-1", "petri-evolution explore must be at least 0, got -1"),
     ("random", "population_size=5", "random takes no options; drop --strategy-option"),
 ]
 

@@ -2,8 +2,12 @@
 
 Each round refits the dish on every architecture evaluated so far (warm-started from the previous
 synthetic data), runs a small aging evolution whose fitness is the dish score, and proposes the
-top predicted architecture not yet evaluated plus one random architecture (which keeps the
+top predicted architecture not yet evaluated plus `explore` random architectures (which keep the
 labelled set from collapsing onto one region). The first `initial` proposals are random.
+
+The dish's evolution starts from `population` fresh random architectures (`start="random"`), or
+from the best `population` evaluated ones (`start="best"`), so that its proposals stay near
+verified good architectures, as regularised evolution's mutations do.
 
 With parallel workers the dish is fitted on the told values only, and refitted only when a value
 arrived since the last fit: a burst of asks reuses the fitted dish instead of refitting it on the
@@ -23,6 +27,8 @@ from nasbox.estimators.petri.motifs import MOTIF_SPACES, get_motif_space
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 
+STARTS = ("random", "best")
+
 
 class PetriEvolution(Strategy):
     name = "petri-evolution"
@@ -38,6 +44,8 @@ class PetriEvolution(Strategy):
         children: int = 20,
         refit_steps: int = 5,
         dish: str | None = None,
+        start: str = "random",
+        explore: int = 1,
     ) -> None:
         super().__init__(space, seed)
         if space.name not in MOTIF_SPACES:
@@ -54,6 +62,11 @@ class PetriEvolution(Strategy):
         check_count(generations, "petri-evolution generations", minimum=0)
         check_count(children, "petri-evolution children")
         check_count(refit_steps, "petri-evolution refit_steps")
+        check_count(explore, "petri-evolution explore", minimum=0)
+        if start not in STARTS:
+            raise NasboxError(
+                f"petri-evolution start must be one of: {', '.join(STARTS)}; got {start!r}"
+            )
         if dish is not None:
             self.dish = PetriDish.load(dish)
             if self.dish.space.name != space.name:
@@ -64,6 +77,7 @@ class PetriEvolution(Strategy):
         self.dish.config.outer_steps = refit_steps
         self.initial, self.population, self.tournament = initial, population, tournament
         self.generations, self.children = generations, children
+        self.start, self.explore = start, explore
         self._queue: list[Hashable] = []
         self._fitted_on: int | None = None  # how many values were told at the last refit
         self._fit_usable = False  # whether that refit fitted the dish
@@ -80,15 +94,24 @@ class PetriEvolution(Strategy):
             self.dish.fit([arch for arch, _ in labelled], values, progress=False)
         return self._fit_usable
 
+    def _first_members(self) -> list[Hashable]:
+        """The dish evolution's first population: random, or the best evaluated architectures."""
+        if self.start == "random":
+            return [self._unseen_sample() for _ in range(self.population)]
+        told = [item for item in self.history if math.isfinite(item[1])]
+        told.sort(key=lambda item: item[1], reverse=True)
+        return [arch for arch, _ in told[: self.population]]
+
     def _evolve(self) -> Hashable:
         """Aging evolution on dish scores; the best predicted architecture not yet proposed."""
-        members = deque(self._unseen_sample() for _ in range(self.population))
+        members = deque(self._first_members())
+        tournament = min(self.tournament, len(members))
         scores = deque(self.dish.predict(list(members)).tolist())
         candidates = dict(zip(members, scores, strict=True))
         for _ in range(self.generations):
             kids = []
             for _ in range(self.children):
-                picks = self.rng.choice(len(members), size=self.tournament, replace=False)
+                picks = self.rng.choice(len(members), size=tournament, replace=False)
                 parent = members[max(picks, key=lambda i: scores[i])]
                 kids.append(self.space.mutate(parent, self.rng))
             kid_scores = self.dish.predict(kids).tolist()
@@ -106,7 +129,9 @@ class PetriEvolution(Strategy):
             if len(self._proposed) < self.initial or not self._refit():
                 self._queue = [self._unseen_sample()]
             else:
-                top = self._evolve()
-                self._reserve(top)
-                self._queue = [top, self._unseen_sample()]
+                self._queue = [self._evolve()]
+                self._reserve(self._queue[0])
+                for _ in range(self.explore):
+                    self._queue.append(self._unseen_sample())
+                    self._reserve(self._queue[-1])
         return self._propose(self._queue.pop(0))
