@@ -7,10 +7,10 @@ Parts (`--parts`, comma-separated; each appends its rows to a CSV under measurem
   darts-v2 and enas under both against the median random cell (the table; the `--stable` cells);
 - `predictors`: held-out Spearman / Kendall of the dish and the encoding predictors (MLP,
   gradient-boosted trees) fitted on K labelled cells of the table, K in `--k`, `--seeds` seeds;
-- `search`: `petri-evolution` (as it comes, and `petri-evolution-local`: start=best, explore=0),
-  `random` and `evolution` with `--budget` ground-truth trainings each, `--seeds` seeds: the best
-  validation perplexity found (mean +- standard error), the trainings evolution needs to match
-  each petri-evolution's mean, a markdown table and an anytime plot.
+- `search`: `petri-evolution` (as it comes, and `petri-evolution-random`: start=random,
+  explore=1), `random` and `evolution` with `--budget` ground-truth trainings each, `--seeds`
+  seeds: the best validation perplexity found (mean +- standard error), the trainings evolution
+  needs to match each petri-evolution's mean, a markdown table and an anytime plot.
 
 The table comes from `nasbox petri groundtruth --space rnn` (built here if missing; `search`
 alone does not need it). Every
@@ -54,11 +54,11 @@ from nasbox.spaces.rnn import NAMED, RNNSpace
 from nasbox.strategies import get_strategy
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# The searches compared: a label, the strategy and its options. `petri-evolution-local` evolves
-# in the dish from the best verified cells and proposes no random cells after the first ones.
+# The searches compared: a label, the strategy and its options. `petri-evolution-random` is the
+# first version's loop: the dish's evolution from random cells, one random cell per round besides.
 STRATEGIES = {
     "petri-evolution": ("petri-evolution", {}),
-    "petri-evolution-local": ("petri-evolution", {"start": "best", "explore": 0}),
+    "petri-evolution-random": ("petri-evolution", {"start": "random", "explore": 1}),
     "random": ("random", {}),
     "evolution": ("evolution", {}),
 }

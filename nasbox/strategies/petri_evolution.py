@@ -2,12 +2,14 @@
 
 Each round refits the dish on every architecture evaluated so far (warm-started from the previous
 synthetic data), runs a small aging evolution whose fitness is the dish score, and proposes the
-top predicted architecture not yet evaluated plus `explore` random architectures (which keep the
-labelled set from collapsing onto one region). The first `initial` proposals are random.
+top predicted architecture not yet evaluated plus `explore` random architectures. The first
+`initial` proposals are random.
 
-The dish's evolution starts from `population` fresh random architectures (`start="random"`), or
-from the best `population` evaluated ones (`start="best"`), so that its proposals stay near
-verified good architectures, as regularised evolution's mutations do.
+The dish's evolution starts from the best `population` evaluated architectures (`start="best"`),
+so its proposals stay near verified good ones, as regularised evolution's mutations do; or from
+fresh random architectures (`start="random"`, with `explore=1` the first version's loop). On
+recurrent cells (5 seeds, 30 trainings) the default found better cells than that loop in every
+seed, and on the NAS-Bench-201 table (10 seeds) about as good ones; see the README.
 
 With parallel workers the dish is fitted on the told values only, and refitted only when a value
 arrived since the last fit: a burst of asks reuses the fitted dish instead of refitting it on the
@@ -44,8 +46,8 @@ class PetriEvolution(Strategy):
         children: int = 20,
         refit_steps: int = 5,
         dish: str | None = None,
-        start: str = "random",
-        explore: int = 1,
+        start: str = "best",
+        explore: int = 0,
     ) -> None:
         super().__init__(space, seed)
         if space.name not in MOTIF_SPACES:
