@@ -113,6 +113,51 @@ def test_resume_refuses_other_data_and_keeps_the_run_s_settings(tmp_path, tiny_n
     assert (out / "settings.json").read_bytes() == settings
 
 
+def _stop_after_epoch_one(monkeypatch, base: list[str], out) -> None:
+    """Train `base` (2 epochs) into `out` and stop with Ctrl-C right after epoch 1 is saved."""
+    import nasbox.train.trainer as trainer
+
+    saved = trainer.save_epoch
+
+    def save_then_stop(*args):
+        saved(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "save_epoch", save_then_stop)
+    assert main([*base, "--out", str(out)]) == 130
+    monkeypatch.setattr(trainer, "save_epoch", saved)
+
+
+def test_resume_refuses_other_images_of_the_same_shape(tmp_path, tiny_npz, capsys, monkeypatch):
+    """The description names the data and its shapes, not its content: the same file with other
+    images of the same shape went on training on them."""
+    base, out = _tiny_training(tiny_npz), tmp_path / "run"
+    _stop_after_epoch_one(monkeypatch, base, out)
+    capsys.readouterr()
+    kept = {name: (out / name).read_bytes() for name in ("checkpoint.pt", "history.csv")}
+    with np.load(tiny_npz) as arrays:
+        other = {key: arrays[key] for key in arrays.files}
+    other["x_train"] = 255 - other["x_train"]
+    np.savez(tiny_npz, **other)
+    assert main([*base, "--out", str(out), "--resume"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert f"trained on other data than --data npz:{tiny_npz} (same shape" in captured.err
+    assert {name: (out / name).read_bytes() for name in kept} == kept
+
+
+def test_a_checkpoint_written_before_data_digests_still_resumes(tmp_path, tiny_npz, monkeypatch):
+    import torch
+
+    base, out = _tiny_training(tiny_npz), tmp_path / "run"
+    _stop_after_epoch_one(monkeypatch, base, out)
+    state = torch.load(out / "checkpoint.pt", weights_only=False)
+    del state["data_digest"]
+    torch.save(state, out / "checkpoint.pt")
+    assert main([*base, "--out", str(out), "--resume"]) == 0
+    assert [row["epoch"] for row in _history(out)] == ["1", "2"]
+
+
 def test_training_stopped_in_its_first_epoch_starts_again_without_overwrite(
     tmp_path, tiny_npz, monkeypatch, capsys
 ):

@@ -231,10 +231,8 @@ def test_a_refused_resume_leaves_the_run_as_it_was(inputs, capsys):
     assert (inputs / "run" / "settings.json").read_text() == settings
 
 
-def test_resume_on_another_corpus_of_the_same_name_is_refused(inputs, capsys, monkeypatch):
-    """The corpus was not part of what --resume compared: a run resumed on another file of the
-    same name and vocabulary size went on training on that text."""
-    argv = [*TRAIN, "--data", "text:corpus.txt", "--steps", "2", "--epochs", "2"]
+def _stop_after_epoch_one(monkeypatch, argv: list[str]) -> None:
+    """Train `argv` (2 epochs) and stop with Ctrl-C right after epoch 1 is saved."""
     saved = language.save_epoch
 
     def save_then_stop(out, history, *rest):
@@ -244,6 +242,13 @@ def test_resume_on_another_corpus_of_the_same_name_is_refused(inputs, capsys, mo
     monkeypatch.setattr(language, "save_epoch", save_then_stop)
     assert main(argv) == 130
     monkeypatch.setattr(language, "save_epoch", saved)
+
+
+def test_resume_on_another_corpus_of_the_same_name_is_refused(inputs, capsys, monkeypatch):
+    """The corpus was not part of what --resume compared: a run resumed on another file of the
+    same name and vocabulary size went on training on that text."""
+    argv = [*TRAIN, "--data", "text:corpus.txt", "--steps", "2", "--epochs", "2"]
+    _stop_after_epoch_one(monkeypatch, argv)
     capsys.readouterr()
     (inputs / "corpus.txt").write_text(CORPUS + CORPUS)
     assert main([*argv, "--resume"]) == 2
@@ -251,6 +256,35 @@ def test_resume_on_another_corpus_of_the_same_name_is_refused(inputs, capsys, mo
     assert err.count("\n") == 1 and "other settings" in err
     assert f"corpus.txt ({len(CORPUS):,} characters, vocabulary" in err
     assert [row["epoch"] for row in _history(inputs / "run")] == ["1"]
+
+
+def test_resume_on_another_corpus_of_the_same_length_and_vocabulary_is_refused(
+    inputs, capsys, monkeypatch
+):
+    """The description names the corpus, its length and vocabulary size, not its text: the same
+    file with its lines reordered went on training on that text."""
+    argv = [*TRAIN, "--data", "text:corpus.txt", "--steps", "2", "--epochs", "2"]
+    _stop_after_epoch_one(monkeypatch, argv)
+    capsys.readouterr()
+    run = inputs / "run"
+    kept = {name: (run / name).read_bytes() for name in ("checkpoint.pt", "history.csv")}
+    (inputs / "corpus.txt").write_text("".join(reversed(CORPUS.splitlines(keepends=True))))
+    assert main([*argv, "--resume"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert "trained on other data than --data text:corpus.txt (same shape" in captured.err
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+
+
+def test_a_text_checkpoint_written_before_data_digests_still_resumes(inputs, monkeypatch):
+    argv = [*TRAIN, "--data", "text:corpus.txt", "--steps", "2", "--epochs", "2"]
+    _stop_after_epoch_one(monkeypatch, argv)
+    path = inputs / "run" / "checkpoint.pt"
+    state = torch.load(path, weights_only=False)
+    del state["data_digest"]
+    torch.save(state, path)
+    assert main([*argv, "--resume"]) == 0
+    assert [row["epoch"] for row in _history(inputs / "run")] == ["1", "2"]
 
 
 def test_a_language_model_too_large_for_memory_is_refused_before_it_is_built(inputs, capsys):

@@ -32,7 +32,7 @@ from nasbox.runs import COMMAND_RESULTS, RunFolder, write_json
 from nasbox.spaces import SPACES, get_space
 from nasbox.train import TrainConfig, train
 from nasbox.train.language import LanguageConfig, train_language_model
-from nasbox.train.trainer import check_same_settings, load_checkpoint
+from nasbox.train.trainer import check_same_settings, data_digest, load_checkpoint
 
 # Files that mean "a run trained here before": refused unless --resume or --overwrite.
 RESULTS = COMMAND_RESULTS["train"]
@@ -335,7 +335,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     prepare = _text_training if space.modality == "text" else _image_training
     training = prepare(args, space, arch)
     if state is not None:
-        check_same_settings(state, checkpoint, training.used["used"], training.description)
+        check_same_settings(
+            state,
+            checkpoint,
+            training.used["used"],
+            training.description,
+            data_digest(training.data),
+            f"--data {args.data}",
+        )
         del state  # the trainer reads it again; its weights need not stay in memory meanwhile
     print(f"{training.announce}; results in {out}/")
     with folder:

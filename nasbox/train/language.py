@@ -31,6 +31,7 @@ from nasbox.data.text import TextData, batchify, bptt_chunks
 from nasbox.train.trainer import (
     check_shared_settings,
     checkpoint_state,
+    data_digest,
     restore,
     resumed_state,
     save_epoch,
@@ -128,7 +129,8 @@ def train_language_model(
     """
     config.check()
     data.check_batch(config.batch_size, config.bptt)
-    state = resumed_state(out, resume, asdict(config), description)
+    digest = data_digest(data)
+    state = resumed_state(out, resume, asdict(config), description, digest, data.name)
     torch.manual_seed(config.seed)
     stream = batchify(data.train, config.batch_size)
     chunks = math.ceil((len(stream) - 1) / config.bptt)
@@ -185,7 +187,14 @@ def train_language_model(
         history.append(row)
         if out is not None:
             saved = checkpoint_state(
-                network, optimizer, schedule, None, history, asdict(config), description
+                network,
+                optimizer,
+                schedule,
+                None,
+                history,
+                asdict(config),
+                description,
+                digest,
             )
             save_epoch(out, history, saved, history_columns(data), PANELS)
         if progress:

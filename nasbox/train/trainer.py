@@ -7,12 +7,14 @@ redrawn and `checkpoint.pt` is written, so an interrupted run resumes from its l
 """
 
 import csv
+import hashlib
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,6 +22,7 @@ from tqdm.auto import tqdm
 
 from nasbox.checks import check_count, check_number, check_seed
 from nasbox.data import ImageData
+from nasbox.data.text import TextData
 from nasbox.errors import NasboxError, error_reason
 from nasbox.train.drop_path import ScheduledDropPath
 
@@ -188,7 +191,17 @@ CHECKPOINT_KEYS = (
     "history",
     "config",
     "description",
-)
+)  # and "data_digest" (`data_digest`), which checkpoints written before it lack
+
+
+def data_digest(data: ImageData | TextData) -> str:
+    """A short digest of the training split's content: other data of the same name and shapes
+    fits the checkpoint and passes the description, and resuming on it would train on it."""
+    arrays = (data.x_train, data.y_train) if isinstance(data, ImageData) else (data.train,)
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array))
+    return digest.hexdigest()[:16]
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -217,22 +230,28 @@ class NonFiniteLoss(NasboxError):
     """Training diverged; the last good checkpoint (if any) is left as it was."""
 
 
-def resumed_state(out: Path | None, resume: bool, config: dict, description: str) -> dict | None:
+def resumed_state(
+    out: Path | None, resume: bool, config: dict, description: str, digest: str, data: str
+) -> dict | None:
     """The checkpoint in `out` to continue from (None without `resume`); it must have been
-    written with the same `config` (a dict) and `description`."""
+    written with the same `config` (a dict) and `description`, on data of the same `digest`
+    (`data` names it)."""
     if not resume:
         return None
     if out is None:
         raise NasboxError("resuming needs the folder that holds checkpoint.pt")
     path = out / "checkpoint.pt"
     state = load_checkpoint(path)
-    check_same_settings(state, path, config, description)
+    check_same_settings(state, path, config, description, digest, data)
     return state
 
 
-def check_same_settings(state: dict, path: Path, config: dict, description: str) -> None:
-    """Refuse to continue checkpoint `state` (read from `path`) with another `config` (a dict)
-    or network `description`."""
+def check_same_settings(
+    state: dict, path: Path, config: dict, description: str, digest: str, data: str
+) -> None:
+    """Refuse to continue checkpoint `state` (read from `path`) with another `config` (a dict),
+    network `description` or training data: `digest` (`data_digest`) of what `data` names.
+    A checkpoint without a digest (written before they were stored) resumes as it did."""
     if state["config"] != config or state["description"] != description:
         stored = state["config"]
         changed = [
@@ -245,6 +264,11 @@ def check_same_settings(state: dict, path: Path, config: dict, description: str)
         raise NasboxError(
             f"{path} was written with other settings ({'; '.join(changed)}); "
             "use a new --out folder or the same options"
+        )
+    if state.get("data_digest", digest) != digest:
+        raise NasboxError(
+            f"{path} was trained on other data than {data} (same shape, other content); pass "
+            "the data it was trained on, or start again with --overwrite or a new --out"
         )
 
 
@@ -270,9 +294,17 @@ def restore(
 
 
 def checkpoint_state(
-    network: nn.Module, optimizer, schedule, generator, history, config: dict, description: str
+    network: nn.Module,
+    optimizer,
+    schedule,
+    generator,
+    history,
+    config: dict,
+    description: str,
+    digest: str,
 ) -> dict:
-    """What `checkpoint.pt` holds (`CHECKPOINT_KEYS`) after an epoch."""
+    """What `checkpoint.pt` holds (`CHECKPOINT_KEYS` and the training data's `digest`) after an
+    epoch."""
     return {
         "network": network.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -282,6 +314,7 @@ def checkpoint_state(
         "history": history,
         "config": config,
         "description": description,
+        "data_digest": digest,
     }
 
 
@@ -306,7 +339,10 @@ def train(
     config = config.for_data(data)
     if data.x_test is None:
         raise NasboxError(f"data set {data.name!r} has no test split; training needs one")
-    state = resumed_state(out, resume, asdict(config), description)
+    digest = data_digest(data)
+    state = resumed_state(
+        out, resume, asdict(config), description, digest, f"data set {data.name!r}"
+    )
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     train_x, train_y = data.normalize(data.x_train), torch.from_numpy(data.y_train).long()
@@ -374,7 +410,14 @@ def train(
         )
         if out is not None:
             saved = checkpoint_state(
-                network, optimizer, schedule, generator, history, asdict(config), description
+                network,
+                optimizer,
+                schedule,
+                generator,
+                history,
+                asdict(config),
+                description,
+                digest,
             )
             save_epoch(out, history, saved)
         if progress:
