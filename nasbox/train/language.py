@@ -129,7 +129,7 @@ def train_language_model(
     """
     config.check()
     data.check_batch(config.batch_size, config.bptt)
-    digest = data_digest(data)
+    digest = data_digest(data) if out is not None else ""  # only checkpoints keep it
     state = resumed_state(out, resume, asdict(config), description, digest, data.name)
     torch.manual_seed(config.seed)
     stream = batchify(data.train, config.batch_size)

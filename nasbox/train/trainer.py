@@ -339,7 +339,7 @@ def train(
     config = config.for_data(data)
     if data.x_test is None:
         raise NasboxError(f"data set {data.name!r} has no test split; training needs one")
-    digest = data_digest(data)
+    digest = data_digest(data) if out is not None else ""  # only checkpoints keep it
     state = resumed_state(
         out, resume, asdict(config), description, digest, f"data set {data.name!r}"
     )
