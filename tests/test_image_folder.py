@@ -190,6 +190,24 @@ def test_large_images_kept_at_their_size_get_a_note(tmp_path, capsys):
     assert "keep their" not in capsys.readouterr().err
 
 
+def test_images_too_large_for_memory_are_refused_before_decoding(tmp_path, monkeypatch):
+    """A folder of photos kept at full size filled the memory while decoding, and the process
+    was killed without a word; the headers alone tell the size."""
+    import nasbox.cpu
+
+    large = flat_folder(tmp_path / "large", classes=("a", "b"), per_class=2, size=(300, 257))
+    monkeypatch.setattr(nasbox.cpu, "available_memory", lambda: 2**19)
+    with pytest.raises(NasboxError) as refused:
+        load_folder(large)
+    assert str(refused.value) == (
+        f"{large}: 4 images of 257x300 pixels need 0.0 GiB, and 0.0 GiB of memory is available; "
+        "pass --image-size 32 (or another size) to resize them as they are read"
+    )
+    with pytest.raises(NasboxError, match="pass a smaller --image-size to resize"):
+        load_folder(large, image_size=256)
+    assert load_folder(large, image_size=32).image_size == (32, 32)
+
+
 def test_image_size_resizes_folders_and_is_refused_elsewhere(tmp_path, tiny_npz):
     root = flat_folder(tmp_path / "pets")
     assert load_data(f"folder:{root}", image_size=16).image_size == (16, 16)

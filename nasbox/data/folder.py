@@ -11,6 +11,7 @@ a changed folder is decoded again.
 import contextlib
 import hashlib
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -344,7 +345,9 @@ def _decode_files(
     else:
         size = sizes.pop() if len(sizes) == 1 else (MIXED_SIZES_SIDE, MIXED_SIZES_SIDE)
     gray = bool(headers) and all(is_gray for _, is_gray in headers.values())
-    pixels = np.zeros((len(rows), 1 if gray else 3, *size), dtype=np.uint8)
+    shape = (len(rows), 1 if gray else 3, *size)
+    _check_fits_memory(root, shape, image_size)
+    pixels = np.zeros(shape, dtype=np.uint8)
     filled = np.zeros(len(rows), dtype=bool)
 
     def decode(row: int) -> None:
@@ -362,6 +365,27 @@ def _decode_files(
         for index, reason in sorted(problems.items())
     ]
     return _Decoded(pixels if filled.all() else pixels[filled], readable, listed)
+
+
+def _check_fits_memory(root: Path, shape: tuple[int, ...], image_size: int | None) -> None:
+    """Refuse, from the headers alone, pixels that would not fit in memory: a folder of large
+    photos kept at full size filled it while decoding and got the process killed."""
+    from nasbox.cpu import available_memory
+
+    needed, available = math.prod(shape), available_memory()
+    if available is None or needed <= available:
+        return
+    count, _, height, width = shape
+    fix = (
+        "a smaller --image-size"
+        if image_size is not None
+        else f"--image-size {MIXED_SIZES_SIDE} (or another size)"
+    )
+    raise NasboxError(
+        f"{root}: {count:,} images of {height}x{width} pixels need {needed / 2**30:,.1f} GiB, and "
+        f"{available / 2**30:,.1f} GiB of memory is available; pass {fix} to resize them as they "
+        "are read"
+    )
 
 
 def _held_out(labels: np.ndarray, seed: int) -> np.ndarray:
