@@ -52,13 +52,14 @@ from nasbox.estimators.petri.rnn_groundtruth import (
 )
 from nasbox.spaces.rnn import NAMED, RNNSpace
 from nasbox.strategies import get_strategy
+from nasbox.strategies.petri_evolution import FIRST_LOOP
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The searches compared: a label, the strategy and its options. `petri-evolution-random` is the
 # first version's loop: the dish's evolution from random cells, one random cell per round besides.
 STRATEGIES = {
     "petri-evolution": ("petri-evolution", {}),
-    "petri-evolution-random": ("petri-evolution", {"start": "random", "explore": 1}),
+    "petri-evolution-random": ("petri-evolution", FIRST_LOOP),
     "random": ("random", {}),
     "evolution": ("evolution", {}),
 }
@@ -270,10 +271,10 @@ def summarise_search(runs: dict[tuple[str, int], list[float]], budget: int) -> N
         best = stacked[:, -1]
         error = best.std(ddof=1) / math.sqrt(len(best)) if len(best) > 1 else math.nan
         print(f"| {name} | {len(best)} | {best.mean():.3f} +- {error:.3f} |")
-    for petri in [name for name in curves if name.startswith("petri") and "evolution" in curves]:
+    petris = [name for name in curves if name.startswith("petri")] if "evolution" in curves else []
+    for petri in petris:
         target = curves[petri][:, -1].mean()
-        mean_curve = curves["evolution"].mean(axis=0)
-        reached = np.flatnonzero(mean_curve <= target)
+        reached = np.flatnonzero(curves["evolution"].mean(axis=0) <= target)
         needed = f"{reached[0] + 1}" if len(reached) else f"more than {budget}"
         print(f"evolution's mean best reaches {petri}'s {target:.3f} after {needed} trainings")
     figure, axis = plt.subplots(figsize=(6, 4))

@@ -21,11 +21,12 @@ import torch
 from nasbox.runs import run_search
 from nasbox.spaces import get_space
 from nasbox.strategies import get_strategy
+from nasbox.strategies.petri_evolution import FIRST_LOOP
 
 # A label, the strategy and its options; petri-evolution-random is the first version's loop.
 STRATEGIES = {
     "petri-evolution": ("petri-evolution", {}),
-    "petri-evolution-random": ("petri-evolution", {"start": "random", "explore": 1}),
+    "petri-evolution-random": ("petri-evolution", FIRST_LOOP),
     "evolution": ("evolution", {}),
 }
 

@@ -17,6 +17,7 @@ from nasbox.estimators.petri.dish import DishConfig, PetriDish
 from nasbox.estimators.petri.motifs import get_motif_space
 from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES, get_strategy
+from nasbox.strategies.petri_evolution import FIRST_LOOP
 
 NB201 = get_space("nb201")
 NAMES = STRATEGIES.names()
@@ -104,7 +105,7 @@ STRICT_DIGESTS = {
 
 
 # The defaults of that commit, where they have changed since.
-RECORDED_OPTIONS = {"petri-evolution": {"start": "random", "explore": 1}}
+RECORDED_OPTIONS = {"petri-evolution": FIRST_LOOP}
 
 
 @pytest.mark.parametrize(("name", "seed"), sorted(STRICT_DIGESTS))

@@ -30,6 +30,8 @@ from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 
 STARTS = ("random", "best")
+# The options of the first version's loop (its defaults), for comparing against it.
+FIRST_LOOP = {"start": "random", "explore": 1}
 
 
 class PetriEvolution(Strategy):
