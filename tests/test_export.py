@@ -2,6 +2,7 @@
 a trained checkpoint exports its trained weights, and bad input is one line with exit status 2."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -209,6 +210,24 @@ def test_a_checkpoint_of_another_network_is_refused(trained_run, tmp_path, capsy
     assert main([*checkpoint, "--in-channels", "3"]) == 2
     assert "does not fit the network" in one_error_line(capsys)
     assert not Path(out).exists()
+
+
+@pytest.mark.parametrize("name", ["checkpoint.pt", "settings.json", "history.csv"])
+def test_an_out_in_place_of_the_runs_files_is_refused_even_with_overwrite(
+    name, trained_run, tmp_path, capsys
+):
+    """`--out RUN/checkpoint.pt --overwrite` replaced the trained weights with the export: the
+    run could neither be resumed nor exported again."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = (run / name).read_bytes()
+    args = ["export", "--checkpoint", str(run), "--format", "torchscript", "--overwrite"]
+    assert main([*args, "--out", str(run / name)]) == 2
+    assert f"is the same file as {'--checkpoint' if name == 'checkpoint.pt' else 'the run'}" in (
+        one_error_line(capsys)
+    )
+    assert (run / name).read_bytes() == before
+    assert main([*args, "--out", str(run / "net.pt")]) == 0  # beside them is fine
 
 
 def test_a_corrupt_checkpoint_is_one_line(tmp_path, capsys):

@@ -12,6 +12,7 @@ from nasbox.cli.common import (
     add_overwrite_option,
     add_seed_option,
     add_space_option,
+    check_not_an_input,
     check_output_file,
     network_options,
     read_arch,
@@ -28,6 +29,7 @@ from nasbox.export import (
     export_network,
     require_onnx,
 )
+from nasbox.runs import COMMAND_RESULTS
 from nasbox.spaces import get_space
 
 MAX_CHECK_SIDE = 1024
@@ -46,6 +48,17 @@ def _adopt_run_settings(args: argparse.Namespace, checkpoint: Checkpoint) -> Non
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+
+
+def _check_not_the_run(out: Path, checkpoint: Checkpoint) -> None:
+    """Refuse, even with --overwrite, an --out that is one of the run folder's files: writing
+    over checkpoint.pt replaced the trained weights (and settings.json the record export and
+    --resume read) with the exported network, and the training could not be resumed."""
+    run_files = {"--checkpoint": checkpoint.path}
+    run_files |= {
+        f"the run's {name}": checkpoint.path.parent / name for name in COMMAND_RESULTS["train"]
+    }
+    check_not_an_input(out, run_files)
 
 
 def _file_size(size: int) -> str:
@@ -76,6 +89,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     checkpoint = Checkpoint.read(Path(args.checkpoint)) if args.checkpoint else None
     if checkpoint is not None:
+        _check_not_the_run(out, checkpoint)
         _adopt_run_settings(args, checkpoint)
     space_name = args.space or DEFAULT_SPACE
     space = get_space(space_name)
