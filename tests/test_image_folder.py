@@ -87,6 +87,23 @@ def test_linked_folders_are_followed_like_linked_files_and_each_read_once(tmp_pa
     assert np.bincount(labels).tolist() == [6, 6]  # "again" and "loop" add nothing twice
 
 
+def test_links_to_the_data_sets_own_folders_add_nothing(tmp_path):
+    """`cat/up -> ..` read every dog image a second time, labelled cat, and a training class's
+    link to the test split put the test images into training."""
+    root = flat_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=5)
+    (root / "cat" / "up").symlink_to("..", target_is_directory=True)
+    (root / "cat" / "dogs").symlink_to(root / "dog", target_is_directory=True)
+    data = load_folder(root)
+    labels = np.concatenate([data.y_train, data.y_test])
+    assert np.bincount(labels).tolist() == [5, 5]
+    split = flat_folder(tmp_path / "split" / "train", classes=("cat", "dog"), per_class=5)
+    flat_folder(split.parent / "test", classes=("cat", "dog"), per_class=2)
+    (split / "cat" / "tests").symlink_to(split.parent / "test", target_is_directory=True)
+    data = load_folder(split.parent)
+    assert np.bincount(data.y_train).tolist() == [5, 5]
+    assert np.bincount(data.y_test).tolist() == [2, 2]
+
+
 def test_images_smaller_than_the_networks_take_are_refused_unless_resized(tmp_path):
     """1x1 images were kept at their size, and every score on them meant nothing."""
     root = flat_folder(tmp_path / "dots", classes=("a", "b"), per_class=3, size=(1, 1))

@@ -119,14 +119,15 @@ def _class_folders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p))
 
 
-def _images_under(folder: Path) -> list[Path]:
+def _images_under(folder: Path, skip: frozenset[tuple[int, int]] = frozenset()) -> list[Path]:
     """Image files anywhere under `folder`, sorted; hidden files and folders are skipped.
 
     Linked folders are followed, as linked files are read; each folder is read once, so a link
-    back up the tree (or a second link to one folder) adds nothing twice and ends.
+    back up the tree (or a second link to one folder) adds nothing twice and ends. Links to the
+    folders of `skip` (`_identity`) add nothing either.
     """
     found = []
-    seen = {_identity(folder)}
+    seen = {_identity(folder), *skip}
     for parent, folders, names in os.walk(folder, followlinks=True):
         folders[:] = [
             name
@@ -175,10 +176,15 @@ def _list_images(root: Path) -> tuple[list[_ImageFile], list[str]]:
             )
         train, test = root, None
     class_folders = _class_folders(train)
+    test_folders = _class_folders(test) if test is not None else []
+    # A link inside a class folder to the data set's own folders (`..`, the root, another
+    # class) read every image there as this class's, the other classes' and the test split's.
+    splits = [train] if test is None else [train, test]
+    own = frozenset(map(_identity, [root, *splits, *class_folders, *test_folders]))
     files = [
         _ImageFile(path, folder.name, False)
         for folder in class_folders
-        for path in _images_under(folder)
+        for path in _images_under(folder, own)
     ]
     if not files:
         loose = len(_images_under(train)) if not class_folders else 0
@@ -194,14 +200,13 @@ def _list_images(root: Path) -> tuple[list[_ImageFile], list[str]]:
             f"needs at least 2 classes, each in its own folder {train}/<class>/"
         )
     classes = [folder.name for folder in class_folders]
-    if test is not None:
-        for folder in _class_folders(test):
-            if folder.name not in classes:
-                raise NasboxError(
-                    f"{folder}: {train} has no class folder {folder.name!r}; the test classes "
-                    "must be training classes (same folder names)"
-                )
-            files += [_ImageFile(path, folder.name, True) for path in _images_under(folder)]
+    for folder in test_folders:
+        if folder.name not in classes:
+            raise NasboxError(
+                f"{folder}: {train} has no class folder {folder.name!r}; the test classes "
+                "must be training classes (same folder names)"
+            )
+        files += [_ImageFile(path, folder.name, True) for path in _images_under(folder, own)]
     return files, classes
 
 
