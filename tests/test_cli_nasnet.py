@@ -1,5 +1,8 @@
 import csv
 import json
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -92,6 +95,48 @@ def test_training_stopped_while_saving_an_epoch_resumes(tmp_path, tiny_npz, monk
     monkeypatch.setattr(plotting, "new_figure", new_figure)
     assert main([*base, "--out", str(stopped), "--resume"]) == 0
     assert _history(stopped) == _history(tmp_path / "straight")
+
+
+# A `nasbox train` process that SIGKILLs itself as it starts writing history.csv for the
+# second time: after the checkpoint of epoch 2, before that epoch's history.csv and history.png.
+KILLED_WRITING_HISTORY = """
+import csv, os, signal, sys
+
+from nasbox.cli import main
+
+
+class KilledWhileWriting(csv.DictWriter):
+    calls = 0
+
+    def __init__(self, *args, **kwargs):
+        KilledWhileWriting.calls += 1
+        if KilledWhileWriting.calls == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        super().__init__(*args, **kwargs)
+
+
+csv.DictWriter = KilledWhileWriting
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_after_its_last_checkpoint_gets_its_history_on_resume(tmp_path, tiny_npz):
+    """Killed between the last epoch's checkpoint and its history: --resume had nothing left to
+    train, said "history in history.csv", and history.csv and history.png lacked that epoch."""
+    base = _tiny_training(tiny_npz)
+    assert main([*base, "--out", str(tmp_path / "straight")]) == 0
+    killed = tmp_path / "killed"
+    process = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITING_HISTORY, *base, "--out", str(killed)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert process.returncode == -signal.SIGKILL, process.stderr
+    assert len(_history(killed)) == 1
+    plot = (killed / "history.png").read_bytes()
+    assert main([*base, "--out", str(killed), "--resume"]) == 0
+    assert _history(killed) == _history(tmp_path / "straight")
+    assert (killed / "history.png").read_bytes() != plot  # redrawn with epoch 2
 
 
 def test_resume_refuses_other_data_and_keeps_the_run_s_settings(tmp_path, tiny_npz, capsys):

@@ -35,6 +35,7 @@ from nasbox.train.trainer import (
     restore,
     resumed_state,
     save_epoch,
+    save_history,
     stop_diverged,
 )
 
@@ -142,6 +143,7 @@ def train_language_model(
     history: list[dict] = []
     if state is not None:
         history = restore(state, out, network, optimizer, schedule, None)
+        save_history(out, history, history_columns(data), PANELS)
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
         network.train()

@@ -155,11 +155,25 @@ def save_epoch(
 ) -> None:
     """checkpoint.pt, history.csv (`columns`) and history.png (`panels`), each replaced in one
     rename. The checkpoint first: a run stopped between the files can always be resumed, and
-    resuming rewrites the other two from the checkpoint's history."""
+    resuming rewrites the other two from the checkpoint's history (`save_history`)."""
     from nasbox.runs.folder import replaced_atomically  # nasbox.runs imports the strategies
 
     with replaced_atomically(out / "checkpoint.pt") as temporary:
         torch.save(checkpoint, temporary)
+    save_history(out, history, columns, panels)
+
+
+def save_history(
+    out: Path,
+    history: list[dict],
+    columns: Sequence[str] = HISTORY_COLUMNS,
+    panels: Sequence[tuple[str, Sequence[tuple[str, str]]]] = IMAGE_PANELS,
+) -> None:
+    """history.csv and history.png of `history`, each replaced in one rename. A resumed run
+    writes them first: one stopped after its last epoch's checkpoint, before these, had nothing
+    left to train, and its history.csv lacked that epoch (history.png was missing) for good."""
+    from nasbox.runs.folder import replaced_atomically
+
     with (
         replaced_atomically(out / "history.csv") as temporary,
         temporary.open("w", newline="") as handle,
@@ -360,6 +374,7 @@ def train(
     history: list[dict] = []
     if state is not None:
         history = restore(state, out, network, optimizer, schedule, generator)
+        save_history(out, history)
     for epoch in range(len(history) + 1, config.epochs + 1):
         started = time.perf_counter()
         network.train()
