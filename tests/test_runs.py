@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from nasbox.cli import main
+from nasbox.errors import NasboxError
 from nasbox.runs import RunStore
 
 FAULTY_ESTIMATOR = '''
@@ -436,6 +437,28 @@ def test_runs_list_and_show_leave_an_empty_file_empty(tmp_path, capsys):
     assert main(["runs", "show", "first", "--storage", str(empty)]) == 2
     assert "an empty database, without runs" in capsys.readouterr().err
     assert empty.stat().st_size == 0
+
+
+def test_a_run_whose_database_is_gone_is_one_line_and_no_empty_database_is_made(tmp_path, capsys):
+    """A run folder's summary names its database; moved away, opening it made an empty database
+    in its place and said the run was not in it."""
+    shared, folder = tmp_path / "all.db", tmp_path / "run"
+    search = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
+    assert main([*search, "--out", str(folder), "--storage", str(shared)]) == 0
+    shared.rename(tmp_path / "moved.db")
+    capsys.readouterr()
+    for args in (
+        ["runs", "show", str(folder)],
+        ["runs", "export", str(folder), "--out", str(tmp_path / "t.csv")],
+        ["search", "--resume", str(folder), "--quiet"],
+    ):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"the run's database {shared} is missing" in err[0], err
+        assert not shared.exists(), args
+    with pytest.raises(NasboxError, match="no such database file"):
+        RunStore(shared, create=False)
+    assert not shared.exists()
 
 
 def test_runs_list_skips_an_unreadable_database_with_a_warning(tmp_path, capsys):

@@ -122,6 +122,8 @@ class RunStore:
         self.path = Path(path)
         if self.path.is_dir():
             raise NasboxError(f"--storage {self.path} is a folder; give a database file")
+        if not create and not self.path.exists():  # sqlite would make an empty file there
+            raise NasboxError(f"{self.path}: no such database file")
         try:
             self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
@@ -413,12 +415,24 @@ def _run_in_folder(folder: Path, option: str) -> tuple[Path, str]:
     if summary_file.is_file():
         try:
             summary = json.loads(summary_file.read_text())
-            return folder / summary["storage"], summary["run"]
+            database, name = folder / summary["storage"], summary["run"]
         except (ValueError, KeyError, TypeError, OSError):
             raise NasboxError(f"{summary_file}: not a nasbox search summary") from None
+        _check_run_database(database, folder, option)
+        return database, name
     if (folder / DATABASE).is_file():
         with RunStore(folder / DATABASE, create=False) as store:
             runs = store.runs()
         if len(runs) == 1:
             return folder / DATABASE, runs[0].name
     raise NasboxError(f"{option} {folder}: the folder holds no nasbox search run")
+
+
+def _check_run_database(database: Path, folder: Path, option: str) -> None:
+    """The database a run folder's summary names must still be there: opening a missing one
+    would make an empty database in its place and report the run as absent from it."""
+    if not database.exists():
+        raise NasboxError(
+            f"{option} {folder}: the run's database {database} is missing (moved or deleted); "
+            "put it back there to use this run"
+        )
