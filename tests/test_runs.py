@@ -16,6 +16,7 @@ import torch
 
 from nasbox.cli import main
 from nasbox.errors import NasboxError
+from nasbox.estimators.petri import DishConfig, PetriDish, get_motif_space
 from nasbox.runs import RunStore
 
 FAULTY_ESTIMATOR = '''
@@ -748,3 +749,23 @@ def test_a_resume_from_another_folder_reads_the_run_s_own_data(tmp_path, tiny_np
         return [row["value"] for row in csv.DictReader((folder / "trials.csv").open())]
 
     assert values(tmp_path / "run") == values(tmp_path / "straight")
+
+
+def test_a_resume_from_another_folder_reads_the_run_s_own_dish(tmp_path, monkeypatch):
+    """A relative `--strategy-option dish=FILE` is stored absolute, as --data is: resumed beside
+    another dish of the same name, petri-evolution went on with that dish without a word."""
+    motifs = get_motif_space("nb201", channels=2, image_size=4)
+    config = DishConfig(samples=4, inner_steps=2, outer_steps=2, batch=4)
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    for seed, folder in enumerate((here, elsewhere)):
+        folder.mkdir()
+        PetriDish(motifs, config, seed=seed).save(folder / "dish.pt")
+    options = ["dish=dish.pt", "initial=2", "refit_steps=1", "generations=1", "children=4"]
+    search = ["search", "--strategy", "petri-evolution", "--estimator", "params", "--quiet"]
+    search += [f"--strategy-option={option}" for option in options]
+    monkeypatch.chdir(here)
+    assert main([*search, "--samples", "3", "--out", str(tmp_path / "straight")]) == 0
+    assert main([*search, "--samples", "2", "--out", str(tmp_path / "run")]) == 0  # no dish yet
+    monkeypatch.chdir(elsewhere)
+    assert main(["search", "--resume", str(tmp_path / "run"), "--samples", "3", "--quiet"]) == 0
+    assert rows(tmp_path / "run") == rows(tmp_path / "straight")

@@ -97,17 +97,29 @@ BEFORE_OPTION = {"precision": "fp32"}
 
 # Settings that name files: stored absolute, so that a run resumed from another folder reads the
 # same files, not same-named ones found there.
-PATH_SETTINGS = ("data", "data_dir", "benchmark")
+PATH_SETTINGS = ("data", "data_dir", "benchmark", "strategy_options")
+# Strategy options that name a file (petri-evolution's dish), made absolute for the same reason.
+PATH_STRATEGY_OPTIONS = ("dish",)
 
 
 def _absolute(key: str, value):
     """`value` of setting `key` with its path made absolute (`--data KIND:PATH`'s PATH part)."""
     if key not in PATH_SETTINGS or not value:
         return value
+    if key == "strategy_options":
+        return [_absolute_option(pair) for pair in value]
     if key != "data":
         return os.path.abspath(value)
     kind, colon, path = value.partition(":")
     return f"{kind}:{os.path.abspath(path)}" if colon and path.strip() else value
+
+
+def _absolute_option(pair: str) -> str:
+    """`--strategy-option KEY=PATH` with PATH made absolute where KEY names a file."""
+    key, equals, path = pair.partition("=")
+    if key not in PATH_STRATEGY_OPTIONS or not equals or not path.strip():
+        return pair
+    return f"{key}={os.path.abspath(path)}"
 
 
 def _check_inputs(args: argparse.Namespace) -> None:
