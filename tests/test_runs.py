@@ -462,6 +462,21 @@ def test_a_run_whose_database_is_gone_is_one_line_and_no_empty_database_is_made(
     assert not shared.exists()
 
 
+def test_runs_list_finds_the_runs_of_a_storage_file_its_run_folders_name(tmp_path, capsys):
+    """Runs kept in a --storage file (in the folder or outside it) are found through their run
+    folders' summaries; `runs list FOLDER` said there were none."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    search = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
+    assert main([*search, "--out", str(runs / "a"), "--storage", str(runs / "all.db")]) == 0
+    assert main([*search, "--out", str(runs / "b"), "--storage", str(tmp_path / "x.db")]) == 0
+    assert main([*search, "--out", str(runs / "c")]) == 0
+    capsys.readouterr()
+    assert main(["runs", "list", str(runs)]) == 0
+    listed = [line.split()[:2] for line in capsys.readouterr().out.splitlines()[1:]]
+    assert sorted(listed) == [["a", "complete"], ["b", "complete"], ["c", "complete"]]
+
+
 def test_runs_list_skips_an_unreadable_database_with_a_warning(tmp_path, capsys):
     args = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "r1")]) == 0

@@ -1,6 +1,7 @@
 """`nasbox runs list | show | export`: what the experiment store holds."""
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -37,7 +38,21 @@ def _databases(path: Path) -> list[Path]:
         raise NasboxError(f"{path}: no such database file or folder")
     if not os.access(path, os.R_OK | os.X_OK):
         raise NasboxError(f"{path}: cannot read the folder (permission denied)")
-    return sorted(path.glob(DATABASE)) + sorted(path.glob(f"*/{DATABASE}"))
+    found = sorted(path.glob(DATABASE)) + sorted(path.glob(f"*/{DATABASE}"))
+    summaries = sorted(path.glob("summary.json")) + sorted(path.glob("*/summary.json"))
+    found += [database for summary in summaries if (database := _named_database(summary))]
+    unique = {database.resolve(): database for database in reversed(found)}
+    return [database for database in found if unique[database.resolve()] is database]
+
+
+def _named_database(summary: Path) -> Path | None:
+    """The database a run folder's summary names: a `--storage` file beside or outside the run
+    folders holds their runs too. None for a summary that names none that exists."""
+    try:
+        database = summary.parent / json.loads(summary.read_text())["storage"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+    return database if database.is_file() else None
 
 
 def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
@@ -229,7 +244,8 @@ def add_parser(commands) -> None:
     listing = actions.add_parser(
         "list",
         help="every run: status, trials done and failed, best",
-        description="List every run in a database file, or in the run folders under a folder. "
+        description="List every run in a database file, or in the run folders under a folder "
+        "(their nasbox.db, or the --storage file their summary.json names). "
         "Under a folder, a database that cannot be read is named on a warning line and skipped; "
         "the exit status is 0 when any run is listed and 2 when every database is unreadable.",
         formatter_class=formatter,
