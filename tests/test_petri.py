@@ -505,6 +505,23 @@ def test_rnn_groundtruth_takes_a_table_without_settings_as_made_with_this_run(tm
     assert len(list(csv.DictReader(truth.open()))) == 2 and Path(f"{truth}.json").is_file()
 
 
+@pytest.mark.parametrize("line_end", [b"\r\n", b"\n"])
+def test_rnn_groundtruth_continues_a_table_whose_last_line_end_was_removed(tmp_path, line_end):
+    """A table saved without its final line end (an editor, after deleting a bad row as the
+    error says) got the next cell's row glued onto its last one: that cell was lost, and the
+    table had a 5-field row that `petri fit` refused."""
+    command, truth = tiny_rnn_truth(tmp_path)
+    assert main([*command, "--count", "2"]) == 0
+    table = truth.read_bytes()
+    truth.write_bytes(table.replace(b"\r\n", line_end).removesuffix(line_end))
+    assert main([*command, "--count", "3"]) == 0
+    rows = list(csv.reader(truth.open(newline="")))
+    assert [len(row) for row in rows] == [3] * 4
+    assert load_labels(truth, get_motif_space("rnn"), "valid_ppl").motifs == [
+        get_motif_space("rnn").parse(row[0]) for row in rows[1:]
+    ]
+
+
 def nasbox_process(command: list[str]) -> subprocess.Popen:
     """A real `nasbox` process, which a signal reaches as a user's `kill` does."""
     return subprocess.Popen(

@@ -229,6 +229,13 @@ def read_table(path: Path) -> dict[str, float]:
     return table
 
 
+def _last_line_unterminated(path: Path) -> bool:
+    """Whether the file's last line lacks its line end, as after an edit that dropped it."""
+    with path.open("rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1) not in b"\r\n"
+
+
 def settings_file(table: Path) -> Path:
     """Where a table's settings are recorded: TABLE.json beside it."""
     return table.with_name(table.name + ".json")
@@ -303,11 +310,14 @@ def rnn_groundtruth(
     write_json(settings_file(out), settings)
     # an empty file is a run killed before its header was written: start it afresh
     fresh = overwrite or not out.is_file() or out.stat().st_size == 0
+    unterminated = not fresh and _last_line_unterminated(out)
     with out.open("w" if overwrite else "a", newline="") as handle:
         writer = csv.writer(handle)
         if fresh:
             writer.writerow(COLUMNS)
             handle.flush()
+        elif unterminated:
+            handle.write("\r\n")  # else the first new row would continue the table's last one
         bar = tqdm(total=len(todo), desc="rnn cells", unit="cell", disable=not progress)
         for cell, value, seconds in train_cells(todo, corpus, protocol, workers):
             writer.writerow([cell, repr(value), f"{seconds:.1f}"])
