@@ -327,6 +327,20 @@ def test_outputs_never_replace_an_input_even_with_overwrite(tmp_path, capsys):
         assert replaced.read_bytes() == before
 
 
+@pytest.mark.parametrize("slope", ["1e300", "-4e38"])
+def test_evaluate_refuses_a_slope_too_large_for_float32(tmp_path, capsys, slope):
+    """A held-out slope beyond float32 ended in a traceback from scikit-learn's trees."""
+    dish = tiny_slope_dish()
+    dish.fit(SLOPES[:3], [1.0, 3.0, 2.0], progress=False)
+    dish_file = str(dish.save(tmp_path / "dish.pt"))
+    labels = write_labels(tmp_path / "slopes.csv", [*([s, s] for s in SLOPES), [slope, 2.5]])
+    assert main(["petri", "evaluate", dish_file, "--labels", str(labels), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "slopes.csv, line 8: a slope motif must be at most 3.4e+38 in size" in err
+    assert f"got '{slope}'" in err
+
+
 def test_evaluate_refuses_fewer_than_two_held_out_motifs(tmp_path, capsys):
     """One held-out motif printed NaN for every predictor and exited 0."""
     dish = tiny_slope_dish()

@@ -19,6 +19,8 @@ from nasbox.spaces.nb201 import EDGES, OPS, NB201Cell, NB201Space
 from nasbox.spaces.rnn import ACTIVATIONS, RNNCell, RNNSpace
 
 Weights = dict[str, torch.Tensor]
+# The largest float32: the dish's tensors, and the baselines' trees, hold slopes in float32.
+MAX_SLOPE = float(np.finfo(np.float32).max)
 
 
 class MotifSpace(ABC):
@@ -111,6 +113,12 @@ class SlopeMotifs(MotifSpace):
             raise NasboxError(f"a slope motif must be a number, got {text!r}") from None
         if not np.isfinite(slope):
             raise NasboxError(f"a slope motif must be finite, got {text!r}")
+        if abs(slope) > MAX_SLOPE:  # it would be infinite in the dish and in the baselines
+            raise NasboxError(
+                f"a slope motif must be at most {MAX_SLOPE:.3g} in size (the dish computes in "
+                f"float32), got {text!r}; the ground truth's slopes lie in {self.low:g} .. "
+                f"{self.high:g}"
+            )
         return slope
 
     def format(self, motif: float) -> str:
