@@ -616,6 +616,24 @@ def test_rnn_groundtruth_workers_end_with_the_command(tmp_path):
             os.kill(pid, signal.SIGKILL)
 
 
+def test_rnn_groundtruth_refuses_a_table_another_process_writes(tmp_path, capsys):
+    """A second run on the table of a running one (a user taking it for dead: "a rerun trains
+    only the missing cells") trained the same cells again and wrote every row twice."""
+    command, truth = tiny_rnn_truth(tmp_path)
+    process = nasbox_process([*command, "--steps", "100000", "--count", "1"])  # minutes a cell
+    try:
+        wait_for(lambda: truth.is_file() and truth.read_text() != "", "the table's header")
+        assert main([*command, "--count", "2"]) == 2
+    finally:
+        process.kill()
+        process.wait()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is being written by another nasbox process" in err, err
+    assert truth.read_text().splitlines() == ["arch,valid_ppl,seconds"]
+    assert main([*command, "--count", "2"]) == 0  # SIGKILL released the lock
+    assert len(list(csv.DictReader(truth.open()))) == 2
+
+
 RELU_CELL = "|".join(["relu~0"] * 8)
 
 

@@ -22,6 +22,7 @@ the table's. Which cells are sampled (`--seed`, `--count`) is not recorded: any 
 Searches maximise, so they are told minus the perplexity (as `measurements/petri_rnn.py` does).
 """
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from nasbox.checks import check_count, check_seed
@@ -296,13 +298,52 @@ def rnn_groundtruth(
 ) -> Path:
     """Train the `cells` not yet in `out` and append `arch,valid_ppl,seconds` rows as they end
     (with `overwrite`, `out` is started again); `out`'s settings are recorded beside it."""
-    from nasbox.runs import write_json  # here, as in `train_cells`
-
     protocol.check()
     check_count(workers, "--workers")
     load_text(corpus).check_batch(protocol.batch_size, protocol.bptt)
     out = Path(out)
     settings = table_settings(corpus, protocol)
+    with _only_writer(out):
+        _continue_table(out, cells, corpus, protocol, settings, workers, progress, overwrite)
+    return out
+
+
+@contextlib.contextmanager
+def _only_writer(table: Path) -> Iterator[None]:
+    """Hold `table` for this process: two runs on one table trained the same missing cells,
+    hours of work done twice, and wrote each row twice, which `petri fit` refuses. An OS file
+    lock beside it (`.TABLE.lock`), so a process killed with SIGKILL releases it."""
+    lock = FileLock(table.with_name(f".{table.name}.lock"), timeout=0)
+    try:
+        table.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise NasboxError(
+            f"{table} is being written by another nasbox process; wait for it to finish (a rerun "
+            "then trains only the cells still missing) or give another --out"
+        ) from None
+    except OSError as err:
+        raise NasboxError(f"{table}: cannot lock it ({err.strerror})") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _continue_table(
+    out: Path,
+    cells: list[str],
+    corpus: str | Path,
+    protocol: RNNProtocol,
+    settings: dict,
+    workers: int,
+    progress: bool,
+    overwrite: bool,
+) -> None:
+    """Append the rows of the `cells` not yet in `out` (all of them, and a new header, with
+    `overwrite`), under `out`'s lock."""
+    from nasbox.runs import write_json  # here, as in `train_cells`
+
     done = {} if overwrite else read_table(out)
     if done:
         check_table_settings(out, settings)
@@ -324,4 +365,3 @@ def rnn_groundtruth(
             handle.flush()
             bar.update()
         bar.close()
-    return out
