@@ -232,6 +232,15 @@ def test_max_failures_ends_the_run_with_one_line_and_keeps_the_trials(
     assert len(list(csv.DictReader((out / "trials.csv").open()))) == len(store.trials(run))
 
 
+@pytest.mark.parametrize("timeout", ["3e6", "1e308"])
+def test_a_trial_timeout_longer_than_the_os_can_wait_finishes_the_run(tmp_path, timeout):
+    """Past 2**31 ms a wait for the workers raised OverflowError mid-run, leaving it interrupted."""
+    out = tmp_path / "run"
+    args = ["search", "--estimator", "params", "--samples", "2", "--trial-timeout", timeout]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    assert [row[2] for row in rows(out)] == ["complete", "complete"]
+
+
 def test_two_workers_finish_the_budget_with_distinct_cells(tmp_path, tiny_npz):
     out = tmp_path / "run"
     args = ["search", "--strategy", "evolution", "--data", f"npz:{tiny_npz}", "--batch-size", "16"]

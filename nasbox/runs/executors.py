@@ -30,6 +30,10 @@ from nasbox.cpu import keep_freed_memory
 from nasbox.errors import NasboxError
 from nasbox.startup import worker_context
 
+# The longest one wait for results blocks before looking again: the OS's own waits take at most
+# about 2**31 milliseconds (24 days), and a longer --trial-timeout raised OverflowError mid-run.
+LONGEST_WAIT_S = 3600.0
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -386,6 +390,7 @@ class ProcessExecutor(Executor):
             if self.timeout is not None:
                 now = time.monotonic()
                 timeout = max(0.0, min(s.trial[2] + self.timeout - now for s in busy))
+                timeout = min(timeout, LONGEST_WAIT_S)
             ready = set(
                 wait([s.connection for s in busy] + [s.process.sentinel for s in busy], timeout)
             )

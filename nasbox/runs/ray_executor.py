@@ -13,7 +13,13 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 
 from nasbox.errors import NasboxError
-from nasbox.runs.executors import EstimatorSpec, Evaluation, Executor, evaluate_safely
+from nasbox.runs.executors import (
+    LONGEST_WAIT_S,
+    EstimatorSpec,
+    Evaluation,
+    Executor,
+    evaluate_safely,
+)
 
 _ESTIMATORS: dict[EstimatorSpec, Callable[[Hashable], float]] = {}
 
@@ -132,7 +138,7 @@ class RayExecutor(Executor):
             timeout = None
             if self.timeout is not None:
                 oldest = min(started for _, _, started in self._running.values())
-                timeout = max(0.0, oldest + self.timeout - time.monotonic())
+                timeout = min(max(0.0, oldest + self.timeout - time.monotonic()), LONGEST_WAIT_S)
             done, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
             finished = [self._result(ref) for ref in done]
             if self.timeout is not None:
