@@ -471,6 +471,16 @@ def test_a_run_whose_database_is_gone_is_one_line_and_no_empty_database_is_made(
     assert not shared.exists()
 
 
+def test_a_storage_file_in_a_missing_folder_gets_its_folder_made(tmp_path, capsys):
+    """As --out is: SQLite said 'not a usable nasbox database (unable to open database file)'."""
+    storage = tmp_path / "nf" / "deeper" / "all.db"
+    args = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "nf" / "run"), "--storage", str(storage)]) == 0
+    capsys.readouterr()
+    assert main(["runs", "list", str(storage)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["run", "complete"]
+
+
 def test_runs_list_finds_the_runs_of_a_storage_file_its_run_folders_name(tmp_path, capsys):
     """Runs kept in a --storage file (in the folder or outside it) are found through their run
     folders' summaries; `runs list FOLDER` said there were none."""

@@ -418,13 +418,20 @@ def _build_search(args: argparse.Namespace):
 
 
 def _check_shared_storage(args: argparse.Namespace, storage: Path, name: str, out: Path) -> None:
-    """A database outside the run folder is checked (readable, writable, name free) up front.
+    """A database outside the run folder is checked (readable, writable, name free) up front;
+    its folder is created, as the run folder is.
 
     Runs are named after their folder, so another folder of the same name clashes with a run
     that is not this folder's: that run is never replaced, even with --overwrite.
     """
     if storage.parent.resolve() == out.resolve():
         return
+    try:  # made as --out is: SQLite cannot open a file in a missing folder
+        storage.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise NasboxError(
+            f"--storage {storage}: cannot create its folder {storage.parent} ({err.strerror})"
+        ) from None
     with RunStore(storage) as store:
         store.check_writable()
         taken = store.find_run(name)
