@@ -54,6 +54,19 @@ def test_a_bad_strategy_option_is_one_line_before_the_run(
     assert not (tmp_path / "run").exists()
 
 
+def test_a_strategy_option_given_twice_is_refused(tmp_path: Path, monkeypatch, capsys):
+    """The last one was used without a word, while --objectives naming a value twice is refused."""
+    monkeypatch.chdir(tmp_path)
+    twice = ["--strategy-option", "population_size=5", "--strategy-option", "population_size=20"]
+    assert main([*SEARCH, "--strategy", "evolution", *twice]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "nasbox: error: --strategy-option names 'population_size' twice "
+        "(population_size=5 and population_size=20); give each key once\n"
+    )
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_mistyped_strategy_option_is_reported_before_the_data_is_read(
     tmp_path: Path, monkeypatch, capsys
 ):

@@ -248,6 +248,11 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
                 f"--strategy-option {pair!r}: {strategy} takes KEY=VALUE with KEY one of: "
                 f"{', '.join(valid)}"
             )
+        if key in options:  # the last one won without a word, as if the first were never given
+            first = next(p for p in pairs if p.partition("=")[0] == key)
+            raise NasboxError(
+                f"--strategy-option names {key!r} twice ({first} and {pair}); give each key once"
+            )
         options[key] = _option_value(strategy, key, text, accepted[key])
     return options
 
