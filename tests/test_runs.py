@@ -401,6 +401,22 @@ def test_runs_list_show_and_export(tmp_path, capsys):
     assert len(pd.read_csv(upper)) == 5
 
 
+def test_a_reader_that_closes_the_pipe_ends_runs_list_and_show_quietly(tmp_path):
+    """`nasbox runs show RUN | head -1` printed 'nasbox: error: Broken pipe' with exit status 2;
+    it now ends as Unix tools do when their reader has gone: nothing said, 128 + SIGPIPE."""
+    out = tmp_path / "run"
+    assert (
+        main(["search", "--estimator", "params", "--samples", "2", "--quiet", "--out", str(out)])
+        == 0
+    )
+    for args in (["runs", "show", str(out)], ["runs", "list", str(out / "nasbox.db")]):
+        process = nasbox(*args)
+        process.stdout.close()  # the reader is gone before the command writes a line
+        stderr = process.stderr.read()
+        assert process.wait(timeout=60) == 128 + signal.SIGPIPE, (args, stderr)
+        assert stderr == "", args
+
+
 def test_runs_show_counts_rejected_and_unfinished_trials_apart(tmp_path, capsys):
     """Rejected trials were counted as running, and so were an interrupted run's unfinished ones."""
     out = tmp_path / "run"

@@ -1,6 +1,8 @@
 """The `nasbox` command line: search, score, bench (run, convert), train, describe, petri."""
 
 import argparse
+import os
+import select
 import signal
 import sys
 import threading
@@ -44,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Exit statuses of an interrupted command, by the shell's convention (128 + signal number).
-INTERRUPTED, TERMINATED = 130, 143
+# Exit statuses of an interrupted command, by the shell's convention (128 + signal number); a
+# reader that closed standard output early (`| head`) ends a command as SIGPIPE ends Unix tools.
+INTERRUPTED, TERMINATED, READER_GONE = 130, 143, 128 + signal.SIGPIPE
 
 
 class _Signals:
@@ -58,6 +61,25 @@ def _stop_on_sigterm(signum, frame) -> None:
     """A scheduler's or `kill`'s SIGTERM stops a command like Ctrl-C: finished work is kept."""
     _Signals.terminated = True
     raise KeyboardInterrupt
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it: only then is a broken pipe
+    the user's `| head` (one to a worker process is still an error worth a line)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no file (captured output)
+        return False
+
+
+def _quiet_stdout() -> None:
+    """Send what is left of standard output nowhere, so that Python's last flush at exit cannot
+    fail on the closed pipe (Python's documented way, see the `signal` module's SIGPIPE note)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if in_main_thread else None
     try:
         code = args.handler(args)
+        sys.stdout.flush()  # here, not at exit: a reader gone (`| head -1`) is then found below
+    except BrokenPipeError as err:
+        if not _stdout_reader_gone():
+            print(f"nasbox: error: {err.strerror or err}", file=sys.stderr)
+            return 2
+        _quiet_stdout()
+        return READER_GONE
     except NasboxError as err:
         print(f"nasbox: error: {err}", file=sys.stderr)
         return 2
