@@ -303,6 +303,40 @@ def test_workers_exit_quietly_when_the_search_is_killed(tmp_path):
     assert stderr == ""
 
 
+def test_a_run_killed_with_sigkill_is_shown_interrupted_not_running(tmp_path, capsys):
+    """A search killed with SIGKILL cannot record its end: its store says `running`, and `runs`
+    reported it running (with its unfinished trial) forever. No live process holds its folder's
+    lock, so `runs` now says it is interrupted, without writing to the store."""
+    (tmp_path / "slow_estimator.py").write_text(SLOW_ESTIMATOR)
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path[1:]])}
+    folder, database = tmp_path / "run", tmp_path / "run" / "nasbox.db"
+    args = ["--import", "slow_estimator", "--estimator", "slow", "--samples", "50", "--quiet"]
+    process = nasbox("search", *args, "--out", str(folder), env=env)
+    deadline = time.monotonic() + 60
+    while finished_trials(database) < 1:
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.01)
+    assert main(["runs", "show", str(folder)]) == 0  # alive: running, as its store says
+    assert "run           run (running)\n" in capsys.readouterr().out
+    kill_after(process, database, 1)
+    stored = _runs_table(database)
+    assert main(["runs", "show", str(folder)]) == 0
+    shown = capsys.readouterr().out
+    assert (
+        f"run (interrupted: its process is gone; continue with nasbox search --resume {folder})"
+        in shown
+    )
+    assert "1 unfinished (--resume evaluates them)" in shown and "running" not in shown
+    assert main(["runs", "list", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["run", "interrupted"]
+    assert _runs_table(database) == stored and stored[0][2] == "running"  # nothing written
+
+
+def _runs_table(database: Path) -> list[tuple]:
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        return db.execute("SELECT * FROM runs").fetchall()
+
+
 def test_a_search_through_a_real_local_ray_instance(tmp_path, tiny_npz):
     pytest.importorskip("ray")
     out = tmp_path / "run"

@@ -18,6 +18,7 @@ from nasbox.runs import (
     StoredRun,
     StoredTrial,
     best_trial,
+    folder_in_use,
     locate_run,
     pareto_trials,
     replaced_atomically,
@@ -65,6 +66,21 @@ def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
     return store, run
 
 
+#: The status of a run its store calls `running` while no process holds its folder.
+GONE = "interrupted"
+
+
+def _status(store: RunStore, run: StoredRun) -> str:
+    """The stored status, except for a `running` run whose folder no live process holds: a
+    search killed with SIGKILL (or on a machine that went down) could not record its end, and
+    its run said `running` forever. Only read; `search --resume` writes the new status."""
+    if run.status != "running" or not run.folder or folder_in_use(Path(run.folder)) is not False:
+        return run.status
+    # read again after the lock: a search that just ended wrote its status before releasing it
+    now = store.find_run(run.name)
+    return GONE if now is not None and now.status == "running" else (now or run).status
+
+
 def _objectives(run: StoredRun) -> list[Objective]:
     """A multi-objective run's objectives; its `estimator` setting is then an unused default and
     its trials' `value` only the first objective's, which may be minimised."""
@@ -93,7 +109,7 @@ def _listing(database: Path) -> list[tuple[str, ...]]:
             rows.append(
                 (
                     run.name,
-                    run.status,
+                    _status(store, run),
                     f"{settings.get('space')}/{settings.get('strategy')}/{scored_by}",
                     f"{counts['complete'] + counts['failed']}/{settings.get('samples', '?')}",
                     str(counts["failed"]),
@@ -155,12 +171,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     def show(label: str, value: object) -> None:
         print(f"{label:<{width}} {value}")
 
-    show("run", f"{run.name} ({run.status})")
+    status = _status(store, run)
+    if status == GONE and run.status == "running":
+        status = f"{GONE}: its process is gone; continue with nasbox search --resume {run.folder}"
+    show("run", f"{run.name} ({status})")
     show("folder", run.folder)
     show("database", store.path)
     for key, value in settings.items():
         show(key, value)
-    show("trials", _trial_counts(run, trials))
+    show("trials", _trial_counts(status, trials))
     finite = [t.value for t in complete if t.value is not None and abs(t.value) != float("inf")]
     if finite and not objectives:
         show(
@@ -181,7 +200,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _trial_counts(run: StoredRun, trials: list[StoredTrial]) -> str:
+def _trial_counts(status: str, trials: list[StoredTrial]) -> str:
     """Trials by state; a stopped run's `running` trials are unfinished, evaluated again by
     --resume."""
     counts = Counter(t.state for t in trials)
@@ -189,7 +208,7 @@ def _trial_counts(run: StoredRun, trials: list[StoredTrial]) -> str:
     if counts["rejected"]:
         parts.append(f"{counts['rejected']} rejected by the constraints")
     if counts["running"]:
-        still = "running" if run.status == "running" else "unfinished (--resume evaluates them)"
+        still = "running" if status == "running" else "unfinished (--resume evaluates them)"
         parts.append(f"{counts['running']} {still}")
     return ", ".join(parts)
 

@@ -15,6 +15,7 @@ from nasbox.runs.folder import (
     COMMAND_RESULTS,
     RunFolder,
     check_output_path,
+    folder_in_use,
     replaced_atomically,
 )
 from nasbox.runs.loop import Recorder, TooManyFailures, Trial, run_search
@@ -59,6 +60,7 @@ __all__ = [
     "check_output_path",
     "evaluations_as_finished",
     "evaluations_in_order",
+    "folder_in_use",
     "pareto_trials",
     "plot_trials",
     "replaced_atomically",

@@ -14,6 +14,11 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+try:
+    import fcntl
+except ImportError:  # Windows: whether a folder is held cannot be told without taking it
+    fcntl = None
+
 from nasbox.errors import NasboxError
 
 LOCK_NAME = ".nasbox.lock"
@@ -134,6 +139,31 @@ class RunFolder:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def folder_in_use(path: Path) -> bool | None:
+    """Whether a live process holds run folder `path` (True or False), or None where that cannot
+    be told (no lock file, no folder, no `flock`).
+
+    Only reads: a run that was never stopped cleanly (SIGKILL, a crashed machine) still says
+    `running` in its store, and `nasbox runs` must not write there to find it out. The lock file
+    is opened read-only and never created; a shared lock taken for an instant is given back.
+    """
+    if fcntl is None:
+        return None
+    try:
+        descriptor = os.open(Path(path) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)  # gives back the shared lock, if it was taken
+    return False
 
 
 @contextlib.contextmanager
