@@ -721,3 +721,20 @@ def test_labels_refuse_rows_longer_than_the_header(tmp_path, rows, line):
     message = f"labels.csv, line {line}: 3 fields but the header names 2"
     with pytest.raises(NasboxError, match=message):
         load_labels(path, get_motif_space("slope"))
+
+
+def test_rnn_groundtruth_refuses_a_count_it_cannot_draw_or_train(tmp_path, capsys):
+    """`--count 100000000` printed nothing for minutes: sampling so many distinct cells took
+    tens of minutes and gigabytes, and a count beyond the space's cells never ended."""
+    from nasbox.estimators.petri.rnn_groundtruth import sample_cells
+
+    command, truth = tiny_rnn_truth(tmp_path)
+    started = time.perf_counter()
+    assert main([*command, "--count", "100000000"]) == 2
+    assert time.perf_counter() - started < 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--count must be at most 100,000 cells, got 100,000,000" in err
+    assert not truth.exists()
+    assert len(set(sample_cells(4, seed=0, nodes=1))) == 4
+    with pytest.raises(NasboxError, match="at most 4 cells, got 5: .* only 4 distinct cells"):
+        sample_cells(5, seed=0, nodes=1)

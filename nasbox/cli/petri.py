@@ -45,7 +45,6 @@ def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
         sample_cells,
     )
 
-    check_count(args.count, "--count")
     cells = sample_cells(args.count, args.seed)
     protocol = RNNProtocol(
         hidden=args.hidden,
@@ -194,7 +193,12 @@ def add_column_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(commands) -> None:
-    from nasbox.estimators.petri.rnn_groundtruth import DEFAULT_CORPUS, MAX_HIDDEN, RNNProtocol
+    from nasbox.estimators.petri.rnn_groundtruth import (
+        DEFAULT_CORPUS,
+        MAX_GROUNDTRUTH_CELLS,
+        MAX_HIDDEN,
+        RNNProtocol,
+    )
 
     petri = add_command(
         commands, "petri", "Synthetic Petri Dish: fit learned data that ranks motifs, evaluate it"
@@ -223,7 +227,12 @@ def add_parser(commands) -> None:
         help="initialisations averaged (slope: default 10; rnn: default 2, the geometric mean "
         "of the perplexities from --train-seed, --train-seed + 1, ...)",
     )
-    groundtruth.add_argument("--count", type=int, default=200, help="rnn: cells sampled")
+    groundtruth.add_argument(
+        "--count",
+        type=int,
+        default=200,
+        help=f"rnn: cells sampled, at most {MAX_GROUNDTRUTH_CELLS:,} (about a minute each)",
+    )
     groundtruth.add_argument(
         "--train-seed", type=int, default=0, help="rnn: seed of the networks' initialisation"
     )

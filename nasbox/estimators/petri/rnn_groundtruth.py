@@ -48,6 +48,10 @@ COLUMNS = ("arch", "valid_ppl", "seconds")
 # gradients and Adam's two moments, 1.3 GB; 3.2 GB at peak in training on the protocol's chunks
 # (DARTS' cells have 850 units, the protocol's 64).
 MAX_HIDDEN = 2048
+# Each cell trains for about a minute on one core (README: 200 cells, 1.7 h on 2 cores), so this
+# many is some 70 core-days; a count of 1e8 sampled cells for tens of minutes (and gigabytes of
+# strings) before the first one trained, and one beyond the space's cells never stopped.
+MAX_GROUNDTRUTH_CELLS = 100_000
 DEFAULT_CORPUS = "../shared/data/tinyshakespeare.txt"
 # The settings a table's rows share (`table_settings`), with the option that sets each.
 SETTING_OPTIONS = {
@@ -185,8 +189,28 @@ def train_cells(
                 yield evaluation.arch, evaluation.value, evaluation.seconds
 
 
+def check_cell_count(count: int, nodes: int = 8) -> int:
+    """`--count` must be drawable (distinct cells) and trainable in a lifetime (at most
+    `MAX_GROUNDTRUTH_CELLS`): a larger one sampled for hours, or forever, before any training."""
+    check_count(count, "--count")
+    distinct = math.prod(RNNSpace(nodes).decision_sizes())
+    if count > min(distinct, MAX_GROUNDTRUTH_CELLS):
+        reason = (
+            f"the rnn space of {nodes} nodes has only {distinct:,} distinct cells"
+            if distinct < MAX_GROUNDTRUTH_CELLS
+            else "each cell trains for about a minute on one core, so that many already take "
+            "some 70 core-days (a rerun with another --seed adds other cells to the table)"
+        )
+        raise NasboxError(
+            f"--count must be at most {min(distinct, MAX_GROUNDTRUTH_CELLS):,} cells, got "
+            f"{count:,}: {reason}"
+        )
+    return count
+
+
 def sample_cells(count: int, seed: int, nodes: int = 8) -> list[str]:
-    """`count` distinct random cells of the rnn space, seeded."""
+    """`count` distinct random cells of the rnn space, seeded (see `check_cell_count`)."""
+    check_cell_count(count, nodes)
     space, rng, cells = RNNSpace(nodes), np.random.default_rng(seed), {}
     while len(cells) < count:
         cell = space.format(space.sample(rng))
