@@ -80,6 +80,20 @@ def _objectives(args: argparse.Namespace) -> list[Objective]:
     return objectives
 
 
+def _check_prescore_is_not_the_table(args: argparse.Namespace) -> None:
+    """A `table:` pre-score reads the benchmark's own ground truth (`table:test_acc`, the very
+    column reported): AREA pre-ranked its cells by the answer at no counted query, and its rows
+    looked like a win over strategies that pay for every lookup."""
+    spec = args.prescore.strip()
+    if spec.partition(":")[0].strip() == "table":
+        raise NasboxError(
+            f"--prescore {spec} reads the benchmark table, whose accuracies bench run makes "
+            "strategies pay for by the query: AREA would pre-rank cells by the answer for free "
+            "and its rows would not compare; give a training-free estimator such as naswot, "
+            "jacov or params"
+        )
+
+
 def cmd_bench_run(args: argparse.Namespace) -> int:
     from nasbox.benchmarks.compare import (
         ScoreCache,
@@ -98,6 +112,8 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     for name in strategies:
         STRATEGIES.get(name)
     prescored = check_prescore(args, space, strategies, read_by_prescore=PRESCORE_OPTIONS)
+    if prescored:
+        _check_prescore_is_not_the_table(args)
     objectives = _objectives(args)
     budgets = _budgets(args.budget)
     out = Path(args.out) if args.out else default_out("bench")
