@@ -194,7 +194,7 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
     args = ["petri", "fit", "--labels", str(good), "--k", "3", "--restarts", "0"]
     assert main([*args, "--out", str(tmp_path / "d.pt")]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "restarts must be >= 1" in err
+    assert len(err.splitlines()) == 1 and "--restarts must be at least 1, got 0" in err
 
     bad = write_labels(tmp_path / "bad.csv", [["0.5", 90.0], ["fast", 80.0]])
     with pytest.raises(NasboxError, match="line 3.*'fast'"):
@@ -738,3 +738,43 @@ def test_rnn_groundtruth_refuses_a_count_it_cannot_draw_or_train(tmp_path, capsy
     assert len(set(sample_cells(4, seed=0, nodes=1))) == 4
     with pytest.raises(NasboxError, match="at most 4 cells, got 5: .* only 4 distinct cells"):
         sample_cells(5, seed=0, nodes=1)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--restarts", "0", "--restarts must be at least 1, got 0"),
+        ("--samples", "0", "--samples must be at least 1, got 0"),
+        ("--inner-steps", "0", "--inner-steps must be at least 1, got 0"),
+        ("--outer-steps", "-1", "--outer-steps must be at least 0, got -1"),
+        (
+            "--samples",
+            "100000000",
+            "--samples must be at most 10,000 (default 10), got 100,000,000",
+        ),
+        ("--inner-steps", "100000000", "--inner-steps must be at most 10,000 (default 250 or 10)"),
+        ("--restarts", "100000000", "--restarts must be at most 1,000 (each a whole fit)"),
+    ],
+)
+def test_fit_names_the_dish_option_out_of_range(tmp_path, capsys, option, value, message):
+    """Counts below 1 said 'dish samples, inner steps, batch and restarts must be >= 1' without
+    naming the option; --samples 1e8 was killed for memory, --inner-steps 1e8 ran for days."""
+    good = write_labels(tmp_path / "good.csv", [[s, s] for s in SLOPES])
+    args = ["petri", "fit", "--labels", str(good), "--k", "3", option, value, "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "d.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "d.pt").exists()
+
+
+def test_fit_refuses_an_unrolled_training_too_large_for_memory(tmp_path, capsys):
+    """Both at their limits, the nb201 dish's unrolled inner training needs petabytes."""
+    nb201 = get_motif_space("nb201")
+    cells = [nb201.format(nb201.sample(np.random.default_rng(seed))) for seed in (0, 1, 2)]
+    good = write_labels(tmp_path / "good.csv", [[cell, 90 + i] for i, cell in enumerate(cells)])
+    args = ["petri", "fit", "--space", "nb201", "--labels", str(good), "--k", "3", "--quiet"]
+    args += ["--samples", "10000", "--inner-steps", "10000", "--out", str(tmp_path / "d.pt")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--samples 10000 and --inner-steps 10000 needs about" in err
+    assert "GiB of memory is available" in err and not (tmp_path / "d.pt").exists()

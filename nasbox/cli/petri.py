@@ -101,6 +101,7 @@ def cmd_petri_fit(args: argparse.Namespace) -> int:
         restarts=args.restarts,
     )
     dish = PetriDish(space, config, seed=args.seed)
+    dish.check_fits_memory(len(fit_on))
     try:
         losses = dish.fit(fit_on.motifs, fit_on.values, progress=not args.quiet)
     except KeyboardInterrupt:

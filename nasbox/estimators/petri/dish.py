@@ -21,9 +21,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from nasbox.checks import check_count
 from nasbox.errors import NasboxError, note
 from nasbox.estimators.petri.motifs import MotifSpace, Weights, get_motif_space
 
+# Upper limits of `petri fit`'s --samples and --inner-steps (the defaults are 10 and 250 or 10):
+# every motif trains on every sample at every unrolled inner step, and the outer gradient keeps
+# all of them; 1e8 samples were killed for memory and 1e8 inner steps ran for days.
+MAX_SAMPLES = 10_000
+MAX_INNER_STEPS = 10_000
+MAX_RESTARTS = 1_000
+# The unrolled inner training held about 3 times the bytes autograd saves for one step (Adam's
+# moments and the updated weights live on beside them; measured on the slope and nb201 dishes).
+GRAPH_OVERHEAD = 3
 FILE_FORMAT = "nasbox-petri-dish"
 FILE_VERSION = 1
 # What a restart initialises and a fit learns: the dish's state apart from its settings.
@@ -49,10 +59,22 @@ class DishConfig:
     def __post_init__(self) -> None:
         if self.loss not in {"mse", "rank"}:
             raise NasboxError(f"unknown dish loss {self.loss!r}; choose mse or rank")
-        if min(self.samples, self.inner_steps, self.batch, self.restarts) < 1:
-            raise NasboxError("dish samples, inner steps, batch and restarts must be >= 1")
-        if self.outer_steps < 0:
-            raise NasboxError("dish outer steps must be >= 0")
+        check_count(self.samples, "--samples")
+        check_count(self.inner_steps, "--inner-steps")
+        check_count(self.batch, "dish batch")
+        check_count(self.restarts, "--restarts")
+        check_count(self.outer_steps, "--outer-steps", minimum=0)
+        for value, option, limit, why in (
+            (self.samples, "--samples", MAX_SAMPLES, "default 10"),
+            (self.inner_steps, "--inner-steps", MAX_INNER_STEPS, "default 250 or 10"),
+            (self.restarts, "--restarts", MAX_RESTARTS, "each a whole fit"),
+        ):
+            if value > limit:
+                raise NasboxError(
+                    f"{option} must be at most {limit:,} ({why}), got {value:,}: every motif "
+                    "trains on every synthetic sample at every unrolled inner step, kept in memory "
+                    "for the outer gradient, once per restart"
+                )
 
     def outer_lr_at(self, step: int) -> float:
         if step < self.decay_after:
@@ -213,6 +235,45 @@ class PetriDish:
             return -self._loss(weights, motifs, x_val, self.y_val)
 
     # ----- prediction and fitting -----
+
+    def fit_bytes(self, motifs: int) -> int:
+        """About how much memory fitting on `motifs` motifs holds: one unrolled inner step of one
+        motif is run at 1 and 2 synthetic samples, the bytes autograd saves extrapolated to
+        `samples`, times the motifs of a batch, the inner steps and `GRAPH_OVERHEAD`."""
+        motif = self.space.sample(np.random.default_rng(0))
+        saved, storages = [], set()
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            storage = tensor.untyped_storage()
+            storages.add((storage.data_ptr(), storage.nbytes()))
+            return tensor
+
+        for samples in (1, 2):
+            config = replace(self.config, samples=samples, inner_steps=1, restarts=1)
+            probe = PetriDish(self.space, config)
+            storages.clear()
+            x_train = probe.x_train.clone().requires_grad_(True)
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+                probe.train_motifs([motif], x_train, differentiable=True)
+            saved.append(sum(size for _, size in storages))
+        per_step = saved[0] + (saved[1] - saved[0]) * (self.config.samples - 1)
+        batch = min(motifs, self.config.batch)
+        return GRAPH_OVERHEAD * per_step * batch * self.config.inner_steps
+
+    def check_fits_memory(self, motifs: int) -> None:
+        """Refuse a fit whose unrolled inner training would not fit in memory: it was killed
+        by the kernel (exit 137) part-way, with nothing saved."""
+        from nasbox.cpu import available_memory
+
+        needed, available = self.fit_bytes(motifs), available_memory()
+        if available is None or needed <= available:
+            return
+        raise NasboxError(
+            f"fitting the dish on {motifs} motifs with --samples {self.config.samples} and "
+            f"--inner-steps {self.config.inner_steps} needs about {needed / 2**30:,.1f} GiB, and "
+            f"{available / 2**30:,.1f} GiB of memory is available: the unrolled inner training "
+            "grows with both; give fewer --samples or --inner-steps"
+        )
 
     def predict(self, motifs: Sequence[Hashable], progress: bool = False) -> np.ndarray:
         """Petri-dish scores (minus the synthetic validation loss; higher is better)."""
