@@ -69,6 +69,9 @@ def test_table_estimator_refuses_an_infinite_value_before_any_lookup(tmp_path, v
         ("cell,valid_acc\nx,1\n", "no 'arch' column"),
         (f"arch\n{GOOD}\n", "only an 'arch' column; a benchmark table needs numeric metric"),
         (f"arch,valid_acc\n{GOOD},1\n{GOOD},2\n", "appears more than once"),
+        # empty cells read as NaN: 'architecture nan appears more than once'
+        ("arch,valid_acc\nx,1\n,2\n ,3\n", "row 2 has an empty 'arch' \\(2 rows have none\\)"),
+        ("arch,valid_acc\nx,1\n,2\n", "row 2 has an empty 'arch'; give each row its cell"),
         (f"arch,valid_acc\n{GOOD},high\n", "column 'valid_acc' is not numeric"),
     ],
 )

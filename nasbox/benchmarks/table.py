@@ -46,7 +46,18 @@ class TabularBenchmark:
                 f"{source}: only an {ARCH_COLUMN!r} column; a benchmark table needs numeric metric "
                 "columns beside it"
             )
-        archs = frame[ARCH_COLUMN].astype(str).str.strip()
+        column = frame[ARCH_COLUMN]
+        # An empty cell reads as NaN, which str() made the architecture 'nan': two empty rows
+        # were reported as a cell called nan appearing twice.
+        empty = column.isna().to_numpy() | (column.astype(str).str.strip() == "").to_numpy()
+        if empty.any():
+            rows = np.flatnonzero(empty)
+            more = f" ({len(rows):,} rows have none)" if len(rows) > 1 else ""
+            raise NasboxError(
+                f"{source}: row {rows[0] + 1} has an empty {ARCH_COLUMN!r}{more}; give each row "
+                "its cell string or delete the row"
+            )
+        archs = column.astype(str).str.strip()
         duplicated = archs[archs.duplicated()]
         if len(duplicated):
             raise NasboxError(
