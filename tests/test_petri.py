@@ -778,3 +778,18 @@ def test_fit_refuses_an_unrolled_training_too_large_for_memory(tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--samples 10000 and --inner-steps 10000 needs about" in err
     assert "GiB of memory is available" in err and not (tmp_path / "d.pt").exists()
+
+
+def test_evaluate_writes_its_predictions_only_under_a_csv_name(tmp_path, capsys):
+    """`--out pred.pt` wrote a CSV under a .pt name, as `score` refuses to."""
+    dish = tiny_slope_dish()
+    dish.fit(SLOPES[:3], [1.0, 3.0, 2.0], progress=False)
+    dish_file = str(dish.save(tmp_path / "dish.pt"))
+    labels = write_labels(tmp_path / "all.csv", [[s, s] for s in SLOPES])
+    evaluate = ["petri", "evaluate", dish_file, "--labels", str(labels), "--quiet", "--out"]
+    assert main([*evaluate, str(tmp_path / "pred.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "petri evaluate writes CSV; give a path ending in .csv" in err
+    assert not (tmp_path / "pred.pt").exists()
+    assert main([*evaluate, str(tmp_path / "pred.CSV")]) == 0
+    assert (tmp_path / "pred.CSV").read_text().startswith("arch,valid_acc,petri")

@@ -266,6 +266,14 @@ def split_names(text: str, what: str, estimators: bool = False) -> list[str]:
     return names
 
 
+def check_csv_out(path: Path, command: str, option: str = "--out") -> Path:
+    """A CSV output must be named .csv: one written under another name (pred.pt) was taken for
+    what the name says by the next program that opened it."""
+    if path.suffix.lower() != ".csv":
+        raise NasboxError(f"{option} {path}: {command} writes CSV; give a path ending in .csv")
+    return path
+
+
 def check_output_file(path: str | Path, overwrite: bool, option: str = "--out") -> Path:
     """Refuse, before any compute, a file path that cannot be written or holds earlier results."""
     if not str(path).strip():

@@ -13,6 +13,7 @@ from nasbox.cli.common import (
     add_command,
     add_overwrite_option,
     add_seed_option,
+    check_csv_out,
     check_not_an_input,
     check_output_file,
 )
@@ -150,6 +151,7 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
         raise NasboxError("--held-out 1: a rank correlation needs 2 motifs or more (0 = all)")
     out = check_output_file(args.out, args.overwrite) if args.out is not None else None
     if out is not None:
+        check_csv_out(out, "petri evaluate")
         check_not_an_input(out, {"the dish": args.dish, "--labels": args.labels})
     dish = PetriDish.load(args.dish)
     if not dish.labelled:
@@ -294,7 +296,7 @@ def add_parser(commands) -> None:
         "--held-out", type=int, default=1000, help="sample this many held-out motifs (0 = all)"
     )
     add_seed_option(evaluate, "seed of the held-out sample")
-    evaluate.add_argument("--out", help="CSV of the dish's predictions")
+    evaluate.add_argument("--out", help="CSV of the dish's predictions (a path ending in .csv)")
     add_overwrite_option(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=cmd_petri_evaluate)

@@ -20,6 +20,7 @@ from nasbox.cli.common import (
     add_data_options,
     add_overwrite_option,
     add_space_option,
+    check_csv_out,
     check_local_workers,
     check_not_an_input,
     check_output_file,
@@ -84,8 +85,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     out = check_output_file(args.out, args.overwrite) if args.out is not None else None
     archs_path = Path(args.archs)
     if out is not None:
-        if out.suffix.lower() != ".csv":
-            raise NasboxError(f"--out {out}: score writes CSV; give a path ending in .csv")
+        check_csv_out(out, "score")
         check_not_an_input(out, {"--archs": archs_path})
     lines = read_text_lines(archs_path, "one architecture per line")
     archs = space.parse_many(lines, source=str(archs_path))
