@@ -151,8 +151,8 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
         raise NasboxError("--held-out 1: a rank correlation needs 2 motifs or more (0 = all)")
     out = check_output_file(args.out, args.overwrite) if args.out is not None else None
     if out is not None:
-        check_csv_out(out, "petri evaluate")
         check_not_an_input(out, {"the dish": args.dish, "--labels": args.labels})
+        check_csv_out(out, "petri evaluate")
     dish = PetriDish.load(args.dish)
     if not dish.labelled:
         raise NasboxError(f"{args.dish}: the dish was never fitted; run `nasbox petri fit`")
