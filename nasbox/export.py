@@ -21,6 +21,7 @@ from torch import nn
 from nasbox.cpu import available_memory
 from nasbox.errors import NasboxError, error_reason
 from nasbox.runs.folder import replaced_atomically
+from nasbox.tensor_files import load_failure, load_tensors
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript"}
@@ -102,10 +103,10 @@ class Checkpoint:
                 "`nasbox train` run)"
             )
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_tensors(path)
         except Exception as err:  # torch and pickle raise many types for a corrupt file
             raise NasboxError(
-                f"--checkpoint {path}: not a readable checkpoint ({type(err).__name__})"
+                f"--checkpoint {path}: not a readable checkpoint ({load_failure(err)})"
             ) from None
         if not isinstance(state, dict) or not isinstance(state.get("network"), dict):
             raise NasboxError(f"--checkpoint {path}: not a `nasbox train` checkpoint")

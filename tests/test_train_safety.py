@@ -4,6 +4,8 @@ and `nasbox list`."""
 import argparse
 import csv
 import json
+import pathlib
+import pickle
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from nasbox.errors import NasboxError
 from nasbox.estimators import ESTIMATORS, EstimatorContext, get_estimator
 from nasbox.spaces import get_space
 from nasbox.train import TrainConfig, train
+from nasbox.train.trainer import CHECKPOINT_KEYS
 
 CELL = "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|"
 
@@ -76,7 +79,43 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_
         train(DivergesAfter(4), data, config, tmp_path, progress=False)
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert len(rows) == 1
-    assert len(torch.load(tmp_path / "checkpoint.pt", weights_only=False)["history"]) == 1
+    assert len(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["history"]) == 1
+
+
+class RunsCode:
+    """Unpickling this creates `marker`: what a planted checkpoint could do instead."""
+
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (self.marker,)
+
+
+@pytest.mark.parametrize(
+    "save", [torch.save, lambda state, path: path.write_bytes(pickle.dumps(state))]
+)
+def test_a_checkpoint_that_would_run_code_is_refused_unloaded(tmp_path, tiny_npz, capsys, save):
+    """train --resume loaded checkpoint.pt with weights_only=False: a planted file (torch.save or
+    a bare pickle) ran its code before the keys were checked. export and petri dishes loaded
+    with weights_only but let torch's warning about a bare pickle through, three lines in all."""
+    out, marker = tmp_path / "run", tmp_path / "code-ran"
+    out.mkdir()
+    checkpoint = out / "checkpoint.pt"
+    save({key: RunsCode(marker) for key in CHECKPOINT_KEYS}, checkpoint)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("arch,valid_acc\n0.4,4\n0.6,6\n0.8,8\n")
+    for argv in (
+        _train_args(tiny_npz, out, "--resume"),
+        ["export", "--checkpoint", str(out), "--out", str(tmp_path / "net.pt")],
+        ["petri", "evaluate", str(checkpoint), "--labels", str(labels)],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("nasbox: error: ")
+        assert f"{checkpoint}: not a readable " in err[0]
+        assert "(it pickles Python objects, which could run code and were not loaded)" in err[0]
+    assert not marker.exists() and not (tmp_path / "net.pt").exists()
 
 
 def test_train_estimator_scores_validation_accuracy_without_writing(

@@ -24,6 +24,7 @@ from nasbox.checks import check_count, check_number, check_seed
 from nasbox.data import ImageData
 from nasbox.data.text import TextData
 from nasbox.errors import NasboxError, error_reason
+from nasbox.tensor_files import load_failure, load_tensors
 from nasbox.train.drop_path import ScheduledDropPath
 
 HISTORY_COLUMNS = (
@@ -219,16 +220,18 @@ def data_digest(data: ImageData | TextData) -> str:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """The saved training state; a missing, corrupt or foreign file is one clear error."""
+    """The saved training state; a missing, corrupt or foreign file is one clear error.
+    Loaded with `weights_only` (a checkpoint holds only tensors and plain data), so a planted
+    file cannot run code; one that pickles other objects is refused as such."""
     if not path.is_file():
         raise NasboxError(
             f"{path} not found: there is nothing to resume in {path.parent}; start without --resume"
         )
     try:
-        state = torch.load(path, weights_only=False)
+        state = load_tensors(path)
     except Exception as err:  # torch and pickle raise many types for a corrupt file
         raise NasboxError(
-            f"{path}: not a readable nasbox checkpoint ({type(err).__name__}); "
+            f"{path}: not a readable nasbox checkpoint ({load_failure(err)}); "
             "start again with --overwrite or a new --out"
         ) from None
     missing = [key for key in CHECKPOINT_KEYS if not isinstance(state, dict) or key not in state]

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from nasbox.checks import check_count
 from nasbox.errors import NasboxError, note
 from nasbox.estimators.petri.motifs import MotifSpace, Weights, get_motif_space
+from nasbox.tensor_files import load_failure, load_tensors
 
 # Upper limits of `petri fit`'s --samples and --inner-steps (the defaults are 10 and 250 or 10):
 # every motif trains on every sample at every unrolled inner step, and the outer gradient keeps
@@ -426,10 +427,10 @@ class PetriDish:
             missing = "is a folder, not a dish file" if path.is_dir() else "dish file not found"
             raise NasboxError(f"{path}: {missing} (create one with `nasbox petri fit`)")
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_tensors(path)
         except Exception as err:  # torch raises many types for a corrupt or foreign file
             raise NasboxError(
-                f"{path}: not a readable petri dish file ({type(err).__name__})"
+                f"{path}: not a readable petri dish file ({load_failure(err)})"
             ) from None
         if not isinstance(state, dict) or state.get("format") != FILE_FORMAT:
             raise NasboxError(f"{path}: not a petri dish file (made by `nasbox petri fit`)")
