@@ -87,13 +87,47 @@ def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(NasboxError, match="file not found"):
         load_data(f"npz:{tmp_path / 'nope.npz'}")
     corrupt = tmp_path / "corrupt.npz"
-    corrupt.write_bytes(b"not a zip file at all")
+    corrupt.write_bytes(b"PK\x03\x04 then not a zip file at all")
     with pytest.raises(NasboxError, match="not a readable .npz"):
         load_data(f"npz:{corrupt}")
     with pytest.raises(NasboxError, match="unknown data set"):
         load_data("mnist")
     with pytest.raises(NasboxError, match="--data-dir"):
         load_data("cifar10")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("x_train,y_train\n1,0\n", r"text.npz: not an .npz archive \(a numpy.savez zip file\)"),
+        (b"", "text.npz: the file is empty, not an .npz archive"),
+        ("folder", "text.npz: is a folder, not an .npz file; give the file"),
+    ],
+)
+def test_a_file_that_is_not_an_npz_says_so(tmp_path, content, problem):
+    """A text file was read as a pickle: numpy's error said it 'contains pickled (object) data'
+    and suggested loading it unsafely with allow_pickle; a folder was 'file not found'."""
+    path = tmp_path / "text.npz"
+    if content == "folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(NasboxError, match=problem) as info:
+        load_data(f"npz:{path}")
+    message = str(info.value)
+    assert "pickle" not in message
+    if content != "folder":
+        assert "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)" in message
+
+
+def test_an_npz_of_python_objects_names_the_array(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, x_train=np.array([1, "a", None], dtype=object), y_train=np.zeros(3, int))
+    with pytest.raises(NasboxError, match="x_train holds Python objects") as info:
+        load_data(f"npz:{path}")
+    assert "allow_pickle" not in str(info.value)
 
 
 def _write_cifar(folder, rows: int = 6, pixels=None, labels=None):

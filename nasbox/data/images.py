@@ -360,23 +360,59 @@ def _labels(values: np.ndarray, count: int, path: Path, key: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
+# What an .npz for nasbox holds, and how to write one.
+SAVEZ = (
+    "save x_train, y_train (and optionally x_test, y_test) with "
+    "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)"
+)
+# How the files numpy.load reads begin: a zip archive (.npz; an empty one has only its end
+# record) or a single .npy array. numpy reads anything else as a pickle.
+NPZ_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
+NPY_START = b"\x93NUMPY"
+
+
+def _check_npz_start(path: Path) -> None:
+    """Refuse a file that is not an .npz by its first bytes, before numpy reads a text file as a
+    pickle (its error then suggests loading it unsafely) or an .npy of objects."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(len(NPY_START))
+    except OSError as err:
+        raise NasboxError(f"{path}: cannot read the file ({error_reason(err)})") from None
+    if not start:
+        raise NasboxError(f"{path}: the file is empty, not an .npz archive; {SAVEZ}")
+    if start == NPY_START:
+        raise NasboxError(f"{path}: a single .npy array, not an .npz archive; {SAVEZ}")
+    if not start.startswith(NPZ_STARTS):
+        raise NasboxError(f"{path}: not an .npz archive (a numpy.savez zip file); {SAVEZ}")
+
+
 def load_npz(file: str | Path) -> ImageData:
     """Arrays `x_train`, `y_train` and optionally `x_test`, `y_test` (uint8, NCHW or NHWC)."""
     path = Path(file)
+    if path.is_dir():
+        raise NasboxError(
+            f"{path}: is a folder, not an .npz file; give the file (npz:FILE), or "
+            f"folder:{path} for a folder of images in one subfolder per class"
+        )
     if not path.is_file():
         raise NasboxError(f"{path}: file not found")
+    _check_npz_start(path)
+    key = None
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded as archive:
-                arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {}
+            for key in archive.files:
+                arrays[key] = archive[key]
+    except ValueError as err:
+        if key is not None and "allow_pickle" in str(err):  # numpy's words for object arrays
+            raise NasboxError(
+                f"{path}: {key} holds Python objects (pickled), which are not loaded; "
+                "save numeric arrays: uint8 images and integer labels"
+            ) from None
         raise NasboxError(f"{path}: not a readable .npz file ({error_reason(err)})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise NasboxError(
-            f"{path}: a single .npy array, not an .npz archive; save the arrays with "
-            "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)"
-        )
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise NasboxError(f"{path}: not a readable .npz file ({error_reason(err)})") from None
     missing = [key for key in ("x_train", "y_train") if key not in arrays]
     if missing:
         raise NasboxError(
