@@ -101,6 +101,15 @@ def test_bench_run_bad_input(synthetic_table, tmp_path, capsys, extra, message):
     assert not (tmp_path / "x").exists()
 
 
+def test_bench_run_refuses_an_empty_out(synthetic_table, tmp_path, capsys, monkeypatch):
+    """--out "" (an unset shell variable) ran into runs/bench-TIMESTAMP, a folder nobody asked
+    for; the other commands refuse it."""
+    monkeypatch.chdir(tmp_path)
+    assert _bench(synthetic_table, "x", "--budget", "2", "--out", "") == 2
+    assert capsys.readouterr().err == "nasbox: error: --out is empty; give a folder path\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [

@@ -232,6 +232,31 @@ WRONG = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["train", "--quiet", "--data", "digits", "--epochs", "1", "--cells", "1"]
+            + ["--filters", "8"],
+            "--out is empty; give a folder path",
+        ),
+        ([*RNN_TRUTH[:-2], "--count", "1"], "--out is empty; give a file name"),
+        (PETRI_FIT[:-2], "--out is empty; give a file name"),
+        (["runs", "export", "run"], "--out is empty; give a file name"),
+        (["bench", "convert", "other.pickle.pbz2"], "--out is empty; give a file name"),
+    ],
+    ids=["train", "petri groundtruth", "petri fit", "runs export", "bench convert"],
+)
+def test_an_empty_out_is_refused_not_replaced(inputs, capsys, argv, message):
+    """--out "" (an unset shell variable): train wrote runs/train-TIMESTAMP and petri groundtruth
+    measurements/results/..., folders nobody asked for; petri fit and runs export took it as
+    the current folder ("--out . is a folder", bench convert ".: unknown table format"). search, score and export refused it already."""
+    before = sorted(path.name for path in inputs.iterdir())
+    assert main([*argv, "--out", ""]) == 2
+    assert capsys.readouterr().err == f"nasbox: error: {message}\n"
+    assert sorted(path.name for path in inputs.iterdir()) == before
+
+
 def test_an_output_that_is_not_a_regular_file_is_refused(inputs, capsys):
     """--overwrite renames the new file over the old one: over a pipe or device (/dev/null as
     root) that would replace it."""

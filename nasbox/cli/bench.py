@@ -19,8 +19,8 @@ from nasbox.cli.common import (
     add_space_option,
     check_output_file,
     check_prescore,
-    default_out,
     estimator_context,
+    out_folder,
     split_names,
 )
 from nasbox.errors import NasboxError
@@ -116,7 +116,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         _check_prescore_is_not_the_table(args)
     objectives = _objectives(args)
     budgets = _budgets(args.budget)
-    out = Path(args.out) if args.out else default_out("bench")
+    out = out_folder(args.out, "bench")
     folder = RunFolder(
         out,
         RESULTS,
@@ -365,7 +365,7 @@ def cmd_bench_convert(args: argparse.Namespace) -> int:
 
     if args.dataset not in SOURCES:
         raise NasboxError(f"unknown dataset {args.dataset!r}; choose one of: {', '.join(SOURCES)}")
-    out = check_output_file(check_table_path(args.out), args.overwrite)
+    out = check_table_path(check_output_file(args.out, args.overwrite))  # first: "" is not "."
     _check_source(Path(args.source))
     print(f"nasbox: warning: {PICKLE_WARNING.format(path=args.source)}", file=sys.stderr)
     with replaced_atomically(out) as temporary:

@@ -252,6 +252,16 @@ def default_out(command: str) -> Path:
     return Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def out_folder(out: str | None, command: str) -> Path:
+    """--out, or `default_out` where it is left out. An empty --out (an unset shell variable) is
+    refused as every other command refuses it, not taken as left out: that wrote a new
+    runs/COMMAND-TIMESTAMP folder the user did not ask for."""
+    if out is None:
+        return default_out(command)
+    check_output_path(out)
+    return Path(out)
+
+
 def split_names(text: str, what: str, estimators: bool = False) -> list[str]:
     """Comma-separated values, each once; `estimators` keeps `swap_reg:MU,SIGMA` whole."""
     parts = split_specs(text) if estimators else text.split(",")

@@ -23,10 +23,12 @@ from nasbox.runs import replaced_atomically
 
 def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
     check_seed(args.seed)
-    out = Path(args.out or f"measurements/results/{args.space}_groundtruth.csv")
+    default = f"measurements/results/{args.space}_groundtruth.csv"
     # an rnn table is continued where it stopped (or started again with --overwrite); the slope
     # table is written whole
-    check_output_file(out, overwrite=args.overwrite or args.space == "rnn")
+    out = check_output_file(
+        default if args.out is None else args.out, overwrite=args.overwrite or args.space == "rnn"
+    )
     if args.space == "rnn":
         check_not_an_input(out, {"--corpus": args.corpus})
         return _rnn_groundtruth(args, out)
@@ -85,7 +87,7 @@ def cmd_petri_fit(args: argparse.Namespace) -> int:
     from nasbox.estimators.petri.evaluation import choose_labelled, default_column, load_labels
 
     check_seed(args.seed)
-    out = check_output_file(Path(args.out), args.overwrite)
+    out = check_output_file(args.out, args.overwrite)
     check_not_an_input(out, {"--labels": args.labels})
     space = get_motif_space(args.space)
     labels = load_labels(

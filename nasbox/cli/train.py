@@ -17,9 +17,9 @@ from nasbox.cli.common import (
     add_overwrite_option,
     add_seed_option,
     add_space_option,
-    default_out,
     network_options,
     note,
+    out_folder,
     read_arch,
     size_options,
     stem_options,
@@ -319,7 +319,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     space = get_space(args.space)
     _adopt_defaults(args, space)
     arch = read_arch(space, args.arch)
-    out = Path(args.out) if args.out else default_out("train")
+    out = out_folder(args.out, "train")
     folder = RunFolder(
         out,
         RESULTS,

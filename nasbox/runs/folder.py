@@ -31,12 +31,14 @@ COMMAND_RESULTS = {
 }
 
 
-def check_output_path(path: Path, option: str = "--out", named: Path | None = None) -> None:
+def check_output_path(path: str | Path, option: str = "--out", named: Path | None = None) -> None:
     """Fail early, before any compute, when `path` cannot become (or be) a writable folder;
-    errors name `named` (the file to be written in it) where given."""
-    shown = path if named is None else named
+    errors name `named` (the file to be written in it) where given. `path` as typed: an empty
+    one is refused, where `Path("")` would quietly be the current folder."""
     if not str(path).strip():
         raise NasboxError(f"{option} is empty; give a folder path")
+    path = Path(path)
+    shown = path if named is None else named
     try:
         if named is None and path.exists() and not path.is_dir():
             raise NasboxError(f"{option} {path} is a file, not a folder; give a folder path")
