@@ -42,6 +42,7 @@ def inputs(tmp_path: Path, monkeypatch) -> Path:
     )
     (tmp_path / "cells.txt").write_text(CELL + "\n")
     (tmp_path / "cells.csv").write_text(CELL + "\n")
+    (tmp_path / "empty.txt").write_text("")
     (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
     (tmp_path / "table.csv").write_text(f"arch,valid_acc,empty\n{CELL},90,\n")
     (tmp_path / "labels.csv").write_text(
@@ -113,6 +114,8 @@ WRONG = [
     ([*TRAIN, "--data", "npz:huge.npz"], "y_train holds label 1000000000000"),
     ([*TRAIN, "--data", "npz:constant.npz"], "constant images carry nothing"),
     ([*TRAIN, "--arch", "binary.txt"], "binary.txt: not a UTF-8 text file"),
+    ([*TRAIN, "--arch", "empty.txt"], "empty.txt: the file is empty; write the architecture in"),
+    (["describe", "--arch", "empty.txt"], "empty.txt: the file is empty"),
     (["train", "--quiet", "--out", "cells.txt"], "is a file, not a folder"),
     (["train", "--quiet", "--out", "cells.txt/run"], "cells.txt is a file"),
     (

@@ -121,7 +121,16 @@ def inputs(tmp_path: Path, monkeypatch, corpus) -> Path:
         (["--data", "text:empty.txt"], "empty.txt: the file is empty"),
         (["--data", "text:blank.txt"], "blank.txt: the file holds only whitespace"),
         (["--data", "text:nul.txt"], "nul.txt: a binary file"),
-        (["--data", "text:latin1.txt"], "latin1.txt: not a UTF-8 text file"),
+        (  # said so, but not how to fix it
+            ["--data", "text:latin1.txt"],
+            "latin1.txt: not a UTF-8 text file (byte 3 cannot be decoded); convert it, e.g. from "
+            "Latin-1: iconv -f latin1 -t utf-8 latin1.txt > latin1-utf8.txt",
+        ),
+        (  # an empty --arch file was a "malformed rnn cell ''"
+            ["--data", "text:corpus.txt", "--arch", "empty.txt"],
+            "empty.txt: the file is empty; write the architecture in it, e.g. darts-v2",
+        ),
+        (["--data", "text:corpus.txt", "--arch", "blank.txt"], "blank.txt: the file holds only"),
         (["--data", "text:short.txt"], "18 characters are too few for one batch"),
         (["--data", "text:short.txt"], "the corpus needs at least 90 "),
         (["--data", "text:corpus.txt", "--tokens", "bytes"], "unknown --tokens 'bytes'"),

@@ -378,12 +378,18 @@ def stem_options(args: argparse.Namespace, space, input_size: int) -> dict:
 
 
 def read_arch(space, text: str | None):
-    """`--arch`: a string, a name or a .txt/.json file; the space's default when not given."""
+    """`--arch`: a string, a name or a .txt/.json file; the space's default when not given.
+    An empty file is named as such: parsed, it was a "malformed cell ''"."""
     if text is None:
         text = space.default_arch
     path = Path(text)
     if path.suffix in {".txt", ".json"}:  # no architecture string ends so: a file, or missing
         text = "\n".join(read_text_lines(path, "an architecture"))
+        if not text.strip():
+            what = "holds only whitespace" if text else "is empty"
+            raise NasboxError(
+                f"{path}: the file {what}; write the architecture in it, e.g. {space.default_arch}"
+            )
     return space.parse(text)
 
 

@@ -91,9 +91,11 @@ def read_corpus(path: Path) -> str:
     try:
         # utf-8-sig: a byte-order mark (Windows editors write one) is no character of the text.
         text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
+    except UnicodeDecodeError as err:  # the fix: one command, for the common Latin-1 case
+        converted = path.with_name(f"{path.stem}-utf8{path.suffix}")
         raise NasboxError(
-            f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded)"
+            f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded); convert it, "
+            f"e.g. from Latin-1: iconv -f latin1 -t utf-8 {path} > {converted}"
         ) from None
     # Universal newlines, as Python's text files read them: a corpus saved on Windows would
     # otherwise hold a '\r' character before every newline, which changes its perplexity.
