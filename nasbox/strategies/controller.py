@@ -24,10 +24,17 @@ from torch import nn
 
 from nasbox.checks import check_count, check_number
 from nasbox.cpu import single_thread
+from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 
 MAX_REDRAWS = 100
+# The LSTM cell holds 8 hidden^2 weights: at 1024 units, with their gradients and Adam's two
+# moments, 130 MB, and each update already takes seconds on one core. A larger controller only
+# exhausts memory (1e8 units asked torch for exabytes) or time; the paper's has 100 units.
+MAX_HIDDEN = 1024
+# Each minibatch runs this many passes over it; more only stalls the search at its first update.
+MAX_PPO_EPOCHS = 1000
 
 
 class LSTMPolicy(nn.Module):
@@ -108,6 +115,17 @@ class ControllerStrategy(Strategy):
         check_count(minibatch, f"{self.name} minibatch")
         check_count(ppo_epochs, f"{self.name} ppo_epochs")
         check_count(hidden, f"{self.name} hidden")
+        if hidden > MAX_HIDDEN:
+            raise NasboxError(
+                f"{self.name} hidden must be at most {MAX_HIDDEN} (default 100), got {hidden}: "
+                f"a larger controller exhausts memory; give hidden={MAX_HIDDEN} or less"
+            )
+        if ppo_epochs > MAX_PPO_EPOCHS:
+            raise NasboxError(
+                f"{self.name} ppo_epochs must be at most {MAX_PPO_EPOCHS} (default 10), got "
+                f"{ppo_epochs}: each minibatch is trained on that many times, so more only stalls "
+                f"the search; give ppo_epochs={MAX_PPO_EPOCHS} or less"
+            )
         check_number(learning_rate, f"{self.name} learning_rate", 0, math.inf, include_low=False)
         check_number(entropy_weight, f"{self.name} entropy_weight", 0, math.inf)
         check_number(baseline_decay, f"{self.name} baseline_decay", 0, 1)
