@@ -7,6 +7,7 @@ import pytest
 
 from nasbox.cli import main
 from nasbox.cli.search import _strategy_options
+from nasbox.errors import NasboxError
 
 SEARCH = ["search", "--samples", "3", "--quiet", "--out", "run"]
 
@@ -37,6 +38,19 @@ WRONG = [
         "petri-evolution",
         "start=top",
         "petri-evolution start must be one of: random, best; got 'top'",
+    ),
+    (
+        "petri-evolution",
+        "dish=",
+        "--strategy-option dish= gives petri-evolution's dish an empty value; give dish=FILE "
+        "(a dish made with `nasbox petri fit`), or leave the option out",
+    ),
+    ("petri-evolution", "dish= ", "dish an empty value; give dish=FILE"),
+    (
+        "evolution",
+        "population_size=",
+        "give population_size=VALUE (a whole number), or leave the option out for the default "
+        "population_size=10",
     ),
     ("petri-evolution", "explore=-1", "petri-evolution explore must be at least 0, got -1"),
     ("random", "population_size=5", "random takes no options; drop --strategy-option"),
@@ -95,3 +109,12 @@ def test_values_take_the_type_of_the_constructor_parameter():
     assert options == {"minibatch": 4, "learning_rate": 1e-3, "clip": 1.0, "distinct": False}
     assert type(options["minibatch"]) is int and type(options["clip"]) is float
     assert _strategy_options("petri-evolution", ["dish=my.pt"]) == {"dish": "my.pt"}
+
+
+def test_an_empty_dish_is_refused_by_the_strategy_itself():
+    """`dish=""` is the current folder to the file system: refused as empty, not as a folder."""
+    from nasbox.spaces import get_space
+    from nasbox.strategies import get_strategy
+
+    with pytest.raises(NasboxError, match="petri-evolution dish is empty; give a dish file"):
+        get_strategy("petri-evolution", get_space("nb201"), dish="")

@@ -253,8 +253,25 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
             raise NasboxError(
                 f"--strategy-option names {key!r} twice ({first} and {pair}); give each key once"
             )
+        if not text.strip():  # `dish=` opened the current folder as the dish
+            raise NasboxError(_empty_option(strategy, key, accepted[key]))
         options[key] = _option_value(strategy, key, text, accepted[key])
     return options
+
+
+def _empty_option(strategy: str, key: str, parameter: inspect.Parameter) -> str:
+    """The refusal of `--strategy-option KEY=` with nothing after `=`: what to give instead."""
+    if key in PATH_STRATEGY_OPTIONS:
+        wanted = f"{key}=FILE (a dish made with `nasbox petri fit`)"
+    else:
+        kind = _option_type(parameter)
+        wanted = f"{key}=VALUE ({OPTION_TYPES[kind]})" if kind else f"{key}=VALUE"
+    default = parameter.default
+    default = "" if default in (None, parameter.empty) else f" for the default {key}={default}"
+    return (
+        f"--strategy-option {key}= gives {strategy}'s {key} an empty value; give {wanted}, "
+        f"or leave the option out{default}"
+    )
 
 
 def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:

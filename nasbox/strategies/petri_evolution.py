@@ -71,6 +71,11 @@ class PetriEvolution(Strategy):
             raise NasboxError(
                 f"petri-evolution start must be one of: {', '.join(STARTS)}; got {start!r}"
             )
+        if dish is not None and not str(dish).strip():  # an empty path is the current folder
+            raise NasboxError(
+                "petri-evolution dish is empty; give a dish file made with `nasbox petri fit`, "
+                "or none for a new dish"
+            )
         if dish is not None:
             self.dish = PetriDish.load(dish)
             if self.dish.space.name != space.name:
