@@ -591,6 +591,35 @@ def test_a_shared_database_never_replaces_another_folder_s_run(tmp_path, capsys)
     assert main([*args, "--out", str(tmp_path / "d" / "x"), "--overwrite"]) == 0
 
 
+def test_a_run_name_in_storage_wins_over_a_same_named_folder_here(tmp_path, monkeypatch, capsys):
+    """`runs show x --storage all.db` and `search --resume x --storage all.db` beside an
+    unrelated folder x/ said 'the folder holds no nasbox search run'; --storage names the run."""
+    storage = tmp_path / "all.db"
+    args = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
+    assert main([*args, "--storage", str(storage), "--out", str(tmp_path / "runs" / "x")]) == 0
+    here = tmp_path / "here"
+    (here / "x").mkdir(parents=True)
+    (here / "x" / "notes.txt").write_text("not a run")
+    monkeypatch.chdir(here)
+    capsys.readouterr()
+    assert main(["runs", "show", "x", "--storage", str(storage)]) == 0
+    assert "2 complete, 0 failed" in capsys.readouterr().out
+    resume = ["search", "--resume", "x", "--storage", str(storage), "--samples", "3", "--quiet"]
+    assert main(resume) == 0
+    assert len(rows(tmp_path / "runs" / "x")) == 3
+    assert sorted(p.name for p in (here / "x").iterdir()) == ["notes.txt"]
+    capsys.readouterr()
+    assert main(["runs", "show", "y", "--storage", str(storage)]) == 2  # in neither
+    (here / "y").mkdir()
+    assert main(["runs", "show", "y", "--storage", str(storage)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"nasbox: error: RUN y: no such run in {storage} (runs: x)"
+    assert err[1] == (
+        f"nasbox: error: RUN y: no such run in {storage} (runs: x), and the folder y holds no "
+        "nasbox search run"
+    )
+
+
 def test_a_finished_run_can_be_extended_with_a_larger_budget(tmp_path):
     out = tmp_path / "run"
     base = ["search", "--estimator", "params", "--strategy", "evolution", "--quiet"]

@@ -383,12 +383,39 @@ def best_trial(trials: list[StoredTrial]) -> StoredTrial | None:
 
 
 def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str, Path]:
-    """(database, run name, run folder) for a run given as its folder or its name in `storage`."""
+    """(database, run name, run folder) for a run given as its folder or its name in `storage`.
+
+    A name found in an explicit `storage` wins over a same-named folder that happens to be in
+    the current folder: `--storage` says where the user means to look.
+    """
     if not target.strip():
         raise NasboxError(f"{option} is empty; give a run folder or a run name")
     folder = Path(target)
+    names = unusable = None
+    if storage and Path(storage).is_file():
+        try:
+            with RunStore(storage, create=False) as store:
+                run = store.find_run(target)
+                names = ", ".join(r.name for r in store.runs()) or "none"
+        except NasboxError as err:  # a run folder given as the target is the better report
+            if not folder.is_dir():
+                raise
+            run, unusable = None, err
+        if run is not None:
+            own = run.folder and folder.is_dir() and Path(run.folder).resolve() == folder.resolve()
+            return Path(storage), run.name, folder if own else Path(run.folder or ".")
     if folder.is_dir():
-        database, name = _run_in_folder(folder, option)
+        found = _run_in_folder(folder, option)
+        if found is None and unusable is not None:
+            raise unusable
+        if found is None and names is not None:
+            raise NasboxError(
+                f"{option} {target}: no such run in {storage} (runs: {names}), and the folder "
+                f"{folder} holds no nasbox search run"
+            )
+        if found is None:
+            raise NasboxError(f"{option} {folder}: the folder holds no nasbox search run")
+        database, name = found
         if storage and Path(storage).resolve() != database.resolve():
             raise NasboxError(
                 f"--storage {storage} is not the database of run folder {folder} ({database}); "
@@ -396,21 +423,17 @@ def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str
             )
         return database, name, folder
     if storage:
-        if not Path(storage).is_file():
+        if names is None:
             raise NasboxError(f"--storage {storage}: file not found")
-        with RunStore(storage, create=False) as store:
-            run = store.find_run(target)
-            names = ", ".join(r.name for r in store.runs()) or "none"
-        if run is None:
-            raise NasboxError(f"{option} {target}: no such run in {storage} (runs: {names})")
-        return Path(storage), run.name, Path(run.folder or ".")
+        raise NasboxError(f"{option} {target}: no such run in {storage} (runs: {names})")
     raise NasboxError(
         f"{option} {target}: no such run folder (to name a run in a database, add --storage FILE)"
     )
 
 
-def _run_in_folder(folder: Path, option: str) -> tuple[Path, str]:
-    """(database, run name) of a search run folder, from its summary or its own database."""
+def _run_in_folder(folder: Path, option: str) -> tuple[Path, str] | None:
+    """(database, run name) of a search run folder, from its summary or its own database; None
+    when the folder holds no run."""
     summary_file = folder / "summary.json"
     if summary_file.is_file():
         try:
@@ -425,7 +448,7 @@ def _run_in_folder(folder: Path, option: str) -> tuple[Path, str]:
             runs = store.runs()
         if len(runs) == 1:
             return folder / DATABASE, runs[0].name
-    raise NasboxError(f"{option} {folder}: the folder holds no nasbox search run")
+    return None
 
 
 def _check_run_database(database: Path, folder: Path, option: str) -> None:
