@@ -18,6 +18,7 @@ from nasbox.cli import main
 from nasbox.errors import NasboxError
 from nasbox.estimators.petri import DishConfig, PetriDish, get_motif_space
 from nasbox.runs import RunStore
+from nasbox.runs.folder import COMMAND_RESULTS, LOCK_NAME, RunFolder
 
 FAULTY_ESTIMATOR = '''
 """An estimator that misbehaves on purpose, chosen by the ops on the cell's first two edges."""
@@ -618,6 +619,63 @@ def test_a_run_name_in_storage_wins_over_a_same_named_folder_here(tmp_path, monk
         f"nasbox: error: RUN y: no such run in {storage} (runs: x), and the folder y holds no "
         "nasbox search run"
     )
+
+
+# Writes trials.csv as nasbox does, says so, and waits mid-write to be killed.
+KILLED_WRITER = """
+import sys, time
+from nasbox.runs.folder import replaced_atomically
+with replaced_atomically(sys.argv[1]) as temporary:
+    temporary.write_text("number,arch\\n0,")
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_temporaries_of_a_write_killed_midway_are_removed_by_the_next_run(tmp_path):
+    """SIGKILL skips `replaced_atomically`'s cleanup, so a hidden `.trials.tmp-PID.csv` stayed in
+    the run folder for good; a resume there removes those whose process is gone, and only them."""
+    folder = tmp_path / "run"
+    search = ["search", "--estimator", "params", "--quiet"]
+    assert main([*search, "--samples", "2", "--out", str(folder)]) == 0
+    writer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(folder / "trials.csv")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert writer.stdout.readline() == "writing\n"
+    writer.kill()
+    writer.wait()
+    stale = folder / f".trials.tmp-{writer.pid}.csv"
+    assert stale.is_file()  # what a killed write leaves
+    (folder / f".summary.tmp-{writer.pid}.json").write_text("{")
+    kept = [f".notes.tmp-{writer.pid}.txt", f"trials.tmp-{writer.pid}.csv", f"{stale.name}.bak"]
+    for name in kept:  # not nasbox's temporaries of this folder's files
+        (folder / name).write_text("the user's")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        kept.append(f".trials.tmp-{alive.pid}.csv")  # a process still writing it
+        (folder / kept[-1]).write_text("number,arch\n")
+        assert main(["search", "--resume", str(folder), "--samples", "3", "--quiet"]) == 0
+    finally:
+        alive.kill()
+        alive.wait()
+    assert len(rows(folder)) == 3
+    assert sorted(p.name for p in folder.glob("*tmp-*")) == sorted(kept)
+
+
+def test_a_training_folder_drops_the_temporaries_of_a_killed_training(tmp_path):
+    """The same for `nasbox train`'s files (`.history.tmp-PID.csv`, `.checkpoint.tmp-PID.pt`)."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    names = [f".history.tmp-{gone.pid}.csv", f".checkpoint.tmp-{gone.pid}.pt"]
+    (tmp_path / "train").mkdir()
+    for name in [*names, f".trials.tmp-{gone.pid}.csv"]:
+        (tmp_path / "train" / name).write_text("half")
+    with RunFolder(tmp_path / "train", COMMAND_RESULTS["train"], resume=True):
+        left = sorted(p.name for p in (tmp_path / "train").iterdir())
+    assert left == [LOCK_NAME, f".trials.tmp-{gone.pid}.csv"]  # not a file training writes
 
 
 def test_a_finished_run_can_be_extended_with_a_larger_budget(tmp_path):

@@ -8,6 +8,7 @@ process holds the folder, or when the path cannot be a folder. The lock is an OS
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -129,6 +130,7 @@ class RunFolder:
                 f"{self.option} {self.path}: cannot lock it ({err.strerror})"
             ) from None
         self._lock = lock
+        remove_stale_temporaries(self.path, self.results)
         if self.overwrite and not self.resume:
             for name in self.existing_results():
                 target = self.path / name
@@ -168,6 +170,42 @@ def folder_in_use(path: Path) -> bool | None:
     return False
 
 
+def _temporary_name(path: Path, pid: int | str) -> str:
+    """The name `replaced_atomically` writes `path` under in process `pid`."""
+    return f".{path.stem}.tmp-{pid}{path.suffix}"
+
+
+def _process_is_gone(pid: int) -> bool:
+    """Whether no process `pid` exists; an unknown answer counts as alive, so nothing of a
+    running process is ever removed."""
+    if os.name != "posix" or pid <= 0:  # Windows' os.kill would end the process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # another user's process (EPERM), or no such PID number
+        return False
+    return False
+
+
+def remove_stale_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
+    """Delete the temporaries `replaced_atomically` left beside `names` in `folder` when its
+    process was killed mid-write (SIGKILL skips the cleanup): only files of exactly its name
+    pattern whose process no longer exists. Returns what was removed."""
+    patterns = []
+    for name in names:
+        prefix, suffix = _temporary_name(Path(name), "|").split("|")
+        patterns.append(re.compile(re.escape(prefix) + "([0-9]{1,10})" + re.escape(suffix)))
+    removed = []
+    for candidate in sorted(Path(folder).iterdir()):
+        found = next(filter(None, (p.fullmatch(candidate.name) for p in patterns)), None)
+        if found and candidate.is_file() and _process_is_gone(int(found[1])):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
 @contextlib.contextmanager
 def replaced_atomically(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
@@ -178,7 +216,7 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    temporary = path.with_name(_temporary_name(path, os.getpid()))
     try:
         yield temporary
         os.replace(temporary, path)
