@@ -793,3 +793,19 @@ def test_evaluate_writes_its_predictions_only_under_a_csv_name(tmp_path, capsys)
     assert not (tmp_path / "pred.pt").exists()
     assert main([*evaluate, str(tmp_path / "pred.CSV")]) == 0
     assert (tmp_path / "pred.CSV").read_text().startswith("arch,valid_acc,petri")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--hidden", "5"), ("--count", "200"), ("--workers", "1"), ("--corpus", "x.txt")],
+)
+def test_groundtruth_refuses_an_rnn_option_for_the_slope_table(tmp_path, capsys, option, value):
+    """`--space slope --hidden 5` trained the slope table and ignored --hidden (and every other
+    rnn-only option, even at its default value)."""
+    out = tmp_path / "s.csv"
+    args = ["petri", "groundtruth", "--space", "slope", option, value, "--out", str(out)]
+    assert main([*args, "--repeats", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{option} applies to --space rnn, not to --space slope: drop {option}" in err
+    assert not out.exists()

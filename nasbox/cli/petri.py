@@ -20,8 +20,57 @@ from nasbox.cli.common import (
 from nasbox.errors import NasboxError
 from nasbox.runs import replaced_atomically
 
+# `petri groundtruth` options only the rnn table reads (argparse attribute, option); their
+# defaults are None so that one given for --space slope is refused rather than ignored.
+RNN_ONLY_OPTIONS = (
+    ("count", "--count"),
+    ("train_seed", "--train-seed"),
+    ("workers", "--workers"),
+    ("hidden", "--hidden"),
+    ("steps", "--steps"),
+    ("batch_size", "--batch-size"),
+    ("bptt", "--bptt"),
+    ("valid_tokens", "--valid-tokens"),
+    ("corpus", "--corpus"),
+)
+
+
+def _rnn_defaults() -> dict:
+    """The rnn-only options' defaults: the documented protocol, 200 cells, 2 workers."""
+    from nasbox.estimators.petri.rnn_groundtruth import DEFAULT_CORPUS, RNNProtocol
+
+    protocol = RNNProtocol()
+    return {
+        "count": 200,
+        "train_seed": protocol.seed,
+        "workers": 2,
+        "hidden": protocol.hidden,
+        "steps": protocol.steps,
+        "batch_size": protocol.batch_size,
+        "bptt": protocol.bptt,
+        "valid_tokens": protocol.valid_tokens,
+        "corpus": DEFAULT_CORPUS,
+    }
+
+
+def _adopt_groundtruth_options(args: argparse.Namespace) -> None:
+    """Refuse an rnn-only option given for the slope table (it was silently ignored); fill in
+    the defaults for rnn."""
+    if args.space != "rnn":
+        for key, option in RNN_ONLY_OPTIONS:
+            if getattr(args, key) is not None:
+                raise NasboxError(
+                    f"{option} applies to --space rnn, not to --space {args.space}: drop "
+                    f"{option} (or give --space rnn)"
+                )
+        return
+    for key, value in _rnn_defaults().items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
 
 def cmd_petri_groundtruth(args: argparse.Namespace) -> int:
+    _adopt_groundtruth_options(args)
     check_seed(args.seed)
     default = f"measurements/results/{args.space}_groundtruth.csv"
     # an rnn table is continued where it stopped (or started again with --overwrite); the slope
@@ -198,12 +247,7 @@ def add_column_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parser(commands) -> None:
-    from nasbox.estimators.petri.rnn_groundtruth import (
-        DEFAULT_CORPUS,
-        MAX_GROUNDTRUTH_CELLS,
-        MAX_HIDDEN,
-        RNNProtocol,
-    )
+    from nasbox.estimators.petri.rnn_groundtruth import MAX_GROUNDTRUTH_CELLS, MAX_HIDDEN
 
     petri = add_command(
         commands, "petri", "Synthetic Petri Dish: fit learned data that ranks motifs, evaluate it"
@@ -232,19 +276,23 @@ def add_parser(commands) -> None:
         help="initialisations averaged (slope: default 10; rnn: default 2, the geometric mean "
         "of the perplexities from --train-seed, --train-seed + 1, ...)",
     )
+    defaults = _rnn_defaults()
     groundtruth.add_argument(
         "--count",
         type=int,
-        default=200,
-        help=f"rnn: cells sampled, at most {MAX_GROUNDTRUTH_CELLS:,} (about a minute each)",
+        help=f"rnn: cells sampled, at most {MAX_GROUNDTRUTH_CELLS:,} (about a minute each; "
+        f"default: {defaults['count']})",
     )
     groundtruth.add_argument(
-        "--train-seed", type=int, default=0, help="rnn: seed of the networks' initialisation"
+        "--train-seed",
+        type=int,
+        help=f"rnn: seed of the networks' initialisation (default: {defaults['train_seed']})",
     )
     groundtruth.add_argument(
-        "--workers", type=int, default=2, help="rnn: one-thread training processes"
+        "--workers",
+        type=int,
+        help=f"rnn: one-thread training processes (default: {defaults['workers']})",
     )
-    protocol = RNNProtocol()
     for option, help_text in (
         ("hidden", f"rnn: hidden units, at most {MAX_HIDDEN}"),
         ("steps", "rnn: training chunks"),
@@ -252,14 +300,15 @@ def add_parser(commands) -> None:
         ("bptt", "rnn: time steps per chunk"),
         ("valid_tokens", "rnn: validation characters read, at least 2"),
     ):
-        default = getattr(protocol, option)
         groundtruth.add_argument(
             "--" + option.replace("_", "-"),
             type=int,
-            default=default,
-            help=f"{help_text} (default {default}; other values change the documented protocol)",
+            help=f"{help_text} (default: {defaults[option]}; other values change the documented "
+            "protocol)",
         )
-    groundtruth.add_argument("--corpus", default=DEFAULT_CORPUS, help="rnn: the text corpus")
+    groundtruth.add_argument(
+        "--corpus", help=f"rnn: the text corpus (default: {defaults['corpus']})"
+    )
     add_overwrite_option(groundtruth, "--out (an rnn table is otherwise continued)")
     groundtruth.add_argument("--quiet", action="store_true", help="no progress bar")
     groundtruth.set_defaults(handler=cmd_petri_groundtruth)
