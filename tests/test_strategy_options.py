@@ -54,6 +54,15 @@ WRONG = [
     ),
     ("petri-evolution", "explore=-1", "petri-evolution explore must be at least 0, got -1"),
     ("random", "population_size=5", "random takes no options; drop --strategy-option"),
+    # ppo's options were taken by lstm-reinforce and never used
+    (
+        "lstm-reinforce",
+        "clip=0.3",
+        "'clip=0.3': clip is an option of ppo; lstm-reinforce does not use it: drop it (or give "
+        "--strategy ppo)",
+    ),
+    ("lstm-reinforce", "ppo_epochs=3", "ppo_epochs is an option of ppo; lstm-reinforce does not"),
+    ("ppo", "population_size=5", "population_size is an option of area, evolution, nsga2; ppo"),
 ]
 
 

@@ -243,6 +243,14 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
             raise NasboxError(
                 f"--strategy-option {pair!r}: {strategy} takes no options; drop --strategy-option"
             )
+        owners = _options_of_others(strategy, key) if equals and key not in valid else []
+        if owners:  # ppo's clip given to lstm-reinforce was taken and ignored
+            instead = f" (or give --strategy {owners[0]})" if len(owners) == 1 else ""
+            raise NasboxError(
+                f"--strategy-option {pair!r}: {key} is an option of {', '.join(owners)}; "
+                f"{strategy} does not use it: drop it{instead}; {strategy} takes: "
+                f"{', '.join(valid)}"
+            )
         if not equals or key not in valid:
             raise NasboxError(
                 f"--strategy-option {pair!r}: {strategy} takes KEY=VALUE with KEY one of: "
@@ -257,6 +265,20 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
             raise NasboxError(_empty_option(strategy, key, accepted[key]))
         options[key] = _option_value(strategy, key, text, accepted[key])
     return options
+
+
+def _options_of_others(strategy: str, key: str) -> list[str]:
+    """The other registered strategies that take `key`, so that a key meant for one of them
+    (ppo's clip given to lstm-reinforce) is named as theirs, not as unknown."""
+    owners = []
+    for name in STRATEGIES.names():
+        try:
+            parameters = inspect.signature(STRATEGIES.get(name)).parameters
+        except (TypeError, ValueError):  # a factory of --import without a signature
+            continue
+        if name != strategy and key in parameters:
+            owners.append(name)
+    return owners
 
 
 def _empty_option(strategy: str, key: str, parameter: inspect.Parameter) -> str:

@@ -225,3 +225,28 @@ class ReinforceController(ControllerStrategy):
 
     name = "lstm-reinforce"
     objective = "reinforce"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        *,
+        minibatch: int = 20,
+        learning_rate: float = 0.00035,
+        entropy_weight: float = 1e-5,
+        baseline_decay: float = 0.95,
+        hidden: int = 100,
+        distinct: bool = True,
+    ) -> None:
+        """The controller's options less ppo's `clip` and `ppo_epochs`: one REINFORCE step per
+        minibatch uses neither, and both were taken and ignored."""
+        super().__init__(
+            space,
+            seed,
+            minibatch=minibatch,
+            learning_rate=learning_rate,
+            entropy_weight=entropy_weight,
+            baseline_decay=baseline_decay,
+            hidden=hidden,
+            distinct=distinct,
+        )
