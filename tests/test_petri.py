@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -809,3 +810,23 @@ def test_groundtruth_refuses_an_rnn_option_for_the_slope_table(tmp_path, capsys,
     assert err.count("\n") == 1
     assert f"{option} applies to --space rnn, not to --space slope: drop {option}" in err
     assert not out.exists()
+
+
+def test_evaluate_reports_a_dish_that_scores_every_motif_the_same(tmp_path, capsys, monkeypatch):
+    """A dish (or baseline) with one score for every motif let scipy print its raw
+    'ConstantInputWarning: An input array is constant' under the table."""
+    dish = tiny_slope_dish()
+    dish.fit(SLOPES[:3], [1.0, 3.0, 2.0], progress=False)
+    dish_file = str(dish.save(tmp_path / "dish.pt"))
+    labels = write_labels(tmp_path / "all.csv", [[s, s] for s in SLOPES])
+    monkeypatch.setattr(PetriDish, "predict", lambda self, motifs, progress: np.full(3, -0.5))
+    evaluate = ["petri", "evaluate", dish_file, "--labels", str(labels), "--quiet"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(evaluate) == 0
+    out, err = capsys.readouterr()
+    petri = [line.split() for line in out.splitlines() if line.startswith("petri ")]
+    assert petri[0] == ["petri", "all", "nan", "nan"]
+    assert err.count("\n") == 1 and err.startswith("nasbox: note: petri (all, extrapolation")
+    assert "every prediction is the same, so the rank correlations are undefined" in err
+    assert "the dish is unfitted or has collapsed to one score" in err

@@ -17,7 +17,7 @@ from nasbox.cli.common import (
     check_not_an_input,
     check_output_file,
 )
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, note
 from nasbox.runs import replaced_atomically
 
 # `petri groundtruth` options only the rnn table reads (argparse attribute, option); their
@@ -224,6 +224,7 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
         for group, values in groups.items():
             print(f"{method:<10} {group:<14} {values['spearman']:>9.3f} {values['kendall']:>9.3f}")
     print(f"dish prediction: {seconds:.4f} s per motif (batched)")
+    _note_predictors_without_ranking(results)
     if out is not None:
         with replaced_atomically(out) as temporary, temporary.open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -232,6 +233,24 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
                 writer.writerow([dish.space.format(motif), sign * value, repr(float(score))])
         print(f"wrote the predictions to {out}")
     return 0
+
+
+def _note_predictors_without_ranking(results: dict) -> None:
+    """One note for the correlations shown as nan because a predictor gave every motif of a
+    group the same score (scipy printed its raw ConstantInputWarning instead)."""
+    same = {
+        method: [group for group, values in groups.items() if values["all_same"]]
+        for method, groups in results.items()
+    }
+    same = {method: groups for method, groups in same.items() if groups}
+    if not same:
+        return
+    named = ", ".join(f"{method} ({', '.join(groups)})" for method, groups in same.items())
+    dish = "; the dish is unfitted or has collapsed to one score" if "petri" in same else ""
+    note(
+        f"{named}: every prediction is the same, so the rank correlations are undefined (shown "
+        f"as nan){dish}"
+    )
 
 
 def add_column_options(parser: argparse.ArgumentParser) -> None:

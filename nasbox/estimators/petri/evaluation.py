@@ -158,9 +158,17 @@ def choose_labelled(
     return chosen, [i for i in range(len(labels)) if i not in chosen_set]
 
 
+def all_same(values: Sequence[float]) -> bool:
+    """Whether 2 or more values are all equal: no ranking, so no rank correlation."""
+    values = np.asarray(values, dtype=float)
+    return len(values) >= 2 and bool(np.all(values == values[0]))
+
+
 def rank_correlations(predicted: Sequence[float], truth: Sequence[float]) -> dict[str, float]:
+    """Spearman's and Kendall's; nan (undefined) for fewer than 2 motifs or either side all the
+    same, where scipy printed a raw ConstantInputWarning (callers say why: see `all_same`)."""
     predicted, truth = np.asarray(predicted, dtype=float), np.asarray(truth, dtype=float)
-    if len(truth) < 2:
+    if len(truth) < 2 or all_same(predicted) or all_same(truth):
         return {"spearman": float("nan"), "kendall": float("nan")}
     return {
         "spearman": float(stats.spearmanr(predicted, truth).statistic),
@@ -222,7 +230,8 @@ def compare_predictors(
     """Rank correlations on `test` of the given predictions and of the encoding baselines.
 
     Groups: `all`; for slopes also `interpolation` (inside the fitted range) and
-    `extrapolation` (outside it).
+    `extrapolation` (outside it). Each group's `all_same` says whether the method gave its
+    motifs one and the same score (its correlations are then nan).
     """
     predictions = {**predictions, **baseline_predictions(space, train, test.motifs, seed)}
     groups = {"all": np.ones(len(test), dtype=bool)}
@@ -232,7 +241,10 @@ def compare_predictors(
         groups.update(interpolation=inside, extrapolation=~inside)
     return {
         method: {
-            group: rank_correlations(values[mask], test.values[mask])
+            group: {
+                **rank_correlations(values[mask], test.values[mask]),
+                "all_same": all_same(values[mask]),
+            }
             for group, mask in groups.items()
         }
         for method, values in predictions.items()
