@@ -54,3 +54,18 @@ def first_repeated(values: Sequence[Hashable]) -> Hashable | None:
             return value
         seen.add(value)
     return None
+
+
+def delimiter_hint(columns: Sequence[object]) -> str:
+    """Why a table has none of the columns asked for, when its header is one field holding ';'
+    or tabs: the file uses another delimiter (a spreadsheet's export), which the column list
+    alone does not make plain. Empty otherwise; appended to the missing-column error."""
+    if len(columns) != 1:
+        return ""
+    for mark, name in ((";", "semicolons"), ("\t", "tabs")):
+        if mark in str(columns[0]):
+            return (
+                f"; the file seems to separate its fields with {name}, and nasbox reads "
+                "comma-separated CSV: save it with commas"
+            )
+    return ""

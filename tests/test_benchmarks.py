@@ -82,6 +82,41 @@ def test_malformed_tables_are_clear_errors(tmp_path, content, message):
         TabularBenchmark.from_file(path)
 
 
+@pytest.mark.parametrize(("delimiter", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_table_with_another_delimiter_is_named_as_such(tmp_path, capsys, delimiter, name):
+    """A spreadsheet's semicolon export said only "no 'arch' column (found: index;arch;...)"."""
+    table = tmp_path / "t.csv"
+    table.write_text(
+        delimiter.join(["index", "arch", "valid_acc"]) + f"\n0{delimiter}{GOOD}{delimiter}91\n"
+    )
+    archs = tmp_path / "archs.txt"
+    archs.write_text(GOOD + "\n")
+    score = ["score", "--estimator", "table:valid_acc", "--benchmark", str(table)]
+    assert main([*score, "--archs", str(archs)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no 'arch' column" in err
+    hint = (
+        f"the file seems to separate its fields with {name}, and nasbox reads comma-separated CSV"
+    )
+    assert hint in err
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"arch{delimiter}valid_acc\n0.5{delimiter}90\n0.7{delimiter}80\n")
+    fit = ["petri", "fit", "--labels", str(labels), "--out", str(tmp_path / "d.pt"), "--quiet"]
+    assert main(fit) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing column(s) arch, valid_acc" in err and hint in err
+    with pytest.raises(NasboxError, match=f"without column.*separate its fields with {name}"):
+        ScoreCache.from_csv(labels, get_space("nb201"), "valid_acc")
+
+
+def test_a_comma_table_without_arch_gets_no_delimiter_hint(tmp_path):
+    (tmp_path / "t.csv").write_text("cell;x,valid_acc\nx,1\n")
+    with pytest.raises(NasboxError) as error:
+        TabularBenchmark.from_file(tmp_path / "t.csv")
+    assert "no 'arch' column" in str(error.value) and "delimiter" not in str(error.value)
+    assert "separate its fields" not in str(error.value)
+
+
 def test_unreadable_files_are_clear_errors(tmp_path):
     corrupt = tmp_path / "bad.parquet"
     corrupt.write_bytes(b"not parquet at all")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nasbox.benchmarks.table import TabularBenchmark
+from nasbox.checks import delimiter_hint
 from nasbox.errors import NasboxError
 from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.runs import Trial, run_search
@@ -49,7 +50,10 @@ class ScoreCache:
             raise NasboxError(f"{path}: cannot read the score cache ({err})") from None
         missing = {"arch", column, "seconds"} - set(frame.columns)
         if missing:
-            raise NasboxError(f"{path}: score cache without column(s) {sorted(missing)}")
+            raise NasboxError(
+                f"{path}: score cache without column(s) {sorted(missing)}"
+                + delimiter_hint(list(frame.columns))
+            )
         cache = cls()
         for arch, value, seconds in frame[["arch", column, "seconds"]].itertuples(index=False):
             cell = space.parse(str(arch))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nasbox.checks import delimiter_hint
 from nasbox.errors import NasboxError, error_reason
 
 if TYPE_CHECKING:  # pandas is imported where used: at the top it adds 0.4 s to every command
@@ -40,6 +41,7 @@ class TabularBenchmark:
             raise NasboxError(
                 f"{source}: no {ARCH_COLUMN!r} column (found: {found}); a benchmark table needs "
                 f"an {ARCH_COLUMN!r} column plus numeric metric columns"
+                + delimiter_hint(list(frame.columns))
             )
         if len(frame.columns) == 1:  # every lookup would fail naming no column to choose instead
             raise NasboxError(

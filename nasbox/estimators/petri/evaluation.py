@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from nasbox.checks import delimiter_hint
 from nasbox.errors import NasboxError, note
 from nasbox.estimators.petri.motifs import MotifSpace
 
@@ -74,7 +75,7 @@ def load_labels(
     if missing:
         raise NasboxError(
             f"{path}: missing column(s) {', '.join(sorted(missing))}; "
-            f"found {', '.join(map(str, table.columns))}"
+            f"found {', '.join(map(str, table.columns))}{delimiter_hint(list(table.columns))}"
         )
     # blank lines were kept as empty rows so that row i is line i + 2 of the file (header: 1)
     written = table.notna().any(axis=1).to_numpy()
