@@ -18,13 +18,19 @@ def check_seed(seed: int, option: str = "--seed") -> int:
     return seed
 
 
-def check_count(value: int, option: str, minimum: int = 1) -> int:
-    """At most `MAX_COUNT`: a larger count overflowed a C size (in `range` lengths and progress
-    bars) with a traceback after the run had started."""
+def check_count(
+    value: int, option: str, minimum: int = 1, maximum: int = MAX_COUNT, why: str = ""
+) -> int:
+    """`minimum` to `maximum` (`why` says why the limit, after the value). Never above
+    `MAX_COUNT`: a larger count overflowed a C size (in `range` lengths and progress bars) with
+    a traceback after the run had started."""
     if value < minimum:
         raise NasboxError(f"{option} must be at least {minimum}, got {value}")
-    if value > MAX_COUNT:
-        raise NasboxError(f"{option} must be at most {MAX_COUNT:,}, got {value:,}")
+    if value > min(maximum, MAX_COUNT):
+        reason = f": {why}" if why else ""
+        raise NasboxError(
+            f"{option} must be at most {min(maximum, MAX_COUNT):,}, got {value:,}{reason}"
+        )
     return value
 
 

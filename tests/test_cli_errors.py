@@ -82,7 +82,7 @@ WRONG = [
     ([*RNN_TRUTH, "--valid-tokens", "1"], "--valid-tokens must be at least 2, got 1"),
     ([*RNN_TRUTH, "--train-seed", str(2**32)], "--train-seed must be a whole number from 0"),
     ([*RNN_TRUTH, "--train-seed", str(2**32 - 1)], "--train-seed + --repeats - 1 must be"),
-    ([*RNN_TRUTH, "--hidden", "100000"], "--hidden must be at most 2048"),
+    ([*RNN_TRUTH, "--hidden", "100000"], "--hidden must be at most 2,048"),
     ([*RNN_TRUTH, "--corpus", "binary.txt"], "binary.txt"),
     ([*RNN_TRUTH, "--corpus", "cells.txt"], "too few for one batch"),
     ([*PETRI_FIT, "--space", "rnn"], "missing column(s) valid_ppl"),

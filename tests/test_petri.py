@@ -734,10 +734,13 @@ def test_rnn_groundtruth_refuses_a_count_it_cannot_draw_or_train(tmp_path, capsy
     assert main([*command, "--count", "100000000"]) == 2
     assert time.perf_counter() - started < 5
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--count must be at most 100,000 cells, got 100,000,000" in err
+    assert (
+        err.count("\n") == 1
+        and "--count must be at most 100,000, got 100,000,000: each cell trains" in err
+    )
     assert not truth.exists()
     assert len(set(sample_cells(4, seed=0, nodes=1))) == 4
-    with pytest.raises(NasboxError, match="at most 4 cells, got 5: .* only 4 distinct cells"):
+    with pytest.raises(NasboxError, match="at most 4, got 5: .* only 4 distinct cells"):
         sample_cells(5, seed=0, nodes=1)
 
 
@@ -751,10 +754,14 @@ def test_rnn_groundtruth_refuses_a_count_it_cannot_draw_or_train(tmp_path, capsy
         (
             "--samples",
             "100000000",
-            "--samples must be at most 10,000 (default 10), got 100,000,000",
+            "--samples must be at most 10,000, got 100,000,000: every motif trains",
         ),
-        ("--inner-steps", "100000000", "--inner-steps must be at most 10,000 (default 250 or 10)"),
-        ("--restarts", "100000000", "--restarts must be at most 1,000 (each a whole fit)"),
+        ("--inner-steps", "100000000", "--inner-steps must be at most 10,000, got 100,000,000"),
+        (
+            "--restarts",
+            "100000000",
+            "--restarts must be at most 1,000, got 100,000,000: each restart is a whole fit",
+        ),
     ],
 )
 def test_fit_names_the_dish_option_out_of_range(tmp_path, capsys, option, value, message):

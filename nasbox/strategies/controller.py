@@ -24,7 +24,6 @@ from torch import nn
 
 from nasbox.checks import check_count, check_number
 from nasbox.cpu import single_thread
-from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 
@@ -113,19 +112,19 @@ class ControllerStrategy(Strategy):
         super().__init__(space, seed)
         # checked here: a bad value would otherwise break the first update, mid-run
         check_count(minibatch, f"{self.name} minibatch")
-        check_count(ppo_epochs, f"{self.name} ppo_epochs")
-        check_count(hidden, f"{self.name} hidden")
-        if hidden > MAX_HIDDEN:
-            raise NasboxError(
-                f"{self.name} hidden must be at most {MAX_HIDDEN} (default 100), got {hidden}: "
-                f"a larger controller exhausts memory; give hidden={MAX_HIDDEN} or less"
-            )
-        if ppo_epochs > MAX_PPO_EPOCHS:
-            raise NasboxError(
-                f"{self.name} ppo_epochs must be at most {MAX_PPO_EPOCHS} (default 10), got "
-                f"{ppo_epochs}: each minibatch is trained on that many times, so more only stalls "
-                f"the search; give ppo_epochs={MAX_PPO_EPOCHS} or less"
-            )
+        check_count(
+            ppo_epochs,
+            f"{self.name} ppo_epochs",
+            maximum=MAX_PPO_EPOCHS,
+            why="each minibatch is trained on that many times, so more only stalls the search "
+            "(default 10)",
+        )
+        check_count(
+            hidden,
+            f"{self.name} hidden",
+            maximum=MAX_HIDDEN,
+            why="a larger controller exhausts memory (default 100)",
+        )
         check_number(learning_rate, f"{self.name} learning_rate", 0, math.inf, include_low=False)
         check_number(entropy_weight, f"{self.name} entropy_weight", 0, math.inf)
         check_number(baseline_decay, f"{self.name} baseline_decay", 0, 1)

@@ -60,22 +60,22 @@ class DishConfig:
     def __post_init__(self) -> None:
         if self.loss not in {"mse", "rank"}:
             raise NasboxError(f"unknown dish loss {self.loss!r}; choose mse or rank")
-        check_count(self.samples, "--samples")
-        check_count(self.inner_steps, "--inner-steps")
+        unrolled = (
+            "every motif trains on every synthetic sample at every unrolled inner step, kept in "
+            "memory for the outer gradient"
+        )
+        check_count(self.samples, "--samples", maximum=MAX_SAMPLES, why=f"{unrolled} (default 10)")
+        check_count(
+            self.inner_steps,
+            "--inner-steps",
+            maximum=MAX_INNER_STEPS,
+            why=f"{unrolled} (default 250 or 10)",
+        )
         check_count(self.batch, "dish batch")
-        check_count(self.restarts, "--restarts")
+        check_count(
+            self.restarts, "--restarts", maximum=MAX_RESTARTS, why="each restart is a whole fit"
+        )
         check_count(self.outer_steps, "--outer-steps", minimum=0)
-        for value, option, limit, why in (
-            (self.samples, "--samples", MAX_SAMPLES, "default 10"),
-            (self.inner_steps, "--inner-steps", MAX_INNER_STEPS, "default 250 or 10"),
-            (self.restarts, "--restarts", MAX_RESTARTS, "each a whole fit"),
-        ):
-            if value > limit:
-                raise NasboxError(
-                    f"{option} must be at most {limit:,} ({why}), got {value:,}: every motif "
-                    "trains on every synthetic sample at every unrolled inner step, kept in memory "
-                    "for the outer gradient, once per restart"
-                )
 
     def outer_lr_at(self, step: int) -> float:
         if step < self.decay_after:

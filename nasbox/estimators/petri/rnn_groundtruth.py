@@ -81,16 +81,17 @@ class RNNProtocol:
     initialisations: int = 2
 
     def check(self) -> None:
-        for name in ("hidden", "steps", "batch_size", "bptt"):
+        for name in ("steps", "batch_size", "bptt"):
             check_count(getattr(self, name), "--" + name.replace("_", "-"))
+        check_count(
+            self.hidden,
+            "--hidden",
+            maximum=MAX_HIDDEN,
+            why="larger cells exhaust memory (the protocol has 64)",
+        )
         # A perplexity needs one input character and the one that follows it.
         check_count(self.valid_tokens, "--valid-tokens", minimum=2)
         check_count(self.initialisations, "--repeats")
-        if self.hidden > MAX_HIDDEN:
-            raise NasboxError(
-                f"--hidden must be at most {MAX_HIDDEN} (the protocol has 64), got {self.hidden}: "
-                "larger cells exhaust memory"
-            )
         check_seed(self.seed, "--train-seed")
         check_seed(self.last_seed(), "--train-seed + --repeats - 1")
 
@@ -192,20 +193,14 @@ def train_cells(
 def check_cell_count(count: int, nodes: int = 8) -> int:
     """`--count` must be drawable (distinct cells) and trainable in a lifetime (at most
     `MAX_GROUNDTRUTH_CELLS`): a larger one sampled for hours, or forever, before any training."""
-    check_count(count, "--count")
     distinct = math.prod(RNNSpace(nodes).decision_sizes())
-    if count > min(distinct, MAX_GROUNDTRUTH_CELLS):
-        reason = (
-            f"the rnn space of {nodes} nodes has only {distinct:,} distinct cells"
-            if distinct < MAX_GROUNDTRUTH_CELLS
-            else "each cell trains for about a minute on one core, so that many already take "
-            "some 70 core-days (a rerun with another --seed adds other cells to the table)"
-        )
-        raise NasboxError(
-            f"--count must be at most {min(distinct, MAX_GROUNDTRUTH_CELLS):,} cells, got "
-            f"{count:,}: {reason}"
-        )
-    return count
+    why = (
+        f"the rnn space of {nodes} nodes has only {distinct:,} distinct cells"
+        if distinct < MAX_GROUNDTRUTH_CELLS
+        else "each cell trains for about a minute on one core, so that many already take "
+        "some 70 core-days (a rerun with another --seed adds other cells to the table)"
+    )
+    return check_count(count, "--count", maximum=min(distinct, MAX_GROUNDTRUTH_CELLS), why=why)
 
 
 def sample_cells(count: int, seed: int, nodes: int = 8) -> list[str]:
