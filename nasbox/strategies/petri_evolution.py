@@ -8,8 +8,9 @@ top predicted architecture not yet evaluated plus `explore` random architectures
 The dish's evolution starts from the best `population` evaluated architectures (`start="best"`),
 so its proposals stay near verified good ones, as regularised evolution's mutations do; or from
 fresh random architectures (`start="random"`, with `explore=1` the first version's loop). The
-default spends no trainings on random cells after the first `initial`; on recurrent cells and on
-the NAS-Bench-201 table it found about as good cells as that loop (see the README).
+default spends no trainings on random cells after the first `initial`. With the same dish, on
+recurrent cells it found better cells than that loop (5 seeds, 30 trainings), and on the
+NAS-Bench-201 table about as good ones (see the README).
 
 With parallel workers the dish is fitted on the told values only, and refitted only when a value
 arrived since the last fit: a burst of asks reuses the fitted dish instead of refitting it on the
