@@ -1,5 +1,7 @@
 import math
+import re
 
+import numpy as np
 import pytest
 
 from nasbox.errors import NasboxError
@@ -136,3 +138,27 @@ def test_reinforce_policy_moves_towards_a_rewarded_choice():
     rewarded = probabilities[0][space.ops.index("nor_conv_3x3")]
     assert rewarded > 0.8
     assert all(p.max() < rewarded - 0.1 for p in probabilities[1:])  # only noise moves the others
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("evolution", "0.9", "evolution was told '0.9', which is not a number"),
+        ("reinforce", None, "reinforce was told None, which is not a number"),
+        ("random", np.array([1.0, 2.0]), "random was told array"),
+        ("evolution", (1.0, 2.0), "evolution takes one number per architecture, got"),
+        ("nsga2", (1.0, 2.0, 3.0), "nsga2 was told a tuple of 3 values after a tuple of 2"),
+        ("nsga2", 0.5, "nsga2 was told a single number after a tuple of 2"),
+        ("nsga2", (), "nsga2 was told an empty tuple"),
+    ],
+)
+def test_a_bad_value_is_refused_and_leaves_the_cell_pending(name, value, message):
+    strategy = get_strategy(name, get_space("nb201"), seed=0)
+    strategy.tell(strategy.ask(), (1.0, 2.0) if name == "nsga2" else 1.0)
+    arch = strategy.ask()
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        strategy.tell(arch, value)
+    # The cell was not recorded, so a corrected tell is taken and the strategy goes on.
+    strategy.tell(arch, (0.0, 0.0) if name == "nsga2" else np.float32(0.5))
+    strategy.tell(strategy.ask(), -math.inf)
+    assert len(strategy.history) == 3 and not strategy.pending

@@ -35,6 +35,7 @@ class Strategy(ABC):
         self.history: list[tuple[Hashable, float]] = []
         self._proposed: set[Hashable] = set()
         self.pending: Counter[Hashable] = Counter()  # asked and not yet told
+        self._width: int | None = None  # values per tell: 0 for a number, k for a k-tuple
 
     @abstractmethod
     def ask(self) -> Hashable:
@@ -44,16 +45,53 @@ class Strategy(ABC):
         """Record the value of a pending architecture returned by `ask` (NaN counts as `-inf`).
 
         Strategies with `multi_objective = True` are told a tuple, one value per objective.
+        A value that is not a number (or such a tuple) is refused before anything changes, so
+        `arch` stays pending and can be told again with the right value.
         """
         if not self.pending[arch]:
             raise NasboxError(
                 f"told a value for an architecture {self.name} did not ask, or told it twice: "
                 f"{arch}"
             )
+        told = self._told_value(value)
         self.pending[arch] -= 1
         if not self.pending[arch]:
             del self.pending[arch]
-        self.history.append((arch, _worst_if_nan(value)))
+        self.history.append((arch, told))
+
+    def _told_value(self, value: object) -> float | tuple[float, ...]:
+        """`value` as a float (NaN as `-inf`) or a tuple of them, shaped like the earlier ones.
+
+        A string, None or a mistaken tuple would otherwise be recorded and break the strategy
+        at a later ask or at `best`, far from the tell that caused it.
+        """
+        if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+            told = _number(value, self.name)
+            if told != -math.inf:  # a failure fits any number of objectives
+                self._check_width(0)
+            return told
+        if not self.multi_objective:
+            raise NasboxError(
+                f"{self.name} takes one number per architecture, got {_shown(value)}; "
+                "nsga2 takes a tuple with one value per objective"
+            )
+        told = tuple(_number(part, self.name) for part in value)
+        if not told:
+            raise NasboxError(f"{self.name} was told an empty tuple: give one value per objective")
+        self._check_width(len(told))
+        return told
+
+    def _check_width(self, width: int) -> None:
+        """Every value has the shape of the first: a number, or a tuple of one length."""
+        if self._width is None:
+            self._width = width
+        if width == self._width:
+            return
+        raise NasboxError(
+            f"{self.name} was told {_width_words(width)} after {_width_words(self._width)} "
+            "for earlier architectures: tell every architecture one value per objective "
+            "(a failed one may be told -inf)"
+        )
 
     def _propose(self, arch: Hashable) -> Hashable:
         """Hand `arch` out as pending; it is never proposed again (see `_reserve`)."""
@@ -84,7 +122,25 @@ class Strategy(ABC):
         return max(self.history, key=lambda item: item[1])
 
 
-def _worst_if_nan(value: float | Sequence[float]) -> float | tuple[float, ...]:
-    if isinstance(value, Sequence):
-        return tuple(_worst_if_nan(part) for part in value)
-    return -math.inf if math.isnan(value) else float(value)
+def _number(value: object, name: str) -> float:
+    """A told value as a float (a numpy scalar or 0-d tensor will do); NaN becomes `-inf`."""
+    try:
+        number = None if isinstance(value, str | bytes) else float(value)
+    except (TypeError, ValueError, RuntimeError):
+        number = None
+    if number is None:
+        raise NasboxError(
+            f"{name} was told {_shown(value)}, which is not a number: tell a float (higher "
+            "is better; -inf or NaN for a failed evaluation)"
+        )
+    return -math.inf if math.isnan(number) else number
+
+
+def _shown(value: object) -> str:
+    """`value` for an error message, cut short (a told array or tensor can be long)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _width_words(width: int) -> str:
+    return "a single number" if not width else f"a tuple of {width} value{'s' * (width > 1)}"
