@@ -162,3 +162,22 @@ def test_a_bad_value_is_refused_and_leaves_the_cell_pending(name, value, message
     strategy.tell(arch, (0.0, 0.0) if name == "nsga2" else np.float32(0.5))
     strategy.tell(strategy.ask(), -math.inf)
     assert len(strategy.history) == 3 and not strategy.pending
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "reinforce", "ppo", "nsga2"])
+def test_plus_infinity_is_refused_not_taken_as_the_best(name):
+    strategy = get_strategy(name, get_space("nb201"), seed=0)
+    arch = strategy.ask()
+    with pytest.raises(NasboxError, match=r"told \+inf, which cannot be ranked"):
+        strategy.tell(arch, (1.0, math.inf) if name == "nsga2" else np.float64("inf"))
+    strategy.tell(arch, -math.inf)
+    assert not strategy.pending
+
+
+def test_search_loop_fails_a_trial_whose_estimator_returns_plus_infinity():
+    strategy = get_strategy("evolution", get_space("nb201"), seed=0)
+    values = iter([1.0, math.inf, 3.0])
+    trials = run_search(strategy, lambda arch: next(values), 3, progress=False)
+    assert [t.state for t in trials] == ["complete", "failed", "complete"]
+    assert trials[1].error == "the estimator returned +inf"
+    assert strategy.best[1] == 3.0

@@ -99,7 +99,7 @@ class EstimatorSpec:
 def evaluate_safely(
     estimator: Callable[[Hashable], float], arch: Hashable
 ) -> tuple[float | None, float, str | None, bool]:
-    """(value, seconds, error, bad input): exceptions and NaN become an error, never a raise.
+    """(value, seconds, error, bad input): exceptions, NaN and +inf become an error, never a raise.
 
     A `NasboxError` (a cell missing from --benchmark, say) is the user's to fix, so it is
     flagged as bad input and ends the search; any other exception fails only this trial.
@@ -113,8 +113,11 @@ def evaluate_safely(
         message = " ".join(str(err).split()) or "no message"
         return None, time.perf_counter() - started, f"{type(err).__name__}: {message}", False
     seconds = time.perf_counter() - started
-    if any(math.isnan(part) for part in (value if isinstance(value, tuple) else (value,))):
+    parts = value if isinstance(value, tuple) else (value,)
+    if any(math.isnan(part) for part in parts):
         return None, seconds, "the estimator returned NaN", False
+    if math.inf in parts:  # an overflow, not the best cell: strategies refuse +inf
+        return None, seconds, "the estimator returned +inf", False
     return value, seconds, None, False
 
 

@@ -2,7 +2,7 @@
 
 Strategies never evaluate anything themselves, so the same strategy runs with a table lookup, a
 training-free score or a cluster of trainers. Higher values are better; `-inf` is the worst (a
-failed evaluation is told as `-inf` or NaN).
+failed evaluation is told as `-inf` or NaN); `+inf` is refused.
 
 Strategies are asynchronous: with parallel workers `ask` is called while earlier proposals are
 still pending (asked, not yet told), and their values arrive in any order. A strategy never
@@ -132,6 +132,11 @@ def _number(value: object, name: str) -> float:
         raise NasboxError(
             f"{name} was told {_shown(value)}, which is not a number: tell a float (higher "
             "is better; -inf or NaN for a failed evaluation)"
+        )
+    if number == math.inf:  # evolution would keep it as the best forever, controllers as worst
+        raise NasboxError(
+            f"{name} was told +inf, which cannot be ranked (an overflow?): tell -inf or NaN "
+            "if the evaluation failed"
         )
     return -math.inf if math.isnan(number) else number
 
