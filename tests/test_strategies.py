@@ -181,3 +181,12 @@ def test_search_loop_fails_a_trial_whose_estimator_returns_plus_infinity():
     assert [t.state for t in trials] == ["complete", "failed", "complete"]
     assert trials[1].error == "the estimator returned +inf"
     assert strategy.best[1] == 3.0
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3"])
+def test_a_bad_seed_is_named(seed):
+    with pytest.raises(
+        NasboxError, match=re.escape(f"evolution seed must be a non-negative integer, got {seed!r}")
+    ):
+        get_strategy("evolution", get_space("nb201"), seed=seed)
+    assert get_strategy("random", get_space("nb201"), seed=np.int64(3)).ask()

@@ -31,7 +31,7 @@ class Strategy(ABC):
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         self.space = space
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        self.rng = _seeded_rng(seed, self.name)
         self.history: list[tuple[Hashable, float]] = []
         self._proposed: set[Hashable] = set()
         self.pending: Counter[Hashable] = Counter()  # asked and not yet told
@@ -120,6 +120,14 @@ class Strategy(ABC):
         if not self.history:
             return None
         return max(self.history, key=lambda item: item[1])
+
+
+def _seeded_rng(seed: int, name: str) -> np.random.Generator:
+    """numpy's own error ("expected non-negative integer") names neither the seed nor the fix."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise NasboxError(f"{name} seed must be a non-negative integer, got {seed!r}") from None
 
 
 def _number(value: object, name: str) -> float:
