@@ -190,3 +190,11 @@ def test_a_bad_seed_is_named(seed):
     ):
         get_strategy("evolution", get_space("nb201"), seed=seed)
     assert get_strategy("random", get_space("nb201"), seed=np.int64(3)).ask()
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "reinforce", "nsga2"])
+def test_a_space_name_instead_of_a_space_is_refused_at_creation(name):
+    with pytest.raises(NasboxError, match=re.escape("got 'nb201' (str): pass get_space('nb201')")):
+        get_strategy(name, "nb201")
+    with pytest.raises(NasboxError, match=r"needs a SearchSpace, got None \(NoneType\)"):
+        get_strategy(name, None)

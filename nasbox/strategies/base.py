@@ -29,6 +29,12 @@ class Strategy(ABC):
     multi_objective: bool = False
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+        if not isinstance(space, SearchSpace):  # a name would fail only at the first ask
+            hint = f"get_space({space!r})" if isinstance(space, str) else "get_space(name)"
+            raise NasboxError(
+                f"{self.name} needs a SearchSpace, got {_shown(space)} "
+                f"({type(space).__name__}): pass {hint} from nasbox.spaces"
+            )
         self.space = space
         self.seed = seed
         self.rng = _seeded_rng(seed, self.name)
