@@ -1,6 +1,7 @@
 """Range checks for numbers a user gives, so a bad value fails with one line before any compute."""
 
 import math
+import numbers
 import sys
 from collections.abc import Hashable, Sequence
 
@@ -23,7 +24,13 @@ def check_count(
 ) -> int:
     """`minimum` to `maximum` (`why` says why the limit, after the value). Never above
     `MAX_COUNT`: a larger count overflowed a C size (in `range` lengths and progress bars) with
-    a traceback after the run had started."""
+    a traceback after the run had started. A value that is not a whole number (2.5, "10", True)
+    is refused: Python callers pass one straight in, where it failed later or was used as is."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise NasboxError(
+            f"{option} must be a whole number, got {value!r} ({type(value).__name__}): "
+            f"pass an int such as {max(minimum, 1)}"
+        )
     if value < minimum:
         raise NasboxError(f"{option} must be at least {minimum}, got {value}")
     if value > min(maximum, MAX_COUNT):

@@ -198,3 +198,26 @@ def test_a_space_name_instead_of_a_space_is_refused_at_creation(name):
         get_strategy(name, "nb201")
     with pytest.raises(NasboxError, match=r"needs a SearchSpace, got None \(NoneType\)"):
         get_strategy(name, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "option"),
+    [
+        ("evolution", "population_size"),
+        ("evolution", "tournament_size"),
+        ("area", "candidates"),
+        ("nsga2", "population_size"),
+        ("petri-evolution", "population"),
+        ("ppo", "minibatch"),
+    ],
+)
+@pytest.mark.parametrize("value", [2.5, "10", None, True])
+def test_an_integer_option_that_is_not_a_whole_number_is_refused(name, option, value):
+    options = {"prescore": lambda arch: 0.0} if name == "area" else {}
+    with pytest.raises(
+        NasboxError,
+        match=re.escape(f"{name} {option} must be a whole number, got {value!r}")
+        + r" \(\w+\): pass an int",
+    ):
+        get_strategy(name, get_space("nb201"), **{option: value}, **options)
+    assert get_strategy("evolution", get_space("nb201"), population_size=np.int64(6)).ask()

@@ -40,7 +40,7 @@ WRONG = [
     ("evolution", "population_size=5.5", "population_size takes a whole number"),
     ("evolution", "tournament_size=20", "1 <= tournament_size <= population_size, got"),
     ("area", "population_size=3", "area needs population_size >= 1 and 1 <= tournament_size"),
-    ("nsga2", "population_size=1", "nsga2 needs a population of at least 2, got 1"),
+    ("nsga2", "population_size=1", "nsga2 population_size must be at least 2, got 1"),
     ("petri-evolution", "children=0", "petri-evolution children must be at least 1, got 0"),
     (
         "petri-evolution",

@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Protocol
 
+from nasbox.checks import check_count
 from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
@@ -44,6 +45,8 @@ class RegularizedEvolution(Strategy):
         tournament_size: int = 5,
     ) -> None:
         super().__init__(space, seed)
+        check_count(population_size, f"{self.name} population_size")
+        check_count(tournament_size, f"{self.name} tournament_size")
         if population_size < 1 or not 1 <= tournament_size <= population_size:
             raise NasboxError(
                 f"{self.name} needs population_size >= 1 and 1 <= tournament_size <= "
@@ -112,6 +115,7 @@ class AssistedEvolution(RegularizedEvolution):
         super().__init__(space, seed, population_size, tournament_size)
         if prescore is None:
             raise NasboxError("area needs a training-free estimator to pre-score cells (naswot)")
+        check_count(candidates, "area candidates")
         available = len(pool) if pool is not None else len(space)
         if not population_size <= candidates <= available:
             raise NasboxError(

@@ -12,7 +12,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from nasbox.errors import NasboxError
+from nasbox.checks import check_count
 from nasbox.pareto import crowding_distance, non_dominated_fronts, pareto_front
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
@@ -27,8 +27,7 @@ class NSGA2(Strategy):
 
     def __init__(self, space: SearchSpace, seed: int = 0, population_size: int = 20) -> None:
         super().__init__(space, seed)
-        if population_size < 2:
-            raise NasboxError(f"nsga2 needs a population of at least 2, got {population_size}")
+        check_count(population_size, "nsga2 population_size", minimum=2)
         self.population_size = population_size
         self._population: list[int] | None = None  # indices into history, rebuilt after tells
         self._rank = np.zeros(0, dtype=int)

@@ -58,6 +58,9 @@ class PetriEvolution(Strategy):
                 f"petri-evolution has no petri dish for space {space.name!r}; "
                 f"choose one of: {', '.join(MOTIF_SPACES.names())}"
             )
+        check_count(initial, "petri-evolution initial", minimum=2)
+        check_count(population, "petri-evolution population", minimum=2)
+        check_count(tournament, "petri-evolution tournament")
         if initial < 2 or population < 2 or not 1 <= tournament <= population:
             raise NasboxError(
                 "petri-evolution needs initial >= 2, population >= 2 and 1 <= tournament <= "
