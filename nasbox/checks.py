@@ -5,6 +5,8 @@ import numbers
 import sys
 from collections.abc import Hashable, Sequence
 
+import numpy as np
+
 from nasbox.errors import NasboxError
 
 MAX_SEED = 2**32 - 1
@@ -39,6 +41,18 @@ def check_count(
             f"{option} must be at most {min(maximum, MAX_COUNT):,}, got {value:,}{reason}"
         )
     return value
+
+
+def check_rng(rng: np.random.Generator, what: str) -> np.random.Generator:
+    """`rng` must be a numpy Generator (`what` says who needs it, e.g. "nb201 sample"). An int,
+    None, `random.Random` or a legacy `RandomState` failed deep inside with an AttributeError
+    about `integers`."""
+    if not isinstance(rng, np.random.Generator):
+        raise NasboxError(
+            f"{what} needs rng to be a numpy Generator, got {rng!r} ({type(rng).__name__}): "
+            "pass np.random.default_rng(seed)"
+        )
+    return rng
 
 
 def check_number(

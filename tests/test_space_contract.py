@@ -1,6 +1,7 @@
 """Every registered space keeps the `SearchSpace` contract and runs under every strategy."""
 
 import json
+import random
 import zlib
 
 import numpy as np
@@ -188,3 +189,17 @@ def test_a_malformed_architecture_is_one_line_exit_2(name, text, message, capsys
     assert main(["describe", "--space", name, "--arch", text]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and message in error[0], error
+
+
+NOT_GENERATORS = [3, None, random.Random(0), np.random.RandomState(0)]
+
+
+@pytest.mark.parametrize("rng", NOT_GENERATORS, ids=lambda rng: type(rng).__name__)
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_sample_and_mutate_refuse_an_rng_that_is_not_a_generator(name, rng):
+    space = get_space(name)
+    with pytest.raises(NasboxError, match=rf"{name} sample needs rng to be a numpy Generator"):
+        space.sample(rng)
+    arch = space.sample(np.random.default_rng(0))
+    with pytest.raises(NasboxError, match=r"mutate needs rng .*default_rng\(seed\)"):
+        space.mutate(arch, rng)

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from nasbox.checks import check_rng
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.cell_ops import (
@@ -149,9 +150,11 @@ class CellSpace(SearchSpace):
         return tuple(range(CELL_INPUTS, CELL_INPUTS + self.blocks))
 
     def sample(self, rng: np.random.Generator) -> NASNetGenotype:
+        check_rng(rng, f"{self.name} sample")
         return self.from_decisions([int(rng.integers(size)) for size in self.decision_sizes()])
 
     def mutate(self, arch: NASNetGenotype, rng: np.random.Generator) -> NASNetGenotype:
+        check_rng(rng, f"{self.name} mutate")
         decisions = self.to_decisions(arch)
         sizes = self.decision_sizes()
         position = int(rng.integers(len(sizes)))

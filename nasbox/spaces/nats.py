@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasbox.checks import check_rng
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.nb201 import Cell, ResidualReduction, parse_cell
@@ -95,9 +96,11 @@ class NATSSizeSpace(SearchSpace):
     laptop_size = (1, 64)
 
     def sample(self, rng: np.random.Generator) -> NATSSizeArch:
+        check_rng(rng, f"{self.name} sample")
         return self.from_decisions(rng.integers(len(WIDTHS), size=LAYERS).tolist())
 
     def mutate(self, arch: NATSSizeArch, rng: np.random.Generator) -> NATSSizeArch:
+        check_rng(rng, f"{self.name} mutate")
         decisions = self.to_decisions(arch)
         layer = int(rng.integers(LAYERS))
         choices = [index for index in range(len(WIDTHS)) if index != decisions[layer]]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasbox.checks import check_rng
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 
@@ -421,6 +422,7 @@ class NB101Space(SearchSpace):
     def sample(self, rng: np.random.Generator) -> NB101Cell:
         """The benchmark's random cell: each edge with p=0.5, random ops, redrawn until valid
         (uniform over specs, not over the unique cells)."""
+        check_rng(rng, f"{self.name} sample")
         while True:
             decisions = [int(rng.integers(size)) for size in self.decision_sizes()]
             matrix, ops = self._spec(decisions)
@@ -432,6 +434,7 @@ class NB101Space(SearchSpace):
 
         The input-to-output-only cell has no such neighbour; it grows one inner vertex.
         """
+        check_rng(rng, f"{self.name} mutate")
         if len(arch.ops) == 2:
             op = OPS[int(rng.integers(len(OPS)))]
             return NB101Cell([[0, 1, 1], [0, 0, 1], [0, 0, 0]], [INPUT, op, OUTPUT])

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasbox.checks import check_rng
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.layers import AveragePool, ReLUConvBN
@@ -211,9 +212,11 @@ class NB201Space(SearchSpace):
     laptop_size = (1, 64)
 
     def sample(self, rng: np.random.Generator) -> NB201Cell:
+        check_rng(rng, f"{self.name} sample")
         return NB201Cell(tuple(OPS[i] for i in rng.integers(len(OPS), size=len(EDGES))))
 
     def mutate(self, arch: NB201Cell, rng: np.random.Generator) -> NB201Cell:
+        check_rng(rng, f"{self.name} mutate")
         edge = int(rng.integers(len(EDGES)))
         choices = [op for op in OPS if op != arch.ops[edge]]
         ops = list(arch.ops)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nasbox.checks import check_rng
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.darts_genotype import looks_like_genotype, read_recurrent_genotype
@@ -255,10 +256,12 @@ class RNNSpace(SearchSpace):
         self.nodes = nodes
 
     def sample(self, rng: np.random.Generator) -> RNNCell:
+        check_rng(rng, f"{self.name} sample")
         return self.from_decisions([int(rng.integers(size)) for size in self.decision_sizes()])
 
     def mutate(self, arch: RNNCell, rng: np.random.Generator) -> RNNCell:
         """Another activation of one node, or (from node 2 on) another state it reads."""
+        check_rng(rng, f"{self.name} mutate")
         options = [
             (number, field)
             for number in range(len(arch.nodes))
