@@ -55,6 +55,17 @@ def check_rng(rng: np.random.Generator, what: str) -> np.random.Generator:
     return rng
 
 
+def check_text(text: str, what: str) -> str:
+    """`text` must be a string (`what` says who reads it, e.g. "nb201 parse"). None or a number
+    failed deep inside with an AttributeError about `strip`."""
+    if not isinstance(text, str):
+        raise NasboxError(
+            f"{what} needs text to be a string, got {text!r} ({type(text).__name__}): "
+            "pass the architecture's string form, as format(arch) writes it"
+        )
+    return text
+
+
 def check_number(
     value: float,
     option: str,

@@ -203,3 +203,13 @@ def test_sample_and_mutate_refuse_an_rng_that_is_not_a_generator(name, rng):
     arch = space.sample(np.random.default_rng(0))
     with pytest.raises(NasboxError, match=r"mutate needs rng .*default_rng\(seed\)"):
         space.mutate(arch, rng)
+
+
+@pytest.mark.parametrize(
+    "text", [None, 123, b"|none~0|", ["x"]], ids=lambda text: type(text).__name__
+)
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_parse_refuses_text_that_is_not_a_string(name, text):
+    space = get_space(name)
+    with pytest.raises(NasboxError, match=rf"{name} parse needs text to be a string, got "):
+        space.parse(text)

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from nasbox.checks import check_rng
+from nasbox.checks import check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.cell_ops import (
@@ -164,6 +164,7 @@ class CellSpace(SearchSpace):
 
     def parse(self, text: str) -> NASNetGenotype:
         """A named genotype, a Genotype string, or a form of the preset's own."""
+        check_text(text, f"{self.name} parse")
         name = text.strip().lower().replace("_", "-")
         if name in self.named:
             return self.named[name]

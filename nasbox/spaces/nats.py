@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_rng
+from nasbox.checks import check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.nb201 import Cell, ResidualReduction, parse_cell
@@ -108,6 +108,7 @@ class NATSSizeSpace(SearchSpace):
         return self.from_decisions(decisions)
 
     def parse(self, text: str) -> NATSSizeArch:
+        check_text(text, f"{self.name} parse")
         return parse_widths(text)
 
     def format(self, arch: NATSSizeArch) -> str:

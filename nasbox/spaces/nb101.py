@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_rng
+from nasbox.checks import check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 
@@ -452,6 +452,7 @@ class NB101Space(SearchSpace):
                     return child
 
     def parse(self, text: str) -> NB101Cell:
+        check_text(text, f"{self.name} parse")
         return parse_cell(text)
 
     def format(self, arch: NB101Cell) -> str:

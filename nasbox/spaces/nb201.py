@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_rng
+from nasbox.checks import check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.layers import AveragePool, ReLUConvBN
@@ -224,6 +224,7 @@ class NB201Space(SearchSpace):
         return NB201Cell(tuple(ops))
 
     def parse(self, text: str) -> NB201Cell:
+        check_text(text, f"{self.name} parse")
         return parse_cell(text)
 
     def format(self, arch: NB201Cell) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_rng
+from nasbox.checks import check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.darts_genotype import looks_like_genotype, read_recurrent_genotype
@@ -282,6 +282,7 @@ class RNNSpace(SearchSpace):
 
     def parse(self, text: str) -> RNNCell:
         """A name (darts-v1, darts-v2, enas), a cell string or DARTS' recurrent Genotype."""
+        check_text(text, f"{self.name} parse")
         name = text.strip().lower().replace("_", "-")
         return NAMED[name] if name in NAMED else parse_cell(text)
 
