@@ -213,3 +213,30 @@ def test_parse_refuses_text_that_is_not_a_string(name, text):
     space = get_space(name)
     with pytest.raises(NasboxError, match=rf"{name} parse needs text to be a string, got "):
         space.parse(text)
+
+
+@pytest.mark.parametrize("option", ["num_classes", "in_channels"])
+@pytest.mark.parametrize("value", [0, -1, 2.5])
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_build_refuses_a_size_below_one(name, option, value):
+    space = get_space(name)
+    arch = space.parse(space.default_arch)
+    with pytest.raises(NasboxError, match=rf"{name} build {option} must be "):
+        space.build(arch, **{"num_classes": 7, option: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "option"),
+    [
+        ("nb201", "channels"),
+        ("nb201", "cells_per_stage"),
+        ("nb101", "stem_channels"),
+        ("rnn", "layers"),
+        ("rnn", "hidden"),
+    ],
+)
+def test_build_refuses_a_width_or_depth_of_zero(name, option):
+    space = get_space(name)
+    arch = space.parse(space.default_arch)
+    with pytest.raises(NasboxError, match=rf"{name} build {option} must be at least 1, got 0"):
+        space.build(arch, num_classes=7, **{option: 0})

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from nasbox.checks import check_rng, check_text
+from nasbox.checks import check_count, check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.cell_ops import (
@@ -215,6 +215,8 @@ class CellSpace(SearchSpace):
         except 1 for ImageNet-stem networks narrower than C=64, as in NASNet's Mobile (C=44) and
         Large (C=168) models.
         """
+        check_count(num_classes, f"{self.name} build num_classes")
+        check_count(in_channels, f"{self.name} build in_channels")
         cells = self.scoring_size[0] if cells is None else cells
         channels = self.scoring_size[1] if channels is None else channels
         if cells < 1:

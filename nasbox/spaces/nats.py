@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_rng, check_text
+from nasbox.checks import check_count, check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.nb201 import Cell, ResidualReduction, parse_cell
@@ -117,6 +117,8 @@ class NATSSizeSpace(SearchSpace):
     def build(
         self, arch: NATSSizeArch, *, num_classes: int = 10, in_channels: int = 3
     ) -> NATSSizeNetwork:
+        check_count(num_classes, f"{self.name} build num_classes")
+        check_count(in_channels, f"{self.name} build in_channels")
         return NATSSizeNetwork(arch, num_classes, in_channels)
 
     def network_options(self, arch: NATSSizeArch, cells: int, filters: int) -> tuple[dict, int]:

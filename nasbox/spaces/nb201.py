@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_rng, check_text
+from nasbox.checks import check_count, check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.layers import AveragePool, ReLUConvBN
@@ -239,6 +239,10 @@ class NB201Space(SearchSpace):
         channels: int = 16,
         cells_per_stage: int = 5,
     ) -> NB201Network:
+        check_count(num_classes, f"{self.name} build num_classes")
+        check_count(in_channels, f"{self.name} build in_channels")
+        check_count(channels, f"{self.name} build channels")
+        check_count(cells_per_stage, f"{self.name} build cells_per_stage")
         return NB201Network(arch, channels, cells_per_stage, num_classes, in_channels)
 
     def network_options(self, arch: NB201Cell, cells: int, filters: int) -> tuple[dict, int]:

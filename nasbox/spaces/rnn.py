@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_rng, check_text
+from nasbox.checks import check_count, check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.darts_genotype import looks_like_genotype, read_recurrent_genotype
@@ -303,6 +303,11 @@ class RNNSpace(SearchSpace):
     ) -> RNNLanguageModel:
         """A language model over `num_classes` tokens (the vocabulary); `in_channels` is part of
         the contract only (token ids have no channels). `hidden` defaults to the laptop size."""
+        check_count(num_classes, f"{self.name} build num_classes")
+        check_count(in_channels, f"{self.name} build in_channels")
+        check_count(layers, f"{self.name} build layers")
+        if hidden is not None:
+            check_count(hidden, f"{self.name} build hidden")
         return RNNLanguageModel(
             arch,
             num_classes,
