@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nasbox.cli import main
+from nasbox.errors import NasboxError
 from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.pareto import crowding_distance, hypervolume, non_dominated_fronts, pareto_front
 from nasbox.spaces import get_space
@@ -94,6 +95,34 @@ def test_nsga2_treats_a_failed_cell_as_worst_in_every_objective():
         arch = search.ask()
         search.tell(arch, -np.inf if number % 3 == 0 else two_objectives(space, arch))
     assert all(np.isfinite(values).all() for _, values in search.front)
+
+
+@pytest.mark.parametrize("name", ["nsga2", "random"])
+@pytest.mark.parametrize("failure_first", [False, True])
+def test_best_refuses_told_tuples_and_points_to_front(name, failure_first):
+    strategy = get_strategy(name, get_space("nb201"), seed=0)
+    values = [(1.0, 5.0), (3.0, 2.0), (2.0, 1.0)]
+    if failure_first:
+        values.insert(0, -np.inf)  # a failure among tuples made best raise TypeError
+    told = []
+    for value in values:
+        arch = strategy.ask()
+        strategy.tell(arch, value)
+        told.append((arch, value))
+    with pytest.raises(NasboxError, match=rf"{name} was told a tuple of 2 values per .*front"):
+        _ = strategy.best
+    assert strategy.front == told[-3:-1]
+
+
+def test_best_still_ranks_single_numbers_on_a_multi_objective_strategy():
+    strategy = get_strategy("random", get_space("nb201"), seed=0)
+    told = []
+    for value in [-np.inf, 2.0, 5.0, 1.0]:
+        arch = strategy.ask()
+        strategy.tell(arch, value)
+        told.append(arch)
+    assert strategy.best == (told[2], 5.0)
+    assert strategy.front == [(told[2], 5.0)]
 
 
 @pytest.fixture(scope="module")

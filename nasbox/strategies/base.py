@@ -18,6 +18,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from nasbox.errors import NasboxError
+from nasbox.pareto import pareto_front
 from nasbox.spaces import SearchSpace
 
 
@@ -122,10 +123,34 @@ class Strategy(ABC):
 
     @property
     def best(self) -> tuple[Hashable, float] | None:
-        """The best (architecture, value) told so far; ties go to the earliest."""
+        """The best (architecture, value) told so far; ties go to the earliest.
+
+        Only for single numbers: once tuples were told (several objectives) there is no single
+        best, and comparing tuples would rank by the first objective alone (or fail on a
+        failure told as one `-inf`), so it raises and points to `front`.
+        """
+        if self._width:
+            raise NasboxError(
+                f"{self.name} was told {_width_words(self._width)} per architecture, so there "
+                "is no single best: use strategy.front, the non-dominated (architecture, "
+                "values) told so far"
+            )
         if not self.history:
             return None
         return max(self.history, key=lambda item: item[1])
+
+    @property
+    def front(self) -> list[tuple[Hashable, float | tuple[float, ...]]]:
+        """The non-dominated (architecture, value or values) told so far, in tell order."""
+        if not self.history:
+            return []
+        return [self.history[i] for i in pareto_front(self._values(range(len(self.history))))]
+
+    def _values(self, indices) -> np.ndarray:
+        """Told values as rows; a failure told as one `-inf` is worst in every objective."""
+        rows = [np.atleast_1d(np.asarray(self.history[i][1], dtype=float)) for i in indices]
+        width = max(len(row) for row in rows)
+        return np.array([np.resize(row, width) for row in rows])
 
 
 def _seeded_rng(seed: int, name: str) -> np.random.Generator:

@@ -13,7 +13,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from nasbox.checks import check_count
-from nasbox.pareto import crowding_distance, non_dominated_fronts, pareto_front
+from nasbox.pareto import crowding_distance, non_dominated_fronts
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 from nasbox.strategies.evolution import MAX_REDRAWS
@@ -45,19 +45,6 @@ class NSGA2(Strategy):
     def tell(self, arch: Hashable, value: float | Sequence[float]) -> None:
         super().tell(arch, value)
         self._population = None
-
-    @property
-    def front(self) -> list[tuple[Hashable, tuple[float, ...]]]:
-        """The non-dominated (architecture, values) told so far, in tell order."""
-        if not self.history:
-            return []
-        return [self.history[i] for i in pareto_front(self._values(range(len(self.history))))]
-
-    def _values(self, indices) -> np.ndarray:
-        """Told values as rows; a failure told as one `-inf` is worst in every objective."""
-        rows = [np.atleast_1d(np.asarray(self.history[i][1], dtype=float)) for i in indices]
-        width = max(len(row) for row in rows)
-        return np.array([np.resize(row, width) for row in rows])
 
     def _select(self) -> None:
         """Environmental selection over every told cell: fill by fronts, cut by crowding."""
