@@ -66,6 +66,18 @@ def check_text(text: str, what: str) -> str:
     return text
 
 
+def check_arch(arch: object, arch_type: type, what: str) -> None:
+    """`arch` must be an architecture of the space (`what` says who needs it, e.g. "rnn mutate").
+    Another space's architecture failed deep inside with an AttributeError, IndexError or
+    ValueError, or `format` returned the other space's string as if it were this one's."""
+    if not isinstance(arch, arch_type):
+        raise NasboxError(
+            f"{what} needs an architecture of type {arch_type.__name__}, got "
+            f"{type(arch).__name__}: pass an architecture of this space (space.sample or "
+            "space.parse)"
+        )
+
+
 def check_number(
     value: float,
     option: str,

@@ -2,6 +2,7 @@
 
 import json
 import random
+import re
 import zlib
 
 import numpy as np
@@ -240,3 +241,33 @@ def test_build_refuses_a_width_or_depth_of_zero(name, option):
     arch = space.parse(space.default_arch)
     with pytest.raises(NasboxError, match=rf"{name} build {option} must be at least 1, got 0"):
         space.build(arch, num_classes=7, **{option: 0})
+
+
+def another_space_arch(space):
+    """An architecture of another registered space whose type differs from `space`'s own."""
+    own = type(space.sample(np.random.default_rng(0)))
+    for other in SPACE_NAMES:
+        arch = get_space(other).sample(np.random.default_rng(0))
+        if not isinstance(arch, own):
+            return arch
+    raise AssertionError(f"every space shares {own.__name__}")
+
+
+@pytest.mark.parametrize("method", ["mutate", "to_decisions", "format"])
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_another_spaces_architecture_is_refused(name, method):
+    space = get_space(name)
+    own = type(space.sample(np.random.default_rng(0))).__name__
+    foreign = another_space_arch(space)
+    args = (foreign, np.random.default_rng(0)) if method == "mutate" else (foreign,)
+    message = (
+        f"{name} {method} needs an architecture of type {own}, got {type(foreign).__name__}: "
+        "pass an architecture of this space (space.sample or space.parse)"
+    )
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        getattr(space, method)(*args)
+    text = space.format(space.sample(np.random.default_rng(0)))
+    with pytest.raises(NasboxError, match=rf"{name} {method} needs .*, got str"):
+        getattr(space, method)(
+            *((text, np.random.default_rng(0)) if method == "mutate" else (text,))
+        )

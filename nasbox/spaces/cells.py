@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from nasbox.checks import check_count, check_rng, check_text
+from nasbox.checks import check_arch, check_count, check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.cell_ops import (
@@ -109,6 +109,7 @@ class CellSpace(SearchSpace):
         ]
 
     def to_decisions(self, arch: NASNetGenotype) -> list[int]:
+        check_arch(arch, NASNetGenotype, f"{self.name} to_decisions")
         decisions = []
         for kind, cell in (("normal", arch.normal), ("reduce", arch.reduce)):
             if len(cell.blocks) != self.blocks:
@@ -154,6 +155,7 @@ class CellSpace(SearchSpace):
         return self.from_decisions([int(rng.integers(size)) for size in self.decision_sizes()])
 
     def mutate(self, arch: NASNetGenotype, rng: np.random.Generator) -> NASNetGenotype:
+        check_arch(arch, NASNetGenotype, f"{self.name} mutate")
         check_rng(rng, f"{self.name} mutate")
         decisions = self.to_decisions(arch)
         sizes = self.decision_sizes()
@@ -190,6 +192,7 @@ class CellSpace(SearchSpace):
         )
 
     def format(self, arch: NASNetGenotype) -> str:
+        check_arch(arch, NASNetGenotype, f"{self.name} format")
         return format_genotype(arch)
 
     def build(
@@ -273,6 +276,7 @@ class NASNetSpace(CellSpace):
         return parse_genotype(text)
 
     def format(self, arch: NASNetGenotype) -> str:
+        check_arch(arch, NASNetGenotype, f"{self.name} format")
         return str(arch)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_count, check_rng, check_text
+from nasbox.checks import check_arch, check_count, check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.nb201 import Cell, ResidualReduction, parse_cell
@@ -100,6 +100,7 @@ class NATSSizeSpace(SearchSpace):
         return self.from_decisions(rng.integers(len(WIDTHS), size=LAYERS).tolist())
 
     def mutate(self, arch: NATSSizeArch, rng: np.random.Generator) -> NATSSizeArch:
+        check_arch(arch, NATSSizeArch, f"{self.name} mutate")
         check_rng(rng, f"{self.name} mutate")
         decisions = self.to_decisions(arch)
         layer = int(rng.integers(LAYERS))
@@ -112,6 +113,7 @@ class NATSSizeSpace(SearchSpace):
         return parse_widths(text)
 
     def format(self, arch: NATSSizeArch) -> str:
+        check_arch(arch, NATSSizeArch, f"{self.name} format")
         return str(arch)
 
     def build(
@@ -131,6 +133,7 @@ class NATSSizeSpace(SearchSpace):
         return [len(WIDTHS)] * LAYERS
 
     def to_decisions(self, arch: NATSSizeArch) -> list[int]:
+        check_arch(arch, NATSSizeArch, f"{self.name} to_decisions")
         return [WIDTHS.index(width) for width in arch.channels]
 
     def from_decisions(self, decisions: Sequence[int]) -> NATSSizeArch:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_count, check_rng, check_text
+from nasbox.checks import check_arch, check_count, check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 
@@ -434,6 +434,7 @@ class NB101Space(SearchSpace):
 
         The input-to-output-only cell has no such neighbour; it grows one inner vertex.
         """
+        check_arch(arch, NB101Cell, f"{self.name} mutate")
         check_rng(rng, f"{self.name} mutate")
         if len(arch.ops) == 2:
             op = OPS[int(rng.integers(len(OPS)))]
@@ -456,6 +457,7 @@ class NB101Space(SearchSpace):
         return parse_cell(text)
 
     def format(self, arch: NB101Cell) -> str:
+        check_arch(arch, NB101Cell, f"{self.name} format")
         return str(arch)
 
     def build(
@@ -497,6 +499,7 @@ class NB101Space(SearchSpace):
         return [2] * len(DECISION_EDGES) + [len(OPS)] * (MAX_VERTICES - 2)
 
     def to_decisions(self, arch: NB101Cell) -> list[int]:
+        check_arch(arch, NB101Cell, f"{self.name} to_decisions")
         size = len(arch.ops)
         slot = list(range(size - 1)) + [MAX_VERTICES - 1]
         edges = {(slot[a], slot[b]) for a, b in arch.edges}

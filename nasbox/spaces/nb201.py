@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_count, check_rng, check_text
+from nasbox.checks import check_arch, check_count, check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.layers import AveragePool, ReLUConvBN
@@ -216,6 +216,7 @@ class NB201Space(SearchSpace):
         return NB201Cell(tuple(OPS[i] for i in rng.integers(len(OPS), size=len(EDGES))))
 
     def mutate(self, arch: NB201Cell, rng: np.random.Generator) -> NB201Cell:
+        check_arch(arch, NB201Cell, f"{self.name} mutate")
         check_rng(rng, f"{self.name} mutate")
         edge = int(rng.integers(len(EDGES)))
         choices = [op for op in OPS if op != arch.ops[edge]]
@@ -228,6 +229,7 @@ class NB201Space(SearchSpace):
         return parse_cell(text)
 
     def format(self, arch: NB201Cell) -> str:
+        check_arch(arch, NB201Cell, f"{self.name} format")
         return str(arch)
 
     def build(
@@ -253,6 +255,7 @@ class NB201Space(SearchSpace):
         return [len(OPS)] * len(EDGES)
 
     def to_decisions(self, arch: NB201Cell) -> list[int]:
+        check_arch(arch, NB201Cell, f"{self.name} to_decisions")
         return [OPS.index(op) for op in arch.ops]
 
     def from_decisions(self, decisions: Sequence[int]) -> NB201Cell:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasbox.checks import check_count, check_rng, check_text
+from nasbox.checks import check_arch, check_count, check_rng, check_text
 from nasbox.errors import NasboxError
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.darts_genotype import looks_like_genotype, read_recurrent_genotype
@@ -261,6 +261,7 @@ class RNNSpace(SearchSpace):
 
     def mutate(self, arch: RNNCell, rng: np.random.Generator) -> RNNCell:
         """Another activation of one node, or (from node 2 on) another state it reads."""
+        check_arch(arch, RNNCell, f"{self.name} mutate")
         check_rng(rng, f"{self.name} mutate")
         options = [
             (number, field)
@@ -287,6 +288,7 @@ class RNNSpace(SearchSpace):
         return NAMED[name] if name in NAMED else parse_cell(text)
 
     def format(self, arch: RNNCell) -> str:
+        check_arch(arch, RNNCell, f"{self.name} format")
         return str(arch)
 
     def build(
@@ -330,6 +332,7 @@ class RNNSpace(SearchSpace):
         ]
 
     def to_decisions(self, arch: RNNCell) -> list[int]:
+        check_arch(arch, RNNCell, f"{self.name} to_decisions")
         if len(arch.nodes) != self.nodes:
             raise NasboxError(
                 f"rnn cell {arch} has {len(arch.nodes)} nodes; this space has {self.nodes}"
