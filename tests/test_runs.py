@@ -940,3 +940,47 @@ def test_a_resume_from_another_folder_reads_the_run_s_own_dish(tmp_path, monkeyp
     monkeypatch.chdir(elsewhere)
     assert main(["search", "--resume", str(tmp_path / "run"), "--samples", "3", "--quiet"]) == 0
     assert rows(tmp_path / "run") == rows(tmp_path / "straight")
+
+
+def stored_folder(database: Path) -> str:
+    with sqlite3.connect(database) as connection:
+        (folder,) = connection.execute("SELECT folder FROM runs").fetchone()
+    return folder
+
+
+def test_a_moved_or_copied_run_resumed_there_is_listed_in_its_new_folder(tmp_path, capsys):
+    """The store kept the folder the run was made in, so `runs list` and `runs show` named a
+    folder that was gone (moved) or another copy (copied) after the run was resumed elsewhere."""
+    import shutil
+
+    search = ["search", "--estimator", "params", "--quiet"]
+    made = tmp_path / "made"
+    assert main([*search, "--samples", "2", "--out", str(made)]) == 0
+    copied = tmp_path / "copied"
+    shutil.copytree(made, copied)
+    moved = tmp_path / "moved"
+    shutil.move(made, moved)
+    assert main(["search", "--resume", str(moved), "--samples", "3", "--quiet"]) == 0
+    assert stored_folder(moved / "nasbox.db") == str(moved.resolve())
+    capsys.readouterr()
+    assert main(["runs", "list", str(moved / "nasbox.db")]) == 0
+    assert str(moved.resolve()) in capsys.readouterr().out
+    assert main(["runs", "show", str(moved)]) == 0
+    shown = capsys.readouterr().out
+    assert str(moved.resolve()) in shown and str(made) not in shown
+
+    assert main(["search", "--resume", str(copied), "--samples", "3", "--quiet"]) == 0
+    assert stored_folder(copied / "nasbox.db") == str(copied.resolve())
+    assert stored_folder(moved / "nasbox.db") == str(moved.resolve())  # the other copy's own
+
+
+def test_a_run_resumed_by_name_keeps_its_folder(tmp_path, monkeypatch):
+    """A folder of the run's name elsewhere is not the run's: resumed by name from beside it,
+    the store keeps the run's own folder."""
+    storage = tmp_path / "shared.db"
+    search = ["search", "--estimator", "params", "--quiet", "--storage", str(storage)]
+    assert main([*search, "--samples", "2", "--out", str(tmp_path / "run")]) == 0
+    (tmp_path / "elsewhere" / "run").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main([*search, "--resume", "run", "--samples", "3"]) == 0
+    assert stored_folder(storage) == str((tmp_path / "run").resolve())

@@ -54,11 +54,13 @@ from nasbox.runs import (
     ProcessExecutor,
     RunFolder,
     RunStore,
+    StoredRun,
     StoreRecorder,
     TooManyFailures,
     TrialAppender,
     best_trial,
     check_output_path,
+    folder_holds_run,
     locate_run,
     plot_trials,
     run_search,
@@ -402,6 +404,15 @@ def _run_location(args: argparse.Namespace) -> tuple[Path, str, Path]:
     return storage, name, out
 
 
+def _moved_here(run: StoredRun, storage: Path, out: Path) -> bool:
+    """The resumed run's folder was moved or copied to `out`: the store still names the old
+    folder (or none), and `out` really is this run's folder, so `runs list` and `runs show`
+    should name `out` from now on."""
+    if run.folder is not None and Path(run.folder).resolve() == out.resolve():
+        return False
+    return folder_holds_run(out, storage, run.name)
+
+
 def _build_search(args: argparse.Namespace):
     """The space, strategy, in-process estimator and the estimator's recipe for workers."""
     _import_plugins(args.imports)
@@ -522,6 +533,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         settings = {key: getattr(args, key) for key in RUN_SETTINGS} | {"samples": args.samples}
         if args.resume:
             run = store.find_run(name)
+            if _moved_here(run, storage, out):
+                store.set_folder(run, str(out.resolve()))
+                run = store.find_run(name)
         else:
             if args.overwrite:
                 store.delete_run(name)

@@ -34,6 +34,7 @@ from nasbox.runs.store import (
     StoredTrial,
     StoreRecorder,
     best_trial,
+    folder_holds_run,
     locate_run,
 )
 
@@ -60,6 +61,7 @@ __all__ = [
     "check_output_path",
     "evaluations_as_finished",
     "evaluations_in_order",
+    "folder_holds_run",
     "folder_in_use",
     "pareto_trials",
     "plot_trials",

@@ -260,6 +260,13 @@ class RunStore:
                 (status, json.dumps(settings), time.time(), run.run_id),
             )
 
+    def set_folder(self, run: StoredRun, folder: str) -> None:
+        """Record the run's folder anew (the folder was moved or copied and resumed there)."""
+        self._write(
+            "UPDATE runs SET folder = ?, updated = ? WHERE run_id = ?",
+            (folder, time.time(), run.run_id),
+        )
+
     # trials
 
     def trial_started(self, run: StoredRun, number: int, arch: str, worker: str = "") -> None:
@@ -429,6 +436,19 @@ def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str
     raise NasboxError(
         f"{option} {target}: no such run folder (to name a run in a database, add --storage FILE)"
     )
+
+
+def folder_holds_run(folder: Path, database: Path, name: str) -> bool:
+    """Whether `folder` is a run folder of run `name` in `database` (its summary or its own
+    database says so), whatever folder the store recorded when the run was made."""
+    try:
+        found = _run_in_folder(folder, "--resume")
+    except NasboxError:
+        return False
+    if found is None:
+        return False
+    found_database, found_name = found
+    return found_name == name and found_database.resolve() == Path(database).resolve()
 
 
 def _run_in_folder(folder: Path, option: str) -> tuple[Path, str] | None:
