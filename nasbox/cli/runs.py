@@ -42,8 +42,10 @@ def _databases(path: Path) -> list[Path]:
     found = sorted(path.glob(DATABASE)) + sorted(path.glob(f"*/{DATABASE}"))
     summaries = sorted(path.glob("summary.json")) + sorted(path.glob("*/summary.json"))
     found += [database for summary in summaries if (database := _named_database(summary))]
-    unique = {database.resolve(): database for database in reversed(found)}
-    return [database for database in found if unique[database.resolve()] is database]
+    by_file: dict[Path, Path] = {}  # each file once, where it was first found
+    for database in found:
+        by_file.setdefault(database.resolve(), database)
+    return list(by_file.values())
 
 
 def _named_database(summary: Path) -> Path | None:

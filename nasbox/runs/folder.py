@@ -117,19 +117,12 @@ class RunFolder:
             raise NasboxError(
                 f"{self.option} {self.path}: cannot create it ({err.strerror})"
             ) from None
-        lock = FileLock(self.path / LOCK_NAME, timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise NasboxError(
-                f"{self.option} {self.path} is in use by another nasbox process; wait for it to "
-                f"finish or choose another {self.option}"
-            ) from None
-        except OSError as err:
-            raise NasboxError(
-                f"{self.option} {self.path}: cannot lock it ({err.strerror})"
-            ) from None
-        self._lock = lock
+        self._lock = held_lock(
+            self.path / LOCK_NAME,
+            busy=f"{self.option} {self.path} is in use by another nasbox process; wait for it "
+            f"to finish or choose another {self.option}",
+            locked=f"{self.option} {self.path}",
+        )
         remove_stale_temporaries(self.path, self.results)
         if self.overwrite and not self.resume:
             for name in self.existing_results():
@@ -143,6 +136,20 @@ class RunFolder:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+
+def held_lock(path: Path, busy: str, locked: str) -> FileLock:
+    """An OS lock on file `path` (`flock`: a process killed with SIGKILL releases it with its
+    file descriptors), or one line: `busy` when another process holds it, else that `locked`
+    (what the lock guards) cannot be locked."""
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise NasboxError(busy) from None
+    except OSError as err:
+        raise NasboxError(f"{locked}: cannot lock it ({err.strerror})") from None
+    return lock
 
 
 def folder_in_use(path: Path) -> bool | None:

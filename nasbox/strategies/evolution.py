@@ -47,7 +47,7 @@ class RegularizedEvolution(Strategy):
         super().__init__(space, seed)
         check_count(population_size, f"{self.name} population_size")
         check_count(tournament_size, f"{self.name} tournament_size")
-        if population_size < 1 or not 1 <= tournament_size <= population_size:
+        if tournament_size > population_size:  # each is at least 1 (check_count)
             raise NasboxError(
                 f"{self.name} needs population_size >= 1 and 1 <= tournament_size <= "
                 f"population_size, got population_size={population_size}, "

@@ -61,7 +61,7 @@ class PetriEvolution(Strategy):
         check_count(initial, "petri-evolution initial", minimum=2)
         check_count(population, "petri-evolution population", minimum=2)
         check_count(tournament, "petri-evolution tournament")
-        if initial < 2 or population < 2 or not 1 <= tournament <= population:
+        if tournament > population:  # the counts' lower limits are checked above
             raise NasboxError(
                 "petri-evolution needs initial >= 2, population >= 2 and 1 <= tournament <= "
                 f"population, got initial {initial}, population {population}, tournament "

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from nasbox.checks import check_count, check_seed
@@ -332,17 +331,18 @@ def _only_writer(table: Path) -> Iterator[None]:
     """Hold `table` for this process: two runs on one table trained the same missing cells,
     hours of work done twice, and wrote each row twice, which `petri fit` refuses. An OS file
     lock beside it (`.TABLE.lock`), so a process killed with SIGKILL releases it."""
-    lock = FileLock(table.with_name(f".{table.name}.lock"), timeout=0)
+    from nasbox.runs.folder import held_lock  # here: nasbox.runs imports the strategies
+
     try:
         table.parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except Timeout:
-        raise NasboxError(
-            f"{table} is being written by another nasbox process; wait for it to finish (a rerun "
-            "then trains only the cells still missing) or give another --out"
-        ) from None
     except OSError as err:
         raise NasboxError(f"{table}: cannot lock it ({err.strerror})") from None
+    lock = held_lock(
+        table.with_name(f".{table.name}.lock"),
+        busy=f"{table} is being written by another nasbox process; wait for it to finish (a "
+        "rerun then trains only the cells still missing) or give another --out",
+        locked=str(table),
+    )
     try:
         yield
     finally:
