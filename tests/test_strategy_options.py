@@ -71,6 +71,8 @@ WRONG = [
     ),
     ("lstm-reinforce", "ppo_epochs=3", "ppo_epochs is an option of ppo; lstm-reinforce does not"),
     ("ppo", "population_size=5", "population_size is an option of area, evolution, nsga2; ppo"),
+    # the search gives every strategy its seed: not an option of the others either
+    ("ppo", "seed=3", "'seed=3': ppo takes KEY=VALUE with KEY one of: minibatch"),
 ]
 
 

@@ -233,11 +233,15 @@ def _option_value(strategy: str, key: str, text: str, parameter: inspect.Paramet
     return value
 
 
+# Constructor parameters the search fills in itself, never `--strategy-option` keys.
+NOT_OPTIONS = {"self", "space", "seed", "prescore", "pool"}
+
+
 def _strategy_options(strategy: str, pairs: list[str]) -> dict:
     """`KEY=VALUE` pairs checked against the strategy's constructor, each value converted to its
     parameter's type; the constructor checks the ranges."""
     accepted = inspect.signature(STRATEGIES.get(strategy)).parameters
-    valid = [name for name in accepted if name not in {"self", "space", "seed", "prescore", "pool"}]
+    valid = [name for name in accepted if name not in NOT_OPTIONS]
     options = {}
     for pair in pairs:
         key, equals, text = pair.partition("=")
@@ -272,6 +276,8 @@ def _strategy_options(strategy: str, pairs: list[str]) -> dict:
 def _options_of_others(strategy: str, key: str) -> list[str]:
     """The other registered strategies that take `key`, so that a key meant for one of them
     (ppo's clip given to lstm-reinforce) is named as theirs, not as unknown."""
+    if key in NOT_OPTIONS:  # every strategy has a seed, and none takes it as an option
+        return []
     owners = []
     for name in STRATEGIES.names():
         try:
