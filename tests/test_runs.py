@@ -621,7 +621,7 @@ def test_a_run_name_in_storage_wins_over_a_same_named_folder_here(tmp_path, monk
     )
 
 
-# Writes trials.csv as nasbox does, says so, and waits mid-write to be killed.
+# Writes a trials CSV to argv[1] as nasbox does, says so, and waits mid-write to be killed.
 KILLED_WRITER = """
 import sys, time
 from nasbox.runs.folder import replaced_atomically
@@ -632,14 +632,10 @@ with replaced_atomically(sys.argv[1]) as temporary:
 """
 
 
-def test_temporaries_of_a_write_killed_midway_are_removed_by_the_next_run(tmp_path):
-    """SIGKILL skips `replaced_atomically`'s cleanup, so a hidden `.trials.tmp-PID.csv` stayed in
-    the run folder for good; a resume there removes those whose process is gone, and only them."""
-    folder = tmp_path / "run"
-    search = ["search", "--estimator", "params", "--quiet"]
-    assert main([*search, "--samples", "2", "--out", str(folder)]) == 0
+def killed_mid_write(path: Path) -> int:
+    """The PID of a process killed with SIGKILL while `replaced_atomically` wrote `path`."""
     writer = subprocess.Popen(
-        [sys.executable, "-c", KILLED_WRITER, str(folder / "trials.csv")],
+        [sys.executable, "-c", KILLED_WRITER, str(path)],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
@@ -647,10 +643,20 @@ def test_temporaries_of_a_write_killed_midway_are_removed_by_the_next_run(tmp_pa
     assert writer.stdout.readline() == "writing\n"
     writer.kill()
     writer.wait()
-    stale = folder / f".trials.tmp-{writer.pid}.csv"
+    return writer.pid
+
+
+def test_temporaries_of_a_write_killed_midway_are_removed_by_the_next_run(tmp_path):
+    """SIGKILL skips `replaced_atomically`'s cleanup, so a hidden `.trials.tmp-PID.csv` stayed in
+    the run folder for good; a resume there removes those whose process is gone, and only them."""
+    folder = tmp_path / "run"
+    search = ["search", "--estimator", "params", "--quiet"]
+    assert main([*search, "--samples", "2", "--out", str(folder)]) == 0
+    pid = killed_mid_write(folder / "trials.csv")
+    stale = folder / f".trials.tmp-{pid}.csv"
     assert stale.is_file()  # what a killed write leaves
-    (folder / f".summary.tmp-{writer.pid}.json").write_text("{")
-    kept = [f".notes.tmp-{writer.pid}.txt", f"trials.tmp-{writer.pid}.csv", f"{stale.name}.bak"]
+    (folder / f".summary.tmp-{pid}.json").write_text("{")
+    kept = [f".notes.tmp-{pid}.txt", f"trials.tmp-{pid}.csv", f"{stale.name}.bak"]
     for name in kept:  # not nasbox's temporaries of this folder's files
         (folder / name).write_text("the user's")
     alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
@@ -676,6 +682,41 @@ def test_a_training_folder_drops_the_temporaries_of_a_killed_training(tmp_path):
     with RunFolder(tmp_path / "train", COMMAND_RESULTS["train"], resume=True):
         left = sorted(p.name for p in (tmp_path / "train").iterdir())
     assert left == [LOCK_NAME, f".trials.tmp-{gone.pid}.csv"]  # not a file training writes
+
+
+def test_a_rerun_writing_the_same_out_file_removes_the_temporary_of_a_killed_one(tmp_path):
+    """`runs export --out FILE` (and every other single-file --out) killed mid-write left its
+    hidden `.FILE.tmp-PID.csv` for good; the next write of FILE removes it, not a live one's."""
+    run, out = tmp_path / "run", tmp_path / "trials.csv"
+    search = ["search", "--estimator", "params", "--samples", "2", "--quiet", "--out", str(run)]
+    assert main(search) == 0
+    pid = killed_mid_write(out)
+    assert (tmp_path / f".trials.tmp-{pid}.csv").is_file()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        live = tmp_path / f".trials.tmp-{alive.pid}.csv"  # another process writing it now
+        live.write_text("number,arch\n")
+        assert main(["runs", "export", str(run), "--out", str(out)]) == 0
+    finally:
+        alive.kill()
+        alive.wait()
+    assert len(list(csv.DictReader(out.open()))) == 2
+    assert [p.name for p in tmp_path.glob("*tmp-*")] == [live.name]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes past file modes")
+def test_an_out_file_in_a_folder_that_cannot_be_listed_is_still_written(tmp_path):
+    """Looking for killed writes' temporaries only tidies: a folder that may be written but not
+    read (mode 0o300) cannot be searched for them, and the file is written all the same."""
+    run, folder = tmp_path / "run", tmp_path / "drop"
+    search = ["search", "--estimator", "params", "--samples", "2", "--quiet", "--out", str(run)]
+    assert main(search) == 0
+    folder.mkdir(mode=0o300)
+    try:
+        assert main(["runs", "export", str(run), "--out", str(folder / "trials.csv")]) == 0
+    finally:
+        folder.chmod(0o755)
+    assert len(list(csv.DictReader((folder / "trials.csv").open()))) == 2
 
 
 def test_a_finished_run_can_be_extended_with_a_larger_budget(tmp_path):

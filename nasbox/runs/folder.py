@@ -199,17 +199,23 @@ def _process_is_gone(pid: int) -> bool:
 def remove_stale_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
     """Delete the temporaries `replaced_atomically` left beside `names` in `folder` when its
     process was killed mid-write (SIGKILL skips the cleanup): only files of exactly its name
-    pattern whose process no longer exists. Returns what was removed."""
+    pattern whose process no longer exists. Returns what was removed. Only tidies: what cannot
+    be listed or removed (a folder without read permission, another user's file) is left."""
     patterns = []
     for name in names:
         prefix, suffix = _temporary_name(Path(name), "|").split("|")
         patterns.append(re.compile(re.escape(prefix) + "([0-9]{1,10})" + re.escape(suffix)))
+    try:
+        candidates = sorted(Path(folder).iterdir())
+    except OSError:
+        return []
     removed = []
-    for candidate in sorted(Path(folder).iterdir()):
+    for candidate in candidates:
         found = next(filter(None, (p.fullmatch(candidate.name) for p in patterns)), None)
         if found and candidate.is_file() and _process_is_gone(int(found[1])):
-            candidate.unlink(missing_ok=True)
-            removed.append(candidate)
+            with contextlib.suppress(OSError):
+                candidate.unlink(missing_ok=True)
+                removed.append(candidate)
     return removed
 
 
@@ -219,10 +225,12 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
 
     Readers (and a crash at any moment) see either the old file or the new one, never half.
     The temporary name keeps the suffix so writers that go by it (matplotlib) still work.
-    Missing parent folders are created, as for run folders.
+    Missing parent folders are created, as for run folders. Temporaries of `path` that a killed
+    process left (SIGKILL skips the cleanup below) are removed first, so a rerun tidies up.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, [path.name])
     temporary = path.with_name(_temporary_name(path, os.getpid()))
     try:
         yield temporary
