@@ -271,3 +271,67 @@ def test_another_spaces_architecture_is_refused(name, method):
         getattr(space, method)(
             *((text, np.random.default_rng(0)) if method == "mutate" else (text,))
         )
+
+
+# Four blocks of shared op names, the first concatenating: a nasnet genotype only nasnet has.
+CONCAT_CELL = " | ".join(
+    ["sep_conv_3x3~0 & sep_conv_3x3~1"] + ["sep_conv_3x3~0 + sep_conv_3x3~1"] * 3
+)
+FOREIGN_GENOTYPES = [
+    pytest.param(
+        "nasnet",
+        "darts",
+        "darts-v2",
+        " got a genotype with operations nasnet does not have (skip_connect)",
+        id="darts-v2 to nasnet",
+    ),
+    pytest.param(
+        "darts",
+        "nasnet",
+        "nasnet-a",
+        " got a genotype with operations darts does not have (identity, sep_conv_7x7) and 5 "
+        "blocks per cell where darts has 4",
+        id="nasnet-a to darts",
+    ),
+    pytest.param(
+        "amoeba",
+        "darts",
+        "darts-v2",
+        " got a genotype with operations amoeba does not have (dil_conv_3x3) and 4 blocks per "
+        "cell where amoeba has 5",
+        id="darts-v2 to amoeba",
+    ),
+    pytest.param(
+        "pnas",
+        "darts",
+        "darts-v2",
+        " got a genotype with 4 blocks per cell where pnas has 5",
+        id="darts-v2 to pnas",
+    ),
+    pytest.param(
+        "enas",
+        "amoeba",
+        "amoebanet-a",
+        " got a genotype with operations enas does not have (sep_conv_7x7, conv_7x1_1x7)",
+        id="amoebanet-a to enas",
+    ),
+    pytest.param(
+        "darts",
+        "nasnet",
+        f"normal: {CONCAT_CELL} ; reduce: {CONCAT_CELL}",
+        ": normal cell, block 1: unknown combination 'concat'; use add",
+        id="concatenating nasnet cell to darts",
+    ),
+]
+
+
+@pytest.mark.parametrize("method", ["format", "mutate", "to_decisions", "build", "network_options"])
+@pytest.mark.parametrize(("name", "other", "text", "problem"), FOREIGN_GENOTYPES)
+def test_another_cell_presets_genotype_is_refused(name, other, text, problem, method):
+    """The five cell presets share one genotype type, so the type check alone let another
+    preset's genotype through: format printed it, build built a network of it."""
+    space = get_space(name)
+    genotype = get_space(other).parse(text)
+    args = {"mutate": (np.random.default_rng(0),), "network_options": (2, 96)}.get(method, ())
+    with pytest.raises(NasboxError, match="^" + re.escape(f"{name} {method}{problem}")):
+        getattr(space, method)(genotype, *args)

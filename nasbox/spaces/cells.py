@@ -92,6 +92,7 @@ class CellSpace(SearchSpace):
 
     def network_options(self, arch: NASNetGenotype, cells: int, filters: int) -> tuple[dict, int]:
         """F = 4 x C x the normal cell's concatenated states, for a whole C of at least 2."""
+        self._check_genotype(arch, "network_options")
         built = 4 * len(arch.normal.outputs) * channels_for(arch, filters)
         return {"cells": cells, "filters": filters}, built
 
@@ -108,15 +109,38 @@ class CellSpace(SearchSpace):
             for size in self._block_sizes(number)
         ]
 
+    def _check_genotype(self, arch: object, method: str, exact_blocks: bool = False) -> None:
+        """`arch` must be this preset's genotype: its operations, and its number of blocks where
+        the preset's strings fix it or decisions need it (`exact_blocks`). All presets share
+        `NASNetGenotype`, so another preset's genotype passed `check_arch`: format printed it,
+        build built it or failed on its first op, mutate failed without naming the space."""
+        what = f"{self.name} {method}"
+        check_arch(arch, NASNetGenotype, what)
+        cells = {"normal": arch.normal, "reduce": arch.reduce}
+        ops = (op for cell in cells.values() for block in cell.blocks for op in block.ops)
+        unknown = dict.fromkeys(op for op in ops if op not in self.ops)
+        counts = dict.fromkeys(len(cell.blocks) for cell in cells.values())
+        problems = (
+            [f"operations {self.name} does not have ({', '.join(unknown)})"] if unknown else []
+        )
+        if list(counts) != [self.blocks] and (exact_blocks or not self.any_block_count):
+            blocks = " and ".join(map(str, counts))
+            problems.append(f"{blocks} blocks per cell where {self.name} has {self.blocks}")
+        if problems:
+            raise NasboxError(
+                f"{what} got a genotype with {' and '.join(problems)}: pass an architecture of "
+                "this space (space.sample or space.parse)"
+            )
+        for kind, cell in cells.items():
+            try:
+                validate_cell(cell, kind, self.ops, self.combines)
+            except NasboxError as err:
+                raise NasboxError(f"{what}: {err}") from None
+
     def to_decisions(self, arch: NASNetGenotype) -> list[int]:
-        check_arch(arch, NASNetGenotype, f"{self.name} to_decisions")
+        self._check_genotype(arch, "to_decisions", exact_blocks=True)
         decisions = []
-        for kind, cell in (("normal", arch.normal), ("reduce", arch.reduce)):
-            if len(cell.blocks) != self.blocks:
-                raise NasboxError(
-                    f"{kind} cell has {len(cell.blocks)} blocks; this space has {self.blocks}"
-                )
-            validate_cell(cell, kind, self.ops, self.combines)
+        for cell in (arch.normal, arch.reduce):
             for block in cell.blocks:
                 decisions += [*block.inputs, *(self.ops.index(op) for op in block.ops)]
                 if len(self.combines) > 1:
@@ -155,7 +179,7 @@ class CellSpace(SearchSpace):
         return self.from_decisions([int(rng.integers(size)) for size in self.decision_sizes()])
 
     def mutate(self, arch: NASNetGenotype, rng: np.random.Generator) -> NASNetGenotype:
-        check_arch(arch, NASNetGenotype, f"{self.name} mutate")
+        self._check_genotype(arch, "mutate", exact_blocks=True)
         check_rng(rng, f"{self.name} mutate")
         decisions = self.to_decisions(arch)
         sizes = self.decision_sizes()
@@ -192,7 +216,7 @@ class CellSpace(SearchSpace):
         )
 
     def format(self, arch: NASNetGenotype) -> str:
-        check_arch(arch, NASNetGenotype, f"{self.name} format")
+        self._check_genotype(arch, "format")
         return format_genotype(arch)
 
     def build(
@@ -218,6 +242,7 @@ class CellSpace(SearchSpace):
         except 1 for ImageNet-stem networks narrower than C=64, as in NASNet's Mobile (C=44) and
         Large (C=168) models.
         """
+        self._check_genotype(arch, "build")
         check_count(num_classes, f"{self.name} build num_classes")
         check_count(in_channels, f"{self.name} build in_channels")
         cells = self.scoring_size[0] if cells is None else cells
@@ -276,7 +301,7 @@ class NASNetSpace(CellSpace):
         return parse_genotype(text)
 
     def format(self, arch: NASNetGenotype) -> str:
-        check_arch(arch, NASNetGenotype, f"{self.name} format")
+        self._check_genotype(arch, "format")
         return str(arch)
 
 
