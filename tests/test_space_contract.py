@@ -11,8 +11,9 @@ import torch
 
 from nasbox.cli import main
 from nasbox.errors import NasboxError
-from nasbox.estimators.petri import MOTIF_SPACES
+from nasbox.estimators.petri import MOTIF_SPACES, DishConfig, PetriDish, get_motif_space
 from nasbox.spaces import SPACES, get_space
+from nasbox.spaces.rnn import RNNSpace
 from nasbox.strategies import STRATEGIES, get_strategy, uses_prescore
 
 SPACE_NAMES = SPACES.names()
@@ -335,3 +336,63 @@ def test_another_cell_presets_genotype_is_refused(name, other, text, problem, me
     args = {"mutate": (np.random.default_rng(0),), "network_options": (2, 96)}.get(method, ())
     with pytest.raises(NasboxError, match="^" + re.escape(f"{name} {method}{problem}")):
         getattr(space, method)(genotype, *args)
+
+
+MOTIF_METHODS = ["format", "mutate", "encode", "forward", "predict", "fit"]
+
+
+def call_motif_method(space, method, motifs):
+    """`method` of a motif space (or of a one-motif-per-batch dish on it) on `motifs`; format
+    and mutate take the last one."""
+    if method == "format":
+        return space.format(motifs[-1])
+    if method == "mutate":
+        return space.mutate(motifs[-1], np.random.default_rng(0))
+    if method == "encode":
+        return space.encode(motifs)
+    if method == "forward":
+        weights = space.init_weights(torch.Generator().manual_seed(0))
+        weights = {name: value.expand(len(motifs), *value.shape) for name, value in weights.items()}
+        return space.forward(weights, motifs, torch.zeros(2, *space.input_shape))
+    dish = PetriDish(space, DishConfig(samples=2, inner_steps=1, outer_steps=1, batch=1))
+    if method == "predict":
+        return dish.predict(motifs)
+    return dish.fit(motifs, list(range(len(motifs))), progress=False)
+
+
+@pytest.mark.parametrize("method", MOTIF_METHODS)
+@pytest.mark.parametrize("name", MOTIF_SPACES.names())
+def test_another_motif_spaces_motif_is_refused(name, method):
+    """A motif space's methods check their motifs as the search spaces do; the dish checks
+    them all before its first batch, so no batch's work is lost."""
+    space = get_motif_space(name)
+    own = space.sample(np.random.default_rng(0))
+    foreign = next(
+        motif
+        for other in MOTIF_SPACES.names()
+        if not isinstance(
+            motif := get_motif_space(other).sample(np.random.default_rng(0)), type(own)
+        )
+    )
+    for wrong in (foreign, space.format(own)):
+        message = (
+            f"{name} motif {method} needs an architecture of type {type(own).__name__}, got "
+            f"{type(wrong).__name__}: pass an architecture of this space"
+        )
+        with pytest.raises(NasboxError, match=re.escape(message)):
+            call_motif_method(space, method, [own, wrong])
+
+
+@pytest.mark.parametrize("method", MOTIF_METHODS)
+@pytest.mark.parametrize("nodes", [3, 12])
+def test_the_rnn_dish_refuses_a_cell_of_another_size(nodes, method):
+    """The dish has weights for 8 nodes: a 3-node cell was scored with zeros for its missing
+    nodes, a 12-node cell failed with an IndexError."""
+    space = get_motif_space("rnn")
+    cells = [
+        space.sample(np.random.default_rng(0)),
+        RNNSpace(nodes).sample(np.random.default_rng(0)),
+    ]
+    message = f"rnn motif {method} got a cell of {nodes} nodes; this dish's cells have 8"
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        call_motif_method(space, method, cells)

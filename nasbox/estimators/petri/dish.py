@@ -280,6 +280,7 @@ class PetriDish:
         """Petri-dish scores (minus the synthetic validation loss; higher is better)."""
         if not len(motifs):
             return np.zeros(0)
+        self.space.check_motifs(motifs, "predict")  # before a batch's scores could be lost
         scores = []
         starts = range(0, len(motifs), self.config.batch)
         for start in tqdm(starts, desc="petri predict", unit="batch", disable=not progress):
@@ -306,6 +307,7 @@ class PetriDish:
                 f"fitting a dish needs at least 2 labelled motifs with one label each, got "
                 f"{len(motifs)} motifs and {len(labels)} labels"
             )
+        self.space.check_motifs(motifs, "fit")
         targets = torch.tensor(np.asarray(labels, dtype=np.float64), dtype=torch.float32)
         if float(targets.std()) == 0.0:
             raise NasboxError("all labels are equal; the dish needs motifs that differ in quality")

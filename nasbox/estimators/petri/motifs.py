@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasbox.checks import check_arch
 from nasbox.errors import NasboxError
 from nasbox.registry import Registry
 from nasbox.spaces.nb201 import EDGES, OPS, NB201Cell, NB201Space
@@ -31,6 +32,8 @@ class MotifSpace(ABC):
     num_outputs: int
     # "bce": binary labels per output unit (the paper's slope dish); "ce": one class per sample.
     label_kind: str
+    #: What `parse` and `sample` return; `check_motif` refuses anything else.
+    motif_type: type
 
     @abstractmethod
     def parse(self, text: str) -> Hashable:
@@ -66,6 +69,15 @@ class MotifSpace(ABC):
         """Constructor arguments, stored in a dish file so `load` rebuilds the same space."""
         return {}
 
+    def check_motif(self, motif: object, method: str) -> None:
+        """`motif` must be one of this space's (`method` names who needs it): another space's
+        motif, or its string, failed deep inside with an AttributeError or TypeError."""
+        check_arch(motif, self.motif_type, f"{self.name} motif {method}")
+
+    def check_motifs(self, motifs: Sequence[object], method: str) -> None:
+        for motif in motifs:
+            self.check_motif(motif, method)
+
     def parse_many(
         self,
         lines: Sequence[str],
@@ -92,6 +104,7 @@ class SlopeMotifs(MotifSpace):
 
     name = "slope"
     label_kind = "bce"
+    motif_type = float
 
     def __init__(
         self, sizes: Sequence[int] = (10, 1, 1, 10), low: float = 0.01, high: float = 2.01
@@ -122,16 +135,19 @@ class SlopeMotifs(MotifSpace):
         return slope
 
     def format(self, motif: float) -> str:
+        self.check_motif(motif, "format")
         return repr(float(motif))
 
     def sample(self, rng: np.random.Generator) -> float:
         return float(rng.uniform(self.low, self.high))
 
     def mutate(self, motif: float, rng: np.random.Generator) -> float:
+        self.check_motif(motif, "mutate")
         step = 0.1 * (self.high - self.low) * float(rng.standard_normal())
         return float(np.clip(motif + step, self.low, self.high))
 
     def encode(self, motifs: Sequence[float]) -> np.ndarray:
+        self.check_motifs(motifs, "encode")
         return np.asarray(motifs, dtype=np.float64).reshape(-1, 1)
 
     def init_weights(self, generator: torch.Generator) -> Weights:
@@ -144,6 +160,7 @@ class SlopeMotifs(MotifSpace):
         return weights
 
     def forward(self, weights: Weights, motifs: Sequence[float], x: torch.Tensor) -> torch.Tensor:
+        self.check_motifs(motifs, "forward")
         slopes = torch.tensor([float(m) for m in motifs], dtype=x.dtype).view(-1, 1, 1)
         hidden = x.expand(len(motifs), *x.shape)
         layers = len(self.sizes) - 1
@@ -178,6 +195,7 @@ class NB201Motifs(MotifSpace):
 
     name = "nb201"
     label_kind = "ce"
+    motif_type = NB201Cell
 
     def __init__(
         self, channels: int = 4, image_size: int = 8, in_channels: int = 3, classes: int = 10
@@ -204,16 +222,19 @@ class NB201Motifs(MotifSpace):
         return self._space.parse(text)
 
     def format(self, motif: NB201Cell) -> str:
+        self.check_motif(motif, "format")
         return self._space.format(motif)
 
     def sample(self, rng: np.random.Generator) -> NB201Cell:
         return self._space.sample(rng)
 
     def mutate(self, motif: NB201Cell, rng: np.random.Generator) -> NB201Cell:
+        self.check_motif(motif, "mutate")
         return self._space.mutate(motif, rng)
 
     def encode(self, motifs: Sequence[NB201Cell]) -> np.ndarray:
         """One-hot operation per edge (6 x 5 = 30 features)."""
+        self.check_motifs(motifs, "encode")
         features = np.zeros((len(motifs), len(EDGES) * len(OPS)))
         for row, cell in enumerate(motifs):
             for edge, op in enumerate(cell.ops):
@@ -277,6 +298,7 @@ class NB201Motifs(MotifSpace):
     def forward(
         self, weights: Weights, motifs: Sequence[NB201Cell], x: torch.Tensor
     ) -> torch.Tensor:
+        self.check_motifs(motifs, "forward")
         count = len(motifs)
         masks = torch.from_numpy(self.encode(motifs)).bool().view(count, len(EDGES), len(OPS))
         stem = weights["stem"]
@@ -305,6 +327,7 @@ class RNNMotifs(MotifSpace):
 
     name = "rnn"
     label_kind = "ce"
+    motif_type = RNNCell
 
     def __init__(
         self, nodes: int = 8, hidden: int = 8, steps: int = 5, features: int = 4, classes: int = 4
@@ -333,13 +356,25 @@ class RNNMotifs(MotifSpace):
         self._space.to_decisions(cell)  # a cell of another size is an error here
         return cell
 
+    def check_motif(self, motif: object, method: str) -> None:
+        """Also the number of nodes: the dish has weights for `nodes` nodes, so a smaller cell
+        was scored with zeros for its missing nodes, a larger one failed with an IndexError."""
+        super().check_motif(motif, method)
+        if len(motif.nodes) != self.nodes:
+            raise NasboxError(
+                f"{self.name} motif {method} got a cell of {len(motif.nodes)} nodes; this dish's "
+                f"cells have {self.nodes}: pass a cell of this space (space.sample or space.parse)"
+            )
+
     def format(self, motif: RNNCell) -> str:
+        self.check_motif(motif, "format")
         return self._space.format(motif)
 
     def sample(self, rng: np.random.Generator) -> RNNCell:
         return self._space.sample(rng)
 
     def mutate(self, motif: RNNCell, rng: np.random.Generator) -> RNNCell:
+        self.check_motif(motif, "mutate")
         return self._space.mutate(motif, rng)
 
     def _masks(self, motifs: Sequence[RNNCell]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -355,6 +390,7 @@ class RNNMotifs(MotifSpace):
 
     def encode(self, motifs: Sequence[RNNCell]) -> np.ndarray:
         """One-hot state read and activation per node (8 x (8 + 4) = 96 features)."""
+        self.check_motifs(motifs, "encode")
         reads, activations = self._masks(motifs)
         return torch.cat([reads, activations], dim=2).flatten(1).double().numpy()
 
@@ -372,6 +408,7 @@ class RNNMotifs(MotifSpace):
         }
 
     def forward(self, weights: Weights, motifs: Sequence[RNNCell], x: torch.Tensor) -> torch.Tensor:
+        self.check_motifs(motifs, "forward")
         reads, activations = self._masks(motifs)
         reads, activations = reads.to(x.dtype), activations.to(x.dtype)
         count = len(motifs)
