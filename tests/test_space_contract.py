@@ -254,24 +254,35 @@ def another_space_arch(space):
     raise AssertionError(f"every space shares {own.__name__}")
 
 
-@pytest.mark.parametrize("method", ["mutate", "to_decisions", "format"])
+ARCH_METHODS = ["mutate", "to_decisions", "format", "build", "network_options"]
+
+
+def call_arch_method(space, method, arch):
+    """`space.method` on `arch`, with whatever else the method takes."""
+    if method == "mutate":
+        return space.mutate(arch, np.random.default_rng(0))
+    if method == "build":
+        return space.build(arch, num_classes=10)
+    if method == "network_options":
+        return space.network_options(arch, 2, 96)
+    return getattr(space, method)(arch)
+
+
+@pytest.mark.parametrize("method", ARCH_METHODS)
 @pytest.mark.parametrize("name", SPACE_NAMES)
 def test_another_spaces_architecture_is_refused(name, method):
     space = get_space(name)
     own = type(space.sample(np.random.default_rng(0))).__name__
     foreign = another_space_arch(space)
-    args = (foreign, np.random.default_rng(0)) if method == "mutate" else (foreign,)
     message = (
         f"{name} {method} needs an architecture of type {own}, got {type(foreign).__name__}: "
         "pass an architecture of this space (space.sample or space.parse)"
     )
     with pytest.raises(NasboxError, match=re.escape(message)):
-        getattr(space, method)(*args)
+        call_arch_method(space, method, foreign)
     text = space.format(space.sample(np.random.default_rng(0)))
     with pytest.raises(NasboxError, match=rf"{name} {method} needs .*, got str"):
-        getattr(space, method)(
-            *((text, np.random.default_rng(0)) if method == "mutate" else (text,))
-        )
+        call_arch_method(space, method, text)
 
 
 # Four blocks of shared op names, the first concatenating: a nasnet genotype only nasnet has.
@@ -326,16 +337,15 @@ FOREIGN_GENOTYPES = [
 ]
 
 
-@pytest.mark.parametrize("method", ["format", "mutate", "to_decisions", "build", "network_options"])
+@pytest.mark.parametrize("method", ARCH_METHODS)
 @pytest.mark.parametrize(("name", "other", "text", "problem"), FOREIGN_GENOTYPES)
 def test_another_cell_presets_genotype_is_refused(name, other, text, problem, method):
     """The five cell presets share one genotype type, so the type check alone let another
     preset's genotype through: format printed it, build built a network of it."""
     space = get_space(name)
     genotype = get_space(other).parse(text)
-    args = {"mutate": (np.random.default_rng(0),), "network_options": (2, 96)}.get(method, ())
     with pytest.raises(NasboxError, match="^" + re.escape(f"{name} {method}{problem}")):
-        getattr(space, method)(genotype, *args)
+        call_arch_method(space, method, genotype)
 
 
 MOTIF_METHODS = ["format", "mutate", "encode", "forward", "predict", "fit"]

@@ -119,12 +119,14 @@ class NATSSizeSpace(SearchSpace):
     def build(
         self, arch: NATSSizeArch, *, num_classes: int = 10, in_channels: int = 3
     ) -> NATSSizeNetwork:
+        check_arch(arch, NATSSizeArch, f"{self.name} build")
         check_count(num_classes, f"{self.name} build num_classes")
         check_count(in_channels, f"{self.name} build in_channels")
         return NATSSizeNetwork(arch, num_classes, in_channels)
 
     def network_options(self, arch: NATSSizeArch, cells: int, filters: int) -> tuple[dict, int]:
         """The architecture itself sets every width, so F is its last layer's."""
+        check_arch(arch, NATSSizeArch, f"{self.name} network_options")
         if cells != 1:
             raise NasboxError(f"nats-size networks have one cell per stage; drop --cells {cells}")
         return {}, arch.channels[-1]

@@ -475,6 +475,7 @@ class NB101Space(SearchSpace):
         (batch 128, 2 CPU cores) took under 1 s per cell here against about 11 s for the full
         network, and ranked the cells better (Kendall tau 0.27 against 0.24).
         """
+        check_arch(arch, NB101Cell, f"{self.name} build")
         check_count(num_classes, f"{self.name} build num_classes")
         check_count(in_channels, f"{self.name} build in_channels")
         check_count(stem_channels, f"{self.name} build stem_channels")
@@ -492,6 +493,7 @@ class NB101Space(SearchSpace):
 
     def network_options(self, arch: NB101Cell, cells: int, filters: int) -> tuple[dict, int]:
         """N cells per stack; F = 4 x the stem's channels, the width after the last stack."""
+        check_arch(arch, NB101Cell, f"{self.name} network_options")
         stem = max(filters // 4, 1)
         return {"cells_per_stack": cells, "stem_channels": stem}, 4 * stem
 

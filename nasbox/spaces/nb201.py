@@ -241,6 +241,7 @@ class NB201Space(SearchSpace):
         channels: int = 16,
         cells_per_stage: int = 5,
     ) -> NB201Network:
+        check_arch(arch, NB201Cell, f"{self.name} build")
         check_count(num_classes, f"{self.name} build num_classes")
         check_count(in_channels, f"{self.name} build in_channels")
         check_count(channels, f"{self.name} build channels")
@@ -249,6 +250,7 @@ class NB201Space(SearchSpace):
 
     def network_options(self, arch: NB201Cell, cells: int, filters: int) -> tuple[dict, int]:
         """N cells per stage; F = 4C, the channels after the last stage."""
+        check_arch(arch, NB201Cell, f"{self.name} network_options")
         return {"cells_per_stage": cells, "channels": filters // 4}, filters // 4 * 4
 
     def decision_sizes(self) -> list[int]:

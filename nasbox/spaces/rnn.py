@@ -305,6 +305,7 @@ class RNNSpace(SearchSpace):
     ) -> RNNLanguageModel:
         """A language model over `num_classes` tokens (the vocabulary); `in_channels` is part of
         the contract only (token ids have no channels). `hidden` defaults to the laptop size."""
+        check_arch(arch, RNNCell, f"{self.name} build")
         check_count(num_classes, f"{self.name} build num_classes")
         check_count(in_channels, f"{self.name} build in_channels")
         check_count(layers, f"{self.name} build layers")
@@ -322,6 +323,7 @@ class RNNSpace(SearchSpace):
 
     def network_options(self, arch: RNNCell, cells: int, filters: int) -> tuple[dict, int]:
         """N stacked cells; F hidden units, which are also the embedding's (tied decoder)."""
+        check_arch(arch, RNNCell, f"{self.name} network_options")
         return {"layers": cells, "hidden": filters}, filters
 
     def decision_sizes(self) -> list[int]:
