@@ -762,11 +762,17 @@ def test_rnn_groundtruth_refuses_a_count_it_cannot_draw_or_train(tmp_path, capsy
             "100000000",
             "--restarts must be at most 1,000, got 100,000,000: each restart is a whole fit",
         ),
+        (
+            "--outer-steps",
+            "1000000000000",
+            "--outer-steps must be at most 10,000, got 1,000,000,000,000: each outer step runs",
+        ),
     ],
 )
 def test_fit_names_the_dish_option_out_of_range(tmp_path, capsys, option, value, message):
     """Counts below 1 said 'dish samples, inner steps, batch and restarts must be >= 1' without
-    naming the option; --samples 1e8 was killed for memory, --inner-steps 1e8 ran for days."""
+    naming the option; --samples 1e8 was killed for memory, --inner-steps 1e8 ran for days and
+    --outer-steps 1e12 for ever."""
     good = write_labels(tmp_path / "good.csv", [[s, s] for s in SLOPES])
     args = ["petri", "fit", "--labels", str(good), "--k", "3", option, value, "--quiet"]
     assert main([*args, "--out", str(tmp_path / "d.pt")]) == 2

@@ -61,6 +61,11 @@ WRONG = [
         "population_size=10",
     ),
     ("petri-evolution", "explore=-1", "petri-evolution explore must be at least 0, got -1"),
+    (
+        "petri-evolution",
+        "refit_steps=1000000000000",
+        "petri-evolution refit_steps must be at most 10,000, got 1,000,000,000,000: each refit",
+    ),
     ("random", "population_size=5", "random takes no options; drop --strategy-option"),
     # ppo's options were taken by lstm-reinforce and never used
     (

@@ -25,7 +25,7 @@ import numpy as np
 
 from nasbox.checks import check_count
 from nasbox.errors import NasboxError
-from nasbox.estimators.petri.dish import PetriDish, default_config
+from nasbox.estimators.petri.dish import MAX_OUTER_STEPS, PetriDish, default_config
 from nasbox.estimators.petri.motifs import MOTIF_SPACES, get_motif_space
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
@@ -69,7 +69,12 @@ class PetriEvolution(Strategy):
             )
         check_count(generations, "petri-evolution generations", minimum=0)
         check_count(children, "petri-evolution children")
-        check_count(refit_steps, "petri-evolution refit_steps")
+        check_count(
+            refit_steps,
+            "petri-evolution refit_steps",
+            maximum=MAX_OUTER_STEPS,
+            why="each refit step runs the whole unrolled inner training again",
+        )
         check_count(explore, "petri-evolution explore", minimum=0)
         if start not in STARTS:
             raise NasboxError(

@@ -32,6 +32,9 @@ from nasbox.tensor_files import load_failure, load_tensors
 MAX_SAMPLES = 10_000
 MAX_INNER_STEPS = 10_000
 MAX_RESTARTS = 1_000
+# Each outer step runs the whole unrolled inner training again (defaults 60 or 15 steps); 1e12
+# outer steps ran for ever.
+MAX_OUTER_STEPS = 10_000
 # The unrolled inner training held about 3 times the bytes autograd saves for one step (Adam's
 # moments and the updated weights live on beside them; measured on the slope and nb201 dishes).
 GRAPH_OVERHEAD = 3
@@ -75,7 +78,13 @@ class DishConfig:
         check_count(
             self.restarts, "--restarts", maximum=MAX_RESTARTS, why="each restart is a whole fit"
         )
-        check_count(self.outer_steps, "--outer-steps", minimum=0)
+        check_count(
+            self.outer_steps,
+            "--outer-steps",
+            minimum=0,
+            maximum=MAX_OUTER_STEPS,
+            why="each outer step runs the whole unrolled inner training again (default 60 or 15)",
+        )
 
     def outer_lr_at(self, step: int) -> float:
         if step < self.decay_after:
