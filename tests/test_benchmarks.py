@@ -109,6 +109,22 @@ def test_a_table_with_another_delimiter_is_named_as_such(tmp_path, capsys, delim
         ScoreCache.from_csv(labels, get_space("nb201"), "valid_acc")
 
 
+def test_a_semicolon_table_with_decimal_commas_is_named_as_such(tmp_path, capsys):
+    """A European spreadsheet's export (`0.5;93,5`) reads as rows longer than the header: the
+    label files said "2 fields but the header names 1" without the delimiter hint."""
+    labels = tmp_path / "labels.csv"
+    labels.write_text("arch;valid_acc\n0.5;93,5\n0.7;80,25\n")
+    fit = ["petri", "fit", "--labels", str(labels), "--out", str(tmp_path / "d.pt"), "--quiet"]
+    assert main(fit) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "line 2: 2 fields but the header names 1" in err
+    assert "the file seems to separate its fields with semicolons" in err
+    table = tmp_path / "t.csv"
+    table.write_text(f"arch;valid_acc\n{GOOD};93,5\n")
+    with pytest.raises(NasboxError, match="separate its fields with semicolons"):
+        TabularBenchmark.from_file(table)
+
+
 def test_a_comma_table_without_arch_gets_no_delimiter_hint(tmp_path):
     (tmp_path / "t.csv").write_text("cell;x,valid_acc\nx,1\n")
     with pytest.raises(NasboxError) as error:

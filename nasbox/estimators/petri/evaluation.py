@@ -58,10 +58,10 @@ def load_labels(
         raise NasboxError(f"{path}: {missing} (a CSV with columns arch,{column})")
     overlong = _first_overlong_row(path)
     if overlong is not None:
-        line, fields, named = overlong
+        line, fields, header = overlong
         raise NasboxError(
-            f"{path}, line {line}: {fields} fields but the header names {named}; remove the "
-            "extra fields or name their columns in the header"
+            f"{path}, line {line}: {fields} fields but the header names {len(header)}; remove the "
+            f"extra fields or name their columns in the header{delimiter_hint(header)}"
         )
     import pandas as pd  # here, not at the top: it adds 0.4 s to every command
 
@@ -118,19 +118,20 @@ def load_labels(
     return Labels(motifs, sign * values)
 
 
-def _first_overlong_row(path: Path) -> tuple[int, int, int] | None:
-    """(line, fields, header fields) of the first row with more fields than the header, or None.
+def _first_overlong_row(path: Path) -> tuple[int, int, list[str]] | None:
+    """(line, fields, header) of the first row with more fields than the header, or None.
 
     pandas reads such rows with their first field(s) as an index, silently shifting every value
-    one column. A file the csv module cannot read is left to pandas to report.
+    one column. A semicolon export with decimal commas (`arch;valid_acc`, `0.5;93,5`) is such a
+    file. A file the csv module cannot read is left to pandas to report.
     """
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
-            named = len(next(reader, []))
+            header = next(reader, [])
             for row in reader:
-                if len(row) > named:
-                    return reader.line_num, len(row), named
+                if len(row) > len(header):
+                    return reader.line_num, len(row), header
     except (OSError, UnicodeDecodeError, csv.Error):
         pass
     return None
