@@ -63,6 +63,24 @@ def test_table_estimator_refuses_an_infinite_value_before_any_lookup(tmp_path, v
         get_estimator("table:valid_acc", context)
 
 
+def test_table_estimator_refuses_a_missing_value_before_any_lookup(tmp_path, capsys):
+    """`score` printed the cells before the one without a value, then stopped (a search stopped
+    at whichever trial drew it)."""
+    table = tmp_path / "bench.csv"
+    table.write_text(f"arch,valid_acc,test_acc\n{GOOD},91,94\n{EMPTY},,10\n")
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"{GOOD}\n{EMPTY}\n")
+    score = ["score", "--space", "nb201", "--benchmark", str(table), "--archs", str(archs)]
+    assert main([*score, "--estimator", "table:valid_acc"]) == 2
+    out, err = capsys.readouterr()
+    message = (
+        f"{table}: row 2 ({EMPTY}) has no 'valid_acc' value (1 of 2 rows have none); "
+        "table:valid_acc may look up any cell, so fill them in or choose another column\n"
+    )
+    assert out == "" and err == f"nasbox: error: {message}"
+    assert main([*score, "--estimator", "table:test_acc"]) == 0
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -20,11 +20,14 @@ class TableLookup(Estimator):
     def __init__(self, context: EstimatorContext, column: str) -> None:
         super().__init__(context)
         self.benchmark = context.require_benchmark(f"table:{column}")
-        if np.isnan(self.benchmark.require_values(column, f"table:{column}")).all():
+        if np.isnan(self.benchmark.require_column(column)).all():
             raise NasboxError(
                 f"{self.benchmark.source}: column {column!r} holds no values; choose another "
                 f"of: {', '.join(self.benchmark.columns)}"
             )
+        # A row without a value stopped a search or score at the first lookup of it, after
+        # other work: every row is checked here, before any.
+        self.benchmark.require_values(column, f"table:{column}", complete=True)
         self.column = column
         first = self.benchmark.archs[0]
         try:
