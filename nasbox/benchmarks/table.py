@@ -133,17 +133,18 @@ class TabularBenchmark:
                 f"{self.source}: no column {column!r}; choose one of: {', '.join(self.columns)}"
             ) from None
 
-    def require_values(self, column: str, reader: str, *, complete: bool = False) -> np.ndarray:
-        """`column`'s values, refused naming the first infinite one (or missing one, if `complete`).
+    def require_values(self, column: str, reader: str) -> np.ndarray:
+        """`column`'s values, refused naming the first missing or infinite one.
 
-        `reader` may look up any cell, and an infinite value would rank its cell best (or never),
-        so the whole column is checked before the first lookup.
+        `reader` may look up any cell: a missing value would stop it midway and an infinite one
+        would rank its cell best (or never), so the whole column is checked before the first
+        lookup.
         """
         values = self.require_column(column)
-        problems = [(np.isinf(values), "an infinite", "have one", "make them finite")]
-        if complete:
-            problems.insert(0, (np.isnan(values), "no", "have none", "fill them in"))
-        for bad, problem, rows_are, fix in problems:
+        for bad, problem, rows_are, fix in (
+            (np.isnan(values), "no", "have none", "fill them in"),
+            (np.isinf(values), "an infinite", "have one", "make them finite"),
+        ):
             found = np.flatnonzero(bad)
             if found.size:
                 row = int(found[0])

@@ -219,7 +219,8 @@ def _complete_table(
     """The --benchmark table, refused unless it has `columns`, every cell, room for the budget.
 
     A run looks up whichever cells its strategy draws, so a bad row would stop it midway, with
-    part of its results written: every row and value it could need is checked first (~0.1 s).
+    part of its results written: every row and value it could need is checked first (~0.1 s;
+    the values, empty or infinite, by the `table:` estimator).
     """
     benchmark = TabularBenchmark.from_file(args.benchmark)
     for column in columns:
@@ -248,8 +249,6 @@ def _complete_table(
             f"{args.benchmark}: row {row + 1}, column 'arch': {arch!r} is not a {args.space} "
             f"cell ({reason}); fix or remove the row (is it the right --space?)"
         )
-    for column in columns:
-        benchmark.require_values(column, "bench run", complete=True)
     return benchmark
 
 
