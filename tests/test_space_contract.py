@@ -394,6 +394,14 @@ def test_another_motif_spaces_motif_is_refused(name, method):
 
 
 @pytest.mark.parametrize("method", MOTIF_METHODS)
+def test_a_slope_is_any_real_number(method):
+    """An int or a numpy float is a slope as a float is: the check refuses other spaces' motifs,
+    not the numbers a user types."""
+    space = get_motif_space("slope")
+    call_motif_method(space, method, [1, np.float32(0.5), np.int64(2), 1.5])
+
+
+@pytest.mark.parametrize("method", MOTIF_METHODS)
 @pytest.mark.parametrize("nodes", [3, 12])
 def test_the_rnn_dish_refuses_a_cell_of_another_size(nodes, method):
     """The dish has weights for 8 nodes: a 3-node cell was scored with zeros for its missing

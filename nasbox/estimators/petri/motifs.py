@@ -6,6 +6,7 @@ dimension and one call runs M motifs' networks on the same synthetic inputs. Tha
 loop train a whole batch of motifs with one autograd graph.
 """
 
+import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 
@@ -133,6 +134,11 @@ class SlopeMotifs(MotifSpace):
                 f"{self.high:g}"
             )
         return slope
+
+    def check_motif(self, motif: object, method: str) -> None:
+        """A slope is any real number: `dish.predict([0.5, 1])` or numpy's floats are slopes."""
+        if not isinstance(motif, numbers.Real):
+            super().check_motif(motif, method)
 
     def format(self, motif: float) -> str:
         self.check_motif(motif, "format")
