@@ -983,6 +983,39 @@ def test_a_resume_from_another_folder_reads_the_run_s_own_dish(tmp_path, monkeyp
     assert rows(tmp_path / "run") == rows(tmp_path / "straight")
 
 
+def resumed_notes(run: Path, capsys) -> list[str]:
+    """What resuming `run` to 4 trials, then to 5, writes to stderr each time: a run mended
+    by its first resume has nothing left to say at the second."""
+    said = []
+    for samples in ("4", "5"):
+        capsys.readouterr()
+        assert main(["search", "--resume", str(run), "--samples", samples, "--quiet"]) == 0
+        said.append(capsys.readouterr().err)
+    return said
+
+
+def test_a_run_stored_with_options_its_strategy_never_used_resumes_without_them(tmp_path, capsys):
+    """lstm-reinforce took ppo's clip and ppo_epochs and ignored them until they were refused;
+    a run stored with them was refused on --resume, and the user could not drop a stored option.
+    It resumes as if they were never given, with a note naming them, and forgets them."""
+    search = ["search", "--strategy", "lstm-reinforce", "--estimator", "params", "--quiet"]
+    search += ["--strategy-option", "minibatch=2"]
+    assert main([*search, "--samples", "5", "--out", str(tmp_path / "straight")]) == 0
+    run = tmp_path / "run"
+    assert main([*search, "--samples", "3", "--out", str(run)]) == 0
+    with sqlite3.connect(run / "nasbox.db") as db:  # as a version that took them stored them
+        settings = json.loads(db.execute("SELECT settings FROM runs").fetchone()[0])
+        settings["strategy_options"] = ["clip=0.2", "minibatch=2", "ppo_epochs=3"]
+        db.execute("UPDATE runs SET settings = ?", (json.dumps(settings),))
+    assert resumed_notes(run, capsys) == [
+        "nasbox: note: dropped the resumed run's --strategy-option clip=0.2 ppo_epochs=3: "
+        "lstm-reinforce never used them, so the run goes on unchanged\n",
+        "",
+    ]
+    assert rows(run) == rows(tmp_path / "straight")
+    assert json.loads((run / "summary.json").read_text())["strategy_options"] == ["minibatch=2"]
+
+
 def stored_folder(database: Path) -> str:
     with sqlite3.connect(database) as connection:
         (folder,) = connection.execute("SELECT folder FROM runs").fetchone()

@@ -36,7 +36,7 @@ from nasbox.cli.common import (
     estimator_spec,
     option_given,
 )
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, note
 from nasbox.estimators import ESTIMATORS, get_estimator
 from nasbox.estimators.objectives import (
     ConstraintCheck,
@@ -304,8 +304,31 @@ def _empty_option(strategy: str, key: str, parameter: inspect.Parameter) -> str:
     )
 
 
+# Options a strategy took and never used until they were refused (ppo's, given to
+# lstm-reinforce); a run stored with them resumes without them.
+NEVER_USED_OPTIONS = {"lstm-reinforce": ("clip", "ppo_epochs")}
+
+
+def _without_never_used_options(settings: dict) -> dict:
+    """The stored settings less the strategy options their strategy never used, with a note
+    naming them: they are refused now, and dropping them changes nothing the run did."""
+    strategy = settings.get("strategy")
+    never_used = NEVER_USED_OPTIONS.get(strategy, ())
+    pairs = settings.get("strategy_options") or []
+    unused = [pair for pair in pairs if pair.partition("=")[0] in never_used]
+    if not unused:
+        return settings
+    them = "them" if len(unused) > 1 else "it"
+    note(
+        f"dropped the resumed run's --strategy-option {' '.join(unused)}: {strategy} never "
+        f"used {them}, so the run goes on unchanged"
+    )
+    return settings | {"strategy_options": [pair for pair in pairs if pair not in unused]}
+
+
 def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
     """Adopt the stored run's settings; refuse command-line values that contradict them."""
+    settings = _without_never_used_options(settings)
     for key, option in RUN_SETTINGS.items():
         if key not in settings:  # the run predates the option, so it ran without it
             if option_given(args.argv, option):
