@@ -1016,6 +1016,31 @@ def test_a_run_stored_with_options_its_strategy_never_used_resumes_without_them(
     assert json.loads((run / "summary.json").read_text())["strategy_options"] == ["minibatch=2"]
 
 
+def test_a_trial_stored_with_inf_by_an_older_version_resumes_as_failed(tmp_path, capsys):
+    """A +inf value was kept before strategies refused it; the replay told it and the resume
+    stopped. It is now recorded and replayed as failed, as a new run fails it, and the rest of
+    the run goes on; its value stays in the store."""
+    search = ["search", "--estimator", "params", "--quiet"]
+    assert main([*search, "--samples", "5", "--out", str(tmp_path / "straight")]) == 0
+    run = tmp_path / "run"
+    assert main([*search, "--samples", "3", "--out", str(run)]) == 0
+    with sqlite3.connect(run / "nasbox.db") as db:
+        db.execute("UPDATE trials SET value = 9e999 WHERE number = 1")
+    assert resumed_notes(run, capsys) == [
+        "nasbox: note: the resumed run's trial 1 holds +inf, which cannot be ranked (an "
+        "overflow?): now recorded and replayed as failed, as a new run fails such a trial\n",
+        "",
+    ]
+    straight = rows(tmp_path / "straight")
+    assert rows(run) == [*straight[:1], (*straight[1][:2], "failed", "inf"), *straight[2:]]
+    with RunStore(run / "nasbox.db") as store:
+        assert store.trials(store.runs()[0])[1].error == "the estimator returned +inf"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["failed"] == 1 and summary["best_value"] == max(
+        float(row[3]) for row in straight if row[0] != "1"
+    )
+
+
 def stored_folder(database: Path) -> str:
     with sqlite3.connect(database) as connection:
         (folder,) = connection.execute("SELECT folder FROM runs").fetchone()

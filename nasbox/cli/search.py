@@ -442,6 +442,20 @@ def _moved_here(run: StoredRun, storage: Path, out: Path) -> bool:
     return folder_holds_run(out, storage, run.name)
 
 
+def _fail_infinite_trials(store: RunStore, run: StoredRun, objectives: list) -> None:
+    """Fail the resumed run's trials holding +inf, kept by versions before strategies refused
+    it, with a note naming them: the replay would stop at them."""
+    infinite = store.fail_infinite_trials(run, objectives)
+    if not infinite:
+        return
+    listed = ", ".join(str(number) for number in infinite)
+    trials = f"trial {listed} holds" if len(infinite) == 1 else f"trials {listed} hold"
+    note(
+        f"the resumed run's {trials} +inf, which cannot be ranked (an overflow?): now "
+        "recorded and replayed as failed, as a new run fails such a trial"
+    )
+
+
 def _build_search(args: argparse.Namespace):
     """The space, strategy, in-process estimator and the estimator's recipe for workers."""
     _import_plugins(args.imports)
@@ -565,6 +579,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             if _moved_here(run, storage, out):
                 store.set_folder(run, str(out.resolve()))
                 run = store.find_run(name)
+            _fail_infinite_trials(store, run, objectives)
         else:
             if args.overwrite:
                 store.delete_run(name)

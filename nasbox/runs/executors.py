@@ -96,6 +96,16 @@ class EstimatorSpec:
         return get_evaluator(self.estimator, context)
 
 
+# The error of a trial whose estimator returned +inf (see `holds_inf`).
+INFINITE_VALUE = "the estimator returned +inf"
+
+
+def holds_inf(value: float | tuple[float, ...]) -> bool:
+    """Whether a value, or one of its objectives, is +inf: an overflow, not the best cell, so
+    strategies refuse it and its trial fails."""
+    return math.inf in (value if isinstance(value, tuple) else (value,))
+
+
 def evaluate_safely(
     estimator: Callable[[Hashable], float], arch: Hashable
 ) -> tuple[float | None, float, str | None, bool]:
@@ -116,8 +126,8 @@ def evaluate_safely(
     parts = value if isinstance(value, tuple) else (value,)
     if any(math.isnan(part) for part in parts):
         return None, seconds, "the estimator returned NaN", False
-    if math.inf in parts:  # an overflow, not the best cell: strategies refuse +inf
-        return None, seconds, "the estimator returned +inf", False
+    if holds_inf(value):
+        return None, seconds, INFINITE_VALUE, False
     return value, seconds, None, False
 
 

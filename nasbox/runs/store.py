@@ -21,6 +21,7 @@ from typing import Any
 
 from nasbox.errors import NasboxError
 from nasbox.estimators.objectives import Objective
+from nasbox.runs.executors import INFINITE_VALUE, holds_inf
 from nasbox.runs.loop import Trial
 from nasbox.spaces import SearchSpace
 
@@ -79,14 +80,11 @@ class StoredTrial:
     def to_trial(
         self, parse: Callable[[str], Hashable], objectives: Sequence[Objective] = ()
     ) -> Trial:
-        """The finished trial as the loop replays it (a failure is told as `-inf`)."""
-        value = -math.inf if self.value is None else self.value
-        if objectives and self.state == "complete":
-            value = tuple(o.maximised(self.metrics[o.estimator]) for o in objectives)
+        """The finished trial as the loop replays it."""
         return Trial(
             self.number,
             parse(self.arch),
-            value,
+            self.told_value(objectives),
             self.seconds or 0.0,
             self.state,
             self.error,
@@ -94,6 +92,15 @@ class StoredTrial:
             self.told_after or 0,
             self.tell_order or 0,
         )
+
+    def told_value(self, objectives: Sequence[Objective] = ()) -> float | tuple[float, ...]:
+        """What the strategy is told: `-inf` for a failure (whatever value it kept), and one
+        maximised value per objective where there are several."""
+        if self.state != "complete":
+            return -math.inf
+        if objectives:
+            return tuple(o.maximised(self.metrics[o.estimator]) for o in objectives)
+        return -math.inf if self.value is None else self.value
 
 
 @dataclass(frozen=True)
@@ -320,6 +327,24 @@ class RunStore:
         return [
             StoredTrial(*row[:11], metrics=json.loads(row[11]) if row[11] else {}) for row in rows
         ]
+
+    def fail_infinite_trials(
+        self, run: StoredRun, objectives: Sequence[Objective] = ()
+    ) -> list[int]:
+        """Record as failed, as a run now fails them, the complete trials holding +inf, which
+        older versions kept and strategies now refuse; their numbers. The value stays stored."""
+        numbers = [
+            trial.number for trial in self.trials(run) if holds_inf(trial.told_value(objectives))
+        ]
+        if numbers:
+            self._write("BEGIN IMMEDIATE")
+            for number in numbers:
+                self._write(
+                    "UPDATE trials SET state = 'failed', error = ? WHERE run_id = ? AND number = ?",
+                    (INFINITE_VALUE, run.run_id, number),
+                )
+            self._write("COMMIT")
+        return numbers
 
     def counts(self, run: StoredRun) -> dict[str, int]:
         rows = self._read(
