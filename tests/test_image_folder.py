@@ -300,6 +300,12 @@ def _layout(root: Path, kind: str) -> Path:
     elif kind == "test class not trained":
         flat_folder(root / "train", classes=("a", "b"), per_class=1)
         save(root / "test" / "c" / "0.png")
+    elif kind == "split folders in capitals":
+        flat_folder(root / "Train", classes=("a", "b"), per_class=1)
+        flat_folder(root / "Test", classes=("a", "b"), per_class=1)
+    elif kind == "testing beside train":
+        flat_folder(root / "train", classes=("a", "b"), per_class=5)
+        flat_folder(root / "testing", classes=("a", "b"), per_class=1)
     elif kind == "all corrupt":
         for name in ("a", "b"):
             (root / name).mkdir(parents=True)
@@ -333,6 +339,16 @@ def _layout(root: Path, kind: str) -> Path:
         ("one class", "only the class folder 'only' holds images"),
         ("test without train", "has test/ but no train/"),
         ("test class not trained", "has no class folder 'c'"),
+        (  # read as the classes 'Test' and 'Train', every image labelled by its split
+            "split folders in capitals",
+            "Test: named like the test split, but folder:DIR reads splits only from folders "
+            "named train/ and test/ (or val/), so it would be read as the class 'Test'; rename",
+        ),
+        (  # testing/ was not read, and a fifth of train/ was held out instead
+            "testing beside train",
+            "testing: named like the test split, but folder:DIR reads splits only from folders "
+            "named train/ and test/ (or val/), so it would be left unread; rename it to",
+        ),
         ("all corrupt", "none of the 2 image files could be read"),
         ("one readable class", "only the class 'a' has a readable training image (of 2"),
         ("no readable training image", "no class has a readable training image (of 4"),
@@ -345,6 +361,13 @@ def test_bad_folders_are_one_line_naming_the_folder(tmp_path, kind, message, arc
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert message in err[-1] and str(folder) in err[-1]
+
+
+def test_classes_named_like_splits_are_classes(tmp_path):
+    """Only a folder of class folders is taken for a misspelt split; images of the class valid/
+    lie in it directly."""
+    root = flat_folder(tmp_path / "parts", classes=("invalid", "valid"), per_class=2)
+    assert load_folder(root).classes == ("invalid", "valid")
 
 
 def test_image_size_with_a_source_that_cannot_resize_is_one_line(archs, capsys):

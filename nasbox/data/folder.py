@@ -30,6 +30,16 @@ from nasbox.errors import NasboxError, error_reason
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TEST_FOLDERS = ("test", "val")
+# Split folders by other spellings (any letter case), and the name folder:DIR reads them by.
+SPLIT_SPELLINGS = {
+    "train": "train",
+    "training": "train",
+    "test": "test",
+    "testing": "test",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+}
 # The split is a property of the data set, not of one search: every command (and every worker
 # process) holds out the same images, so scores from runs with different --seed compare.
 SPLIT_SEED = 0
@@ -175,6 +185,8 @@ def _list_images(root: Path) -> tuple[list[_ImageFile], list[str]]:
                 f"{train}/<class>/"
             )
         train, test = root, None
+    if test is None:
+        _check_split_spelling(root, train)
     class_folders = _class_folders(train)
     test_folders = _class_folders(test) if test is not None else []
     # A link inside a class folder to the data set's own folders (`..`, the root, another
@@ -208,6 +220,26 @@ def _list_images(root: Path) -> tuple[list[_ImageFile], list[str]]:
             )
         files += [_ImageFile(path, folder.name, True) for path in _images_under(folder, own)]
     return files, classes
+
+
+def _check_split_spelling(root: Path, train: Path) -> None:
+    """Refuse a split folder spelt otherwise (Train/, testing/) where no test folder was found:
+    the flat layout read it as a class, labelling every image by its split, and beside train/ a
+    test folder so spelt was not read (a fifth of train/ was held out instead). A split folder
+    holds class folders, which tells it from a class named like a split (valid/ beside
+    invalid/)."""
+    for folder in _class_folders(root):
+        split = SPLIT_SPELLINGS.get(folder.name.lower())
+        if split is None or folder == train or (split == "train" and train != root):
+            continue
+        if not _class_folders(folder):
+            continue
+        misread = f"read as the class {folder.name!r}" if train == root else "left unread"
+        raise NasboxError(
+            f"{folder}: named like the {split} split, but folder:DIR reads splits only from "
+            f"folders named train/ and test/ (or val/), so it would be {misread}; rename it "
+            f"to {root / split}"
+        )
 
 
 def _cache_key(root: Path, files: list[_ImageFile], image_size: int | None) -> str:
