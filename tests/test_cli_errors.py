@@ -35,6 +35,13 @@ def inputs(tmp_path: Path, monkeypatch) -> Path:
         x_test=_images(rng, 5),
         y_test=np.full(5, 7),
     )
+    np.savez(  # y_test's label 1 lies within y_train's 0..2, yet no training image has it
+        tmp_path / "gap.npz",
+        x_train=_images(rng, 40),
+        y_train=labels // 2 * 2,
+        x_test=_images(rng, 5),
+        y_test=np.array([0, 1, 2, 0, 2]),
+    )
     np.savez(tmp_path / "one-class.npz", x_train=_images(rng, 4), y_train=np.array([2, 2, 2, 2]))
     np.savez(tmp_path / "huge.npz", x_train=_images(rng, 4), y_train=np.array([0, 1, 2, 10**12]))
     np.savez(
@@ -110,6 +117,10 @@ WRONG = [
     ([*TRAIN, "--data-dir", "."], "--data-dir is read only with --data cifar10"),
     ([*TRAIN, *NPZ, "--data-dir", "."], "--data npz:good.npz does not use it"),
     ([*TRAIN, "--data", "npz:unseen.npz"], "y_test holds label 7, a class no training image has"),
+    (
+        [*TRAIN, "--data", "npz:gap.npz"],
+        "y_test holds label 1, a class no training image has (y_train holds 2 of the labels 0..2)",
+    ),
     ([*TRAIN, "--data", "npz:one-class.npz"], "every y_train label is 2; a classifier needs"),
     ([*TRAIN, "--data", "npz:huge.npz"], "y_train holds label 1000000000000"),
     ([*TRAIN, "--data", "npz:constant.npz"], "constant images carry nothing"),

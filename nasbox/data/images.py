@@ -106,10 +106,12 @@ class ImageData:
                 f"data set {self.name!r}: y_train holds label {largest} but there are only "
                 f"{len(self.y_train)} training images; labels must be class indices 0..K-1"
             )
-        if self.y_test is not None and len(self.y_test) and int(self.y_test.max()) > largest:
+        unseen = np.setdiff1d(self.y_test, self.y_train) if self.y_test is not None else []
+        if len(unseen):  # within 0..largest too: y_train 0 and 2 with y_test 1
             raise NasboxError(
-                f"data set {self.name!r}: y_test holds label {int(self.y_test.max())}, a class "
-                f"no training image has (y_train labels are 0..{largest})"
+                f"data set {self.name!r}: y_test holds label {int(unseen[-1])}, a class no "
+                f"training image has (y_train holds {len(np.unique(self.y_train))} of the labels "
+                f"0..{largest}); give every test class training images"
             )
 
     @property
