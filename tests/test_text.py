@@ -110,6 +110,8 @@ def inputs(tmp_path: Path, monkeypatch, corpus) -> Path:
     (tmp_path / "nul.txt").write_bytes(b"text\x00with a NUL")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
     (tmp_path / "short.txt").write_text("to be or not to be")
+    (tmp_path / "utf16.txt").write_text(CORPUS, encoding="utf-16")  # Notepad's "Unicode"
+    (tmp_path / "utf32.txt").write_text(CORPUS, encoding="utf-32")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -126,6 +128,12 @@ def inputs(tmp_path: Path, monkeypatch, corpus) -> Path:
             "latin1.txt: not a UTF-8 text file (byte 3 cannot be decoded); convert it, e.g. from "
             "Latin-1: iconv -f latin1 -t utf-8 latin1.txt > latin1-utf8.txt",
         ),
+        (  # was "a binary file (it holds NUL bytes)"
+            ["--data", "text:utf16.txt"],
+            "utf16.txt: UTF-16 text (it begins with a UTF-16 byte-order mark), not UTF-8; "
+            "convert it: iconv -f UTF-16 -t utf-8 utf16.txt > utf16-utf8.txt",
+        ),
+        (["--data", "text:utf32.txt"], "utf32.txt: UTF-32 text (it begins with a UTF-32 byte-"),
         (  # an empty --arch file was a "malformed rnn cell ''"
             ["--data", "text:corpus.txt", "--arch", "empty.txt"],
             "empty.txt: the file is empty; write the architecture in it, e.g. darts-v2",

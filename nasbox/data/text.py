@@ -13,6 +13,7 @@ laid side by side as a (length, streams) tensor, and read in chunks of `bptt` st
 of each token is the next one in its stream.
 """
 
+import codecs
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,14 @@ UNKNOWN, END_OF_LINE = "<unk>", "<eos>"
 # asks for a corpus of about 10**20 tokens, beyond what a float holds exactly).
 TRAIN_PERCENT, VALID_PERCENT = 90, 5
 PREFIX = "text:"
+# Byte-order marks of the encodings other than UTF-8 that editors write, UTF-32 first: its
+# little-endian mark begins with UTF-16's.
+WIDE_MARKS = (
+    ("UTF-32", codecs.BOM_UTF32_LE),
+    ("UTF-32", codecs.BOM_UTF32_BE),
+    ("UTF-16", codecs.BOM_UTF16_LE),
+    ("UTF-16", codecs.BOM_UTF16_BE),
+)
 
 
 @dataclass
@@ -86,16 +95,21 @@ def read_corpus(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as err:
         raise NasboxError(f"{path}: cannot read it ({err.strerror})") from None
+    wide = next((name for name, mark in WIDE_MARKS if raw.startswith(mark)), None)
+    if wide:  # its NUL bytes called it binary, and Windows' Notepad saves "Unicode" so
+        raise NasboxError(
+            f"{path}: {wide} text (it begins with a {wide} byte-order mark), not UTF-8; convert "
+            f"it: {_to_utf8(path, wide)}"
+        )
     if b"\x00" in raw:
         raise NasboxError(f"{path}: a binary file (it holds NUL bytes); give a UTF-8 text file")
     try:
         # utf-8-sig: a byte-order mark (Windows editors write one) is no character of the text.
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:  # the fix: one command, for the common Latin-1 case
-        converted = path.with_name(f"{path.stem}-utf8{path.suffix}")
         raise NasboxError(
             f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded); convert it, "
-            f"e.g. from Latin-1: iconv -f latin1 -t utf-8 {path} > {converted}"
+            f"e.g. from Latin-1: {_to_utf8(path, 'latin1')}"
         ) from None
     # Universal newlines, as Python's text files read them: a corpus saved on Windows would
     # otherwise hold a '\r' character before every newline, which changes its perplexity.
@@ -104,6 +118,12 @@ def read_corpus(path: Path) -> str:
         what = "holds only whitespace" if text else "is empty"
         raise NasboxError(f"{path}: the file {what}; give a text corpus")
     return text
+
+
+def _to_utf8(path: Path, encoding: str) -> str:
+    """The command that writes a UTF-8 copy of `path` beside it."""
+    converted = path.with_name(f"{path.stem}-utf8{path.suffix}")
+    return f"iconv -f {encoding} -t utf-8 {path} > {converted}"
 
 
 def check_tokens(tokens: str) -> str:
