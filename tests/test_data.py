@@ -1,4 +1,5 @@
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -120,6 +121,18 @@ def test_a_file_that_is_not_an_npz_says_so(tmp_path, content, problem):
     assert "pickle" not in message
     if content != "folder":
         assert "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)" in message
+
+
+def test_a_zip_whose_members_are_not_npy_arrays_says_so(tmp_path):
+    """numpy reads a member not saved as .npy as bytes, which failed with an AttributeError
+    about `dtype`."""
+    path = tmp_path / "zipped.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x_train", "pixels as text")
+        archive.writestr("y_train", "0 1 0 1")
+    with pytest.raises(NasboxError, match="x_train, y_train not saved as .npy array") as info:
+        load_data(f"npz:{path}")
+    assert "numpy.savez(FILE, x_train=" in str(info.value)
 
 
 def test_an_npz_of_python_objects_names_the_array(tmp_path):

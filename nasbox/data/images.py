@@ -420,6 +420,12 @@ def load_npz(file: str | Path) -> ImageData:
         raise NasboxError(
             f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(arrays) or 'none'}"
         )
+    used = [key for key in ("x_train", "y_train", "x_test", "y_test") if key in arrays]
+    raw = [key for key in used if not isinstance(arrays[key], np.ndarray)]
+    if raw:  # numpy hands a zip member not saved as .npy back as its bytes
+        raise NasboxError(
+            f"{path}: {', '.join(raw)} not saved as .npy array(s) (a zip of other files); {SAVEZ}"
+        )
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise NasboxError(f"{path}: give both x_test and y_test, or neither")
     x_train = _to_nchw(arrays["x_train"], path, "x_train")
