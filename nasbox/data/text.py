@@ -29,8 +29,8 @@ UNKNOWN, END_OF_LINE = "<unk>", "<eos>"
 # asks for a corpus of about 10**20 tokens, beyond what a float holds exactly).
 TRAIN_PERCENT, VALID_PERCENT = 90, 5
 PREFIX = "text:"
-# Byte-order marks of the encodings other than UTF-8 that editors write, UTF-32 first: its
-# little-endian mark begins with UTF-16's.
+# Byte-order marks of the encodings other than UTF-8 that editors write, read by the mark,
+# UTF-32 first: its little-endian mark begins with UTF-16's.
 WIDE_MARKS = (
     ("UTF-32", codecs.BOM_UTF32_LE),
     ("UTF-32", codecs.BOM_UTF32_BE),
@@ -87,7 +87,8 @@ def split_sizes(count: int) -> tuple[int, int, int]:
 
 
 def read_corpus(path: Path) -> str:
-    """The text of `path`; a missing, empty, binary or non-UTF-8 file is one clear error."""
+    """The text of `path`, UTF-8 or, by their byte-order marks, UTF-16 or UTF-32; a missing,
+    empty, binary or undecodable file is one clear error."""
     if not path.is_file():
         what = "a folder" if path.is_dir() else "not found"
         raise NasboxError(f"{path}: {what} (expected a UTF-8 text file)")
@@ -96,21 +97,13 @@ def read_corpus(path: Path) -> str:
     except OSError as err:
         raise NasboxError(f"{path}: cannot read it ({err.strerror})") from None
     wide = next((name for name, mark in WIDE_MARKS if raw.startswith(mark)), None)
-    if wide:  # its NUL bytes called it binary, and Windows' Notepad saves "Unicode" so
-        raise NasboxError(
-            f"{path}: {wide} text (it begins with a {wide} byte-order mark), not UTF-8; convert "
-            f"it: {_to_utf8(path, wide)}"
-        )
-    if b"\x00" in raw:
+    if wide:  # Windows' Notepad saves "Unicode" so; the mark says how to read it
+        text = _decode(raw, wide.lower(), path)
+    elif b"\x00" in raw:
         raise NasboxError(f"{path}: a binary file (it holds NUL bytes); give a UTF-8 text file")
-    try:
+    else:
         # utf-8-sig: a byte-order mark (Windows editors write one) is no character of the text.
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:  # the fix: one command, for the common Latin-1 case
-        raise NasboxError(
-            f"{path}: not a UTF-8 text file (byte {err.start} cannot be decoded); convert it, "
-            f"e.g. from Latin-1: {_to_utf8(path, 'latin1')}"
-        ) from None
+        text = _decode(raw, "utf-8-sig", path)
     # Universal newlines, as Python's text files read them: a corpus saved on Windows would
     # otherwise hold a '\r' character before every newline, which changes its perplexity.
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -120,10 +113,22 @@ def read_corpus(path: Path) -> str:
     return text
 
 
-def _to_utf8(path: Path, encoding: str) -> str:
-    """The command that writes a UTF-8 copy of `path` beside it."""
-    converted = path.with_name(f"{path.stem}-utf8{path.suffix}")
-    return f"iconv -f {encoding} -t utf-8 {path} > {converted}"
+def _decode(raw: bytes, encoding: str, path: Path) -> str:
+    """`raw` as `encoding`; bytes it cannot decode are one error saying how to convert them."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        where = f"byte {err.start} cannot be decoded"
+        if encoding != "utf-8-sig":
+            raise NasboxError(
+                f"{path}: begins with a {encoding.upper()} byte-order mark, but {where}; save it "
+                "again as UTF-8 text"
+            ) from None
+        converted = path.with_name(f"{path.stem}-utf8{path.suffix}")
+        raise NasboxError(  # the fix: one command, for the common Latin-1 case
+            f"{path}: not a UTF-8 text file ({where}); convert it, e.g. from Latin-1: "
+            f"iconv -f latin1 -t utf-8 {path} > {converted}"
+        ) from None
 
 
 def check_tokens(tokens: str) -> str:
