@@ -137,3 +137,24 @@ def test_estimator_errors(space):
         get_estimator("naswot", EstimatorContext(space))
     with pytest.raises(NasboxError, match="takes no ':' argument"):
         get_estimator("params:x", EstimatorContext(space))
+
+
+def test_copies_of_an_image_do_not_make_naswot_minus_infinity(capsys):
+    """Two copies of one image in the scoring minibatch (a file saved twice) made the kernel
+    singular: NASWOT was -inf for every architecture. Copies are replaced by other images."""
+    data = tiny_data(24)
+    data.x_train[12:] = data.x_train[:12]  # every image twice: 12 distinct
+    images, _ = data.batch(16, seed=0)
+    assert len({bytes(image.numpy().tobytes()) for image in images}) == len(images) == 12
+    assert "only 12 training images are distinct" in capsys.readouterr().err
+    context = EstimatorContext(get_space("nb201"), data, batch_size=16)
+    assert math.isfinite(get_estimator("naswot", context)(get_space("nb201").parse(CELL)))
+
+
+def test_a_minibatch_without_copies_is_the_plain_seeded_draw():
+    """Scores measured before copies were replaced keep their minibatch."""
+    data = tiny_data(40)
+    index = np.sort(np.random.default_rng(3).choice(40, size=16, replace=False))
+    images, labels = data.batch(16, seed=3)
+    assert torch.equal(images, data.normalize(data.x_train[index]))
+    assert labels.tolist() == data.y_train[index].tolist()

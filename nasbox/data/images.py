@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nasbox.errors import NasboxError, error_reason
+from nasbox.errors import NasboxError, error_reason, note
 
 # The smallest image side the networks are built for (the bundled digits' 8x8): on smaller images
 # their 3x3 convolutions and pools see mostly padding, so scores and accuracies mean nothing.
@@ -161,13 +161,50 @@ class ImageData:
         )
 
     def batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A seeded random minibatch of normalised training images and their labels."""
+        """A seeded random minibatch of distinct normalised training images and their labels.
+
+        Two copies of one image (a file saved twice) make NASWOT's kernel singular, -inf for
+        every architecture: a copy drawn is replaced by another image, with a note. Without
+        copies the batch is the plain seeded draw."""
         if size < 2:
             raise NasboxError(f"batch size must be at least 2, got {size}")
         rng = np.random.default_rng(seed)
         size = min(size, len(self.x_train))
-        index = np.sort(rng.choice(len(self.x_train), size=size, replace=False))
+        drawn = rng.choice(len(self.x_train), size=size, replace=False)
+        index = np.sort(self._distinct(drawn, rng))
         return self.normalize(self.x_train[index]), torch.from_numpy(self.y_train[index]).long()
+
+    def _distinct(self, drawn: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """`drawn` less the copies of images drawn before them, made up from the other images in
+        a seeded order while distinct ones remain."""
+        seen: set[bytes] = set()
+
+        def new(index: int) -> bool:
+            pixels = self.x_train[index].tobytes()
+            fresh = pixels not in seen
+            seen.add(pixels)
+            return fresh
+
+        chosen = [int(index) for index in drawn if new(index)]
+        if len(chosen) == len(drawn):
+            return chosen
+        copies = len(drawn) - len(chosen)
+        for index in rng.permutation(np.setdiff1d(np.arange(len(self.x_train)), drawn)):
+            if len(chosen) == len(drawn):
+                break
+            if new(index):
+                chosen.append(int(index))
+        short = (
+            f"; only {len(chosen)} training images are distinct, so it holds those"
+            if len(chosen) < len(drawn)
+            else ""
+        )
+        note(
+            f"data set {self.name!r}: the minibatch of {len(drawn)} images drew {copies} "
+            f"cop{'y' if copies == 1 else 'ies'} of images already in it (identical pixels make "
+            f"NASWOT's kernel singular); other images took their place{short}"
+        )
+        return chosen
 
 
 def load_data(
