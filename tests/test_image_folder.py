@@ -370,6 +370,15 @@ def test_classes_named_like_splits_are_classes(tmp_path):
     assert load_folder(root).classes == ("invalid", "valid")
 
 
+def test_a_val_folder_beside_test_is_named_as_unread(tmp_path, capsys):
+    """With train/, val/ and test/, test/ is the held-out split; val/ was skipped silently."""
+    for split in ("train", "val", "test"):
+        flat_folder(tmp_path / "pets" / split, classes=("cat", "dog"), per_class=2)
+    data = load_folder(tmp_path / "pets")
+    assert len(data.x_train) == len(data.x_test) == 4
+    assert "reads test/ as the test split; its val/ folder is not read" in capsys.readouterr().err
+
+
 def test_image_size_with_a_source_that_cannot_resize_is_one_line(archs, capsys):
     assert main(["score", "--image-size", "16", "--archs", archs, "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

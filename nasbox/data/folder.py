@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nasbox.data.images import MIN_IMAGE_SIDE, ImageData, check_image_side, check_not_constant
-from nasbox.errors import NasboxError, error_reason
+from nasbox.errors import NasboxError, error_reason, note
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 TEST_FOLDERS = ("test", "val")
@@ -187,6 +187,8 @@ def _list_images(root: Path) -> tuple[list[_ImageFile], list[str]]:
         train, test = root, None
     if test is None:
         _check_split_spelling(root, train)
+    elif (root / "val").is_dir() and test.name != "val":
+        note(f"{root}: reads {test.name}/ as the test split; its val/ folder is not read")
     class_folders = _class_folders(train)
     test_folders = _class_folders(test) if test is not None else []
     # A link inside a class folder to the data set's own folders (`..`, the root, another
