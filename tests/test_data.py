@@ -229,3 +229,18 @@ def test_cifar10_refuses_batches_of_the_wrong_shape_in_one_line(tmp_path, batch,
     (folder / "data_batch_3").write_bytes(batch)
     with pytest.raises(NasboxError, match=message):
         load_data("cifar10", folder)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "fix"), [("float32", "np.round(x * 255)"), ("int64", "np.round(x)")]
+)
+def test_npz_pixels_of_another_type_get_the_conversion(tmp_path, dtype, fix):
+    """Pixels saved as floats (0..1, as most pipelines hold them) or wide ints were refused
+    without saying how to convert them."""
+    path = tmp_path / "floats.npz"
+    np.savez(path, x_train=np.zeros((4, 3, 8, 8), dtype), y_train=np.array([0, 1, 0, 1]))
+    with pytest.raises(
+        NasboxError, match=f"x_train must be uint8 images .0..255., found dtype {dtype}"
+    ) as info:
+        load_data(f"npz:{path}")
+    assert f"save x_train={fix}.clip(0, 255).astype(np.uint8)" in str(info.value)

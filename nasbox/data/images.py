@@ -366,7 +366,11 @@ def load_cifar10(data_dir: str | Path) -> ImageData:
 
 def _to_nchw(images: np.ndarray, path: Path, key: str) -> np.ndarray:
     if images.dtype != np.uint8:
-        raise NasboxError(f"{path}: {key} must be uint8 images, found dtype {images.dtype}")
+        scale = " * 255" if images.dtype.kind == "f" else ""  # floats are mostly 0..1 pixels
+        raise NasboxError(
+            f"{path}: {key} must be uint8 images (0..255), found dtype {images.dtype}; save "
+            f"{key}=np.round(x{scale}).clip(0, 255).astype(np.uint8)"
+        )
     if images.ndim in (3, 4) and 0 in images.shape[1:]:
         raise NasboxError(
             f"{path}: {key} has shape {images.shape}, images without pixels; each image needs "
