@@ -20,7 +20,7 @@ from torch import nn
 
 from nasbox.cpu import available_memory
 from nasbox.errors import NasboxError, error_reason
-from nasbox.runs.folder import replaced_atomically
+from nasbox.runs.folder import folder_in_use, replaced_atomically
 from nasbox.tensor_files import load_failure, load_tensors
 
 FORMATS = ("onnx", "torchscript")
@@ -90,13 +90,20 @@ class Checkpoint:
     description: str
     epochs: int
     settings: dict
+    still_training: bool
 
     @classmethod
     def read(cls, path: Path) -> "Checkpoint":
         """A run folder or its checkpoint.pt; loaded with `weights_only`, so a file from
-        elsewhere cannot run code."""
+        elsewhere cannot run code. A run still training is read at its last finished epoch."""
         if path.is_dir():
             path = path / "checkpoint.pt"
+        still_training = folder_in_use(path.parent) is True
+        if not path.is_file() and still_training:
+            raise NasboxError(
+                f"--checkpoint {path.parent}: the run is still training its first epoch, and "
+                "checkpoint.pt is written when an epoch ends; export it after that"
+            )
         if not path.is_file():
             raise NasboxError(
                 f"--checkpoint {path}: file not found (expected the checkpoint.pt of a "
@@ -116,6 +123,7 @@ class Checkpoint:
             str(state.get("description", "")),
             len(state.get("history", [])),
             _run_settings(path.parent / "settings.json"),
+            still_training,
         )
 
     def check_space(self, space: str) -> None:

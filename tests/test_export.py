@@ -230,6 +230,24 @@ def test_an_out_in_place_of_the_runs_files_is_refused_even_with_overwrite(
     assert main([*args, "--out", str(run / "net.pt")]) == 0  # beside them is fine
 
 
+def test_a_run_still_training_exports_its_last_epoch_and_says_so(trained_run, tmp_path, capsys):
+    """A run in its first epoch was 'file not found (expected the checkpoint.pt of a `nasbox
+    train` run)', and a later epoch's export did not say more epochs were coming."""
+    from filelock import FileLock
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    args = ["export", "--checkpoint", str(run), "--input", "12"]
+    with FileLock(run / ".nasbox.lock"):  # as the training nasbox process holds it
+        assert main([*args, "--out", str(tmp_path / "net.pt")]) == 0
+        assert "(trained 1 epoch so far; the run is still training)" in capsys.readouterr().out
+        (run / "checkpoint.pt").unlink()
+        assert main([*args, "--out", str(tmp_path / "first.pt")]) == 2
+        assert "the run is still training its first epoch" in one_error_line(capsys)
+    assert main([*args, "--out", str(tmp_path / "first.pt")]) == 2
+    assert "file not found" in one_error_line(capsys)
+
+
 def test_a_corrupt_checkpoint_is_one_line(tmp_path, capsys):
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     out = str(tmp_path / "net.onnx")

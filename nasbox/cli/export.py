@@ -119,6 +119,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"network     {', '.join(f'{key}={value}' for key, value in options.items()) or '-'}")
     if checkpoint is not None:
         epochs = f"{checkpoint.epochs} epoch{'s' if checkpoint.epochs != 1 else ''}"
+        if checkpoint.still_training:
+            epochs += " so far; the run is still training"
         print(f"weights     {checkpoint.path} (trained {epochs})")
     else:
         print(f"weights     freshly initialised (seed {args.seed})")
