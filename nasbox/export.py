@@ -126,6 +126,18 @@ class Checkpoint:
             still_training,
         )
 
+    def normalisation(self) -> str | None:
+        """How training normalised the images, which the exported network expects as well; None
+        for a run whose settings.json does not record it (trained before it did)."""
+        recorded = self.settings.get("normalisation")
+        try:
+            mean, std = (
+                ", ".join(f"{float(v):.6g}" for v in recorded[key]) for key in ("mean", "std")
+            )
+        except (TypeError, KeyError, ValueError):
+            return None
+        return f"(pixels / 255 - mean) / std per channel; mean ({mean}), std ({std})"
+
     def check_space(self, space: str) -> None:
         """The run's description starts with its space's name: a checkpoint of another space
         is named as such, before its architecture is read as one of `space`'s."""

@@ -2,6 +2,7 @@
 a trained checkpoint exports its trained weights, and bad input is one line with exit status 2."""
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -137,6 +138,20 @@ def test_a_trained_checkpoint_exports_the_trained_network(fmt, trained_run, tmp_
     )
     with torch.no_grad():
         assert not torch.allclose(exported, fresh.eval()(images), atol=1e-3)
+
+
+def test_a_trained_checkpoint_says_how_to_normalise_its_images(trained_run, tmp_path, capsys):
+    """The network expects images normalised with the training images' per-channel mean and
+    std; the export said only 'normalised like the training data', and nothing recorded them."""
+    out = str(tmp_path / "net.onnx")
+    assert main(["export", "--checkpoint", str(trained_run), "--input", "12", "--out", out]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    line = next(line for line in lines if line.startswith("normalise   "))
+    assert "(pixels / 255 - mean) / std per channel" in line
+    mean, std = (float(number) for number in re.findall(r"\(([\d.e-]+)\)", line))
+    pixels = np.load(trained_run.parent / "gray.npz")["x_train"] / 255
+    assert mean == pytest.approx(pixels.mean(), rel=1e-5)
+    assert std == pytest.approx(pixels.std(), rel=1e-5)
 
 
 def test_a_nasnet_checkpoint_exports_without_its_auxiliary_head(tmp_path, capsys):

@@ -110,13 +110,15 @@ def check_describe_rnn(out: str, work: Path) -> None:
 
 
 def check_export_checkpoint(out: str, work: Path) -> None:
-    # "prints, among other lines, `input       N x 1 x H x W ...; 10 classes`, `wrote
-    # digits.onnx (ONNX opset 17, ...)` and `check       onnx.checker passed; ...`"
+    # "prints, among other lines, `input       N x 1 x H x W ...; 10 classes`, `normalise   ...`,
+    # `wrote       digits.onnx (ONNX opset 17, ...)` and `check       onnx.checker passed; ...`"
     lines = out.splitlines()
     assert (
         "input       N x 1 x H x W (any N, H, W), normalised like the training data; 10 classes"
         in lines
     )
+    normalise = "(pixels / 255 - mean) / std per channel; mean (0.305435), std (0.375342)"
+    assert f"normalise   {normalise}" in lines
     assert re.search(r"^wrote       digits\.onnx \(ONNX opset 17, [\d.]+ [kM]B\)$", out, re.M)
     check = re.search(r"^check       onnx\.checker passed; .* max difference (\S+)$", out, re.M)
     assert float(check.group(1)) <= 1e-4

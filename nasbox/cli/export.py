@@ -128,6 +128,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"input       N x {channels} x H x W (any N, H, W), normalised like the training data; "
         f"{classes} classes"
     )
+    normalisation = checkpoint.normalisation() if checkpoint is not None else None
+    if normalisation is not None:
+        print(f"normalise   {normalisation}")
     head = ", without an auxiliary head" if space.has_auxiliary_head else ""
     print(f"parameters  {params / 1e6:.3f} M ({params:,}){head}")
     written = f"ONNX opset {OPSET}" if fmt == "onnx" else "TorchScript"

@@ -229,7 +229,12 @@ def _image_training(args: argparse.Namespace, space, arch) -> _Training:
     return _Training(
         f"training {description} ({_parameter_counts(network)}; cutout {used.cutout}, batch "
         f"{used.batch_size})",
-        {"options": options, "used": asdict(used)},
+        {
+            "options": options,
+            "used": asdict(used),
+            # what the images were normalised with, which `nasbox export`'s network expects too
+            "normalisation": {"mean": list(data.mean), "std": list(data.std)},
+        },
         train,
         network,
         data,
