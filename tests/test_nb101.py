@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from nasbox.cli import main
 from nasbox.errors import NasboxError
 from nasbox.spaces import NB101Cell, get_space
 from nasbox.spaces.nb101 import MAX_EDGES, MAX_VERTICES
@@ -213,6 +214,22 @@ def test_too_narrow_a_stem_is_refused(space):
     cell = space.parse(f"{C3},{C3},{C3} | 0>1 0>2 0>3 1>4 2>4 3>4")
     with pytest.raises(NasboxError, match="stem_channels must be at least 3"):
         space.build(cell, stem_channels=2)
+
+
+def test_too_few_filters_name_the_option(space, capsys):
+    """The CLI's --filters sets the stem (F / 4): too few for the cell named stem_channels, an
+    option the CLI does not have."""
+    cell = f"{C3},{C3},{C3} | 0>1 0>2 0>3 1>4 2>4 3>4"
+    assert main(["describe", "--space", "nb101", "--arch", cell, "--filters", "8"]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "--filters 8 is too few for this nb101 cell: its output splits the channels over 3 "
+            "vertices, so it needs --filters 12 or more"
+        )
+    )
+    assert main(["describe", "--space", "nb101", "--arch", cell, "--filters", "12"]) == 0
 
 
 def test_output_channels_split_with_the_remainder_first(space):

@@ -481,7 +481,7 @@ class NB101Space(SearchSpace):
         check_count(stem_channels, f"{self.name} build stem_channels")
         if cells_per_stack < 1:
             raise NasboxError(f"nb101 needs at least 1 cell per stack, got {cells_per_stack}")
-        feeders = sum(arch.matrix[v][-1] for v in range(1, len(arch.ops) - 1))
+        feeders = _output_feeders(arch)
         if stem_channels < max(feeders, 1):
             raise NasboxError(
                 f"nb101 stem_channels must be at least {max(feeders, 1)} (the output splits its "
@@ -494,7 +494,12 @@ class NB101Space(SearchSpace):
     def network_options(self, arch: NB101Cell, cells: int, filters: int) -> tuple[dict, int]:
         """N cells per stack; F = 4 x the stem's channels, the width after the last stack."""
         check_arch(arch, NB101Cell, f"{self.name} network_options")
-        stem = max(filters // 4, 1)
+        stem, feeders = max(filters // 4, 1), max(_output_feeders(arch), 1)
+        if stem < feeders:
+            raise NasboxError(
+                f"--filters {filters} is too few for this nb101 cell: its output splits the "
+                f"channels over {feeders} vertices, so it needs --filters {4 * feeders} or more"
+            )
         return {"cells_per_stack": cells, "stem_channels": stem}, 4 * stem
 
     def decision_sizes(self) -> list[int]:
@@ -528,3 +533,8 @@ class NB101Space(SearchSpace):
             matrix[a][b] = int(bit)
         inner = [OPS[int(d)] for d in decisions[len(DECISION_EDGES) :]]
         return matrix, [INPUT, *inner, OUTPUT]
+
+
+def _output_feeders(arch: NB101Cell) -> int:
+    """The inner vertices the output concatenates, which share its channels."""
+    return sum(arch.matrix[v][-1] for v in range(1, len(arch.ops) - 1))
