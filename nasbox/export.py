@@ -24,6 +24,7 @@ from nasbox.runs.folder import folder_in_use, replaced_atomically
 from nasbox.tensor_files import load_failure, load_tensors
 
 FORMATS = ("onnx", "torchscript")
+SHOWN_CLASSES = 20  # class names printed by `nasbox export`; settings.json holds them all
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript"}
 INSTALL = "pip install 'nasbox[export]' (or: pip install onnx onnxruntime)"
 #: Opset 17 runs on every onnxruntime since 1.13 and has every op the spaces use.
@@ -137,6 +138,15 @@ class Checkpoint:
         except (TypeError, KeyError, ValueError):
             return None
         return f"(pixels / 255 - mean) / std per channel; mean ({mean}), std ({std})"
+
+    def class_names(self) -> str | None:
+        """Which output is which class ("0 cat, 1 dog"), for data whose classes have names
+        (folder:DIR's folders); None where the run recorded none."""
+        names = self.settings.get("classes")
+        if not isinstance(names, list) or not names:
+            return None
+        shown = ", ".join(f"{number} {name}" for number, name in enumerate(names[:SHOWN_CLASSES]))
+        return shown + (f", ... ({len(names)} in all)" if len(names) > SHOWN_CLASSES else "")
 
     def check_space(self, space: str) -> None:
         """The run's description starts with its space's name: a checkpoint of another space

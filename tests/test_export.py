@@ -285,3 +285,23 @@ def test_an_export_that_fails_its_check_leaves_nothing(tmp_path, monkeypatch, ca
 
 def test_checkpoint_reads_channels_and_classes(trained_run):
     assert Checkpoint.read(trained_run).channels_and_classes() == (1, 3)
+
+
+def test_a_run_on_named_classes_says_which_output_is_which(tmp_path, capsys):
+    """Folder data's classes are its sorted folder names: the export did not say which output
+    index was which, so a deployed network's answers could not be read."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("dog", "cat", "fish"):
+        for index in range(5):
+            pixels = rng.integers(0, 256, size=(12, 12, 3), dtype=np.uint8)
+            (tmp_path / "pets" / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(tmp_path / "pets" / name / f"{index}.png")
+    run = tmp_path / "run"
+    args = ["train", "--space", "nb201", "--cells", "1", "--filters", "8", "--epochs", "1"]
+    args += ["--data", f"folder:{tmp_path / 'pets'}", "--batch-size", "8", "--out", str(run)]
+    assert main([*args, "--quiet"]) == 0
+    out = str(tmp_path / "net.onnx")
+    assert main(["export", "--checkpoint", str(run), "--input", "12", "--out", out]) == 0
+    assert "outputs     0 cat, 1 dog, 2 fish\n" in capsys.readouterr().out

@@ -131,6 +131,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     normalisation = checkpoint.normalisation() if checkpoint is not None else None
     if normalisation is not None:
         print(f"normalise   {normalisation}")
+    names = checkpoint.class_names() if checkpoint is not None else None
+    if names is not None:
+        print(f"outputs     {names}")
     head = ", without an auxiliary head" if space.has_auxiliary_head else ""
     print(f"parameters  {params / 1e6:.3f} M ({params:,}){head}")
     written = f"ONNX opset {OPSET}" if fmt == "onnx" else "TorchScript"

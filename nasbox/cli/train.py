@@ -234,6 +234,8 @@ def _image_training(args: argparse.Namespace, space, arch) -> _Training:
             "used": asdict(used),
             # what the images were normalised with, which `nasbox export`'s network expects too
             "normalisation": {"mean": list(data.mean), "std": list(data.std)},
+            # which output is which class (folder names), for the same reader
+            "classes": list(data.classes),
         },
         train,
         network,
