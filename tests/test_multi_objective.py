@@ -12,7 +12,9 @@ import pytest
 from nasbox.cli import main
 from nasbox.errors import NasboxError
 from nasbox.estimators import EstimatorContext, get_estimator
+from nasbox.estimators.objectives import parse_objectives
 from nasbox.pareto import crowding_distance, hypervolume, non_dominated_fronts, pareto_front
+from nasbox.runs import StoredTrial, write_pareto
 from nasbox.spaces import get_space
 from nasbox.strategies import get_strategy
 
@@ -55,6 +57,20 @@ def test_crowding_keeps_the_extremes():
     distance = crowding_distance(front)
     assert np.isinf(distance[[0, 3]]).all()
     assert distance[1] > 0 and distance[2] > 0
+
+
+def test_a_run_s_hypervolume_is_measured_from_its_worst_finite_values(tmp_path):
+    """A cell at -inf in one objective (NASWOT's singular cell) set the reference point to -inf,
+    and the run reported a hypervolume of inf."""
+    values = [(3.0, 3.0), (2.0, 2.0), (1.0, 1.0), (-np.inf, 0.5)]
+    trials = [
+        StoredTrial(number, f"cell{number}", "complete", metrics={"acc": acc, "size": size})
+        for number, (acc, size) in enumerate(values)
+    ]
+    summary = write_pareto(tmp_path, trials, parse_objectives("acc,-size"))
+    assert summary["hypervolume"] == pytest.approx(1.0)
+    assert summary["hypervolume_reference"] == {"acc": 1.0, "size": 3.0}
+    assert [point["arch"] for point in summary["pareto_front"]] == [f"cell{n}" for n in range(4)]
 
 
 WEIGHTS = np.random.default_rng(7).normal(size=(2, 6, 5))

@@ -142,8 +142,9 @@ def write_pareto(
 ) -> dict[str, Any]:
     """`pareto.csv` and `pareto.png` for the complete trials; returns the summary's entries.
 
-    The hypervolume is measured from the worst value of each objective among the complete
-    trials, so it grows as the front improves on what the search saw first.
+    The hypervolume is measured from the worst finite value of each objective among the
+    complete trials, so it grows as the front improves on what the search saw first; a cell at
+    -inf (NASWOT's singular one) would make every volume infinite.
     """
     complete = [t for t in trials if t.state == "complete"]
     names = [o.estimator for o in objectives]
@@ -151,7 +152,7 @@ def write_pareto(
         return {"pareto_front": [], "hypervolume": None}
     raw, signs, front = _pareto(complete, objectives)
     points = raw * signs
-    reference = points.min(axis=0)
+    reference = points.min(axis=0, where=np.isfinite(points), initial=np.inf)
     with (
         replaced_atomically(out / "pareto.csv") as temporary,
         temporary.open("w", newline="") as handle,
