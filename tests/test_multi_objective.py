@@ -222,6 +222,15 @@ def test_bad_multi_objective_input_is_one_line(tmp_path, synthetic_table, capsys
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_first_objective_to_minimise_is_told_to_follow_an_equals_sign(capsys):
+    """argparse takes `-params,naswot` for an option, and said only "expected one argument"."""
+    with pytest.raises(SystemExit) as stop:
+        main(["search", "--objectives", "-params,naswot", "--strategy", "nsga2"])
+    error = capsys.readouterr().err
+    assert stop.value.code == 2 and len(error.splitlines()) == 1
+    assert "expected one argument; give a value (one that starts with '-' as --objectives=" in error
+
+
 def test_bench_run_reports_hypervolume_against_the_true_front(tmp_path, synthetic_table, capsys):
     out = tmp_path / "bench"
     args = ["bench", "run", "--benchmark", str(synthetic_table), "--objectives", "acc,-size"]

@@ -31,6 +31,9 @@ class OneLineErrorParser(argparse.ArgumentParser):
         return f"nasbox: error: {self.prog}: {message} (see: {self.prog} --help)"
 
     def error(self, message: str):
+        if message.endswith("expected one argument"):  # `--objectives -params,naswot`
+            option = message.removeprefix("argument ").partition(":")[0].split("/")[0]
+            message += f"; give a value (one that starts with '-' as {option}=VALUE)"
         self.exit(2, self.one_line(message) + "\n")
 
 
