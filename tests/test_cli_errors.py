@@ -372,7 +372,7 @@ def test_constraints_that_reject_every_cell_say_how_to_start_again(tmp_path, cap
     """The run folder already exists when the constraints turn out impossible; the message
     must say how to reuse it (a plain rerun is refused as 'already holds results')."""
     out = tmp_path / "run"
-    argv = ["search", "--constraint", "params<=0", "--samples", "2", "--out", str(out)]
+    argv = ["search", "--constraint", "params<=0.001", "--samples", "2", "--out", str(out)]
     assert main([*argv, "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the constraints rejected" in err[0] and "--overwrite" in err[0]

@@ -213,6 +213,9 @@ def test_a_multi_objective_run_extended_by_resume_equals_a_longer_one(tmp_path, 
         (["--objectives", "table:acc"], "is one objective to maximise; use --estimator"),
         (["--constraint", "params=1"], "must look like ESTIMATOR<=NUMBER"),
         (["--constraint", "nonsense<=1"], "unknown estimator 'nonsense'"),
+        # rejected cell after cell (latency timing each) until 100 per trial of the budget
+        (["--constraint", "latency<=0"], "--constraint latency<=0 can never hold: latency is"),
+        (["--constraint", "params<-1"], "--constraint params<-1 can never hold: params is"),
     ],
 )
 def test_bad_multi_objective_input_is_one_line(tmp_path, synthetic_table, capsys, extra, message):

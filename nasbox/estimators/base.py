@@ -81,6 +81,7 @@ class Estimator(ABC):
     cost: str = "seconds per arch"
     needs_data: bool = False  # reads --data, so commands load it
     modality: str | None = "image"  # what its networks read: "image", "text" or None for any
+    positive: bool = False  # every value is above 0 (a size, a time): `E<=0` can never hold
 
     def __init__(self, context: EstimatorContext) -> None:
         self.context = context

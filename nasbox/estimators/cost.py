@@ -59,6 +59,7 @@ class Parameters(Estimator):
     """Trainable parameters in millions (a strong size-based baseline)."""
 
     name = "params"
+    positive = True
     cost = "builds the network per arch (milliseconds)"
 
     def __call__(self, arch: Hashable) -> float:
@@ -69,6 +70,7 @@ class MultiplyAdds(Estimator):
     """Multiply-adds for one input in millions, at the data's image size (32x32 without data)."""
 
     name = "flops"
+    positive = True
     cost = "builds the network and runs one image per arch"
 
     def __init__(self, context: EstimatorContext) -> None:

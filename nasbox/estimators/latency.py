@@ -42,6 +42,7 @@ class Latency(Estimator):
     """
 
     name = "latency"
+    positive = True
     cost = f"builds the network and times {WARMUP} + {REPEATS} forward passes per arch"
 
     def __init__(self, context: EstimatorContext) -> None:

@@ -144,6 +144,12 @@ class ConstraintCheck:
 
         self.constraints = constraints
         self.estimators = [get_estimator(c.estimator, context) for c in constraints]
+        for constraint, estimator in zip(constraints, self.estimators, strict=True):
+            if estimator.positive and constraint.op in ("<=", "<") and constraint.bound <= 0:
+                raise NasboxError(
+                    f"--constraint {constraint} can never hold: {constraint.estimator} is "
+                    f"always above 0; give a bound above 0, e.g. {constraint.estimator}<=1"
+                )
 
     def __call__(self, arch: Hashable) -> str | None:
         for constraint, estimator in zip(self.constraints, self.estimators, strict=True):
