@@ -15,6 +15,7 @@ from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.objectives import parse_objectives
 from nasbox.pareto import crowding_distance, hypervolume, non_dominated_fronts, pareto_front
 from nasbox.runs import StoredTrial, write_pareto
+from nasbox.runs.report import best_so_far
 from nasbox.spaces import get_space
 from nasbox.strategies import get_strategy
 
@@ -71,6 +72,14 @@ def test_a_run_s_hypervolume_is_measured_from_its_worst_finite_values(tmp_path):
     assert summary["hypervolume"] == pytest.approx(1.0)
     assert summary["hypervolume_reference"] == {"acc": 1.0, "size": 3.0}
     assert [point["arch"] for point in summary["pareto_front"]] == [f"cell{n}" for n in range(4)]
+
+
+def test_the_trials_plot_of_a_minimised_first_objective_follows_its_lowest_value():
+    """trials.png of `--objectives=-params,...` drew the largest parameter count so far as the
+    best so far."""
+    values = [np.nan, 3.0, 1.0, np.nan, 2.0]
+    np.testing.assert_equal(best_so_far(values, minimize=True), [np.nan, 3.0, 1.0, 1.0, 1.0])
+    np.testing.assert_equal(best_so_far(values), [np.nan, 3.0, 3.0, 3.0, 3.0])
 
 
 WEIGHTS = np.random.default_rng(7).normal(size=(2, 6, 5))

@@ -40,6 +40,7 @@ from nasbox.errors import NasboxError, note
 from nasbox.estimators import ESTIMATORS, get_estimator
 from nasbox.estimators.objectives import (
     ConstraintCheck,
+    Objective,
     get_evaluator,
     parse_constraint,
     parse_objectives,
@@ -403,7 +404,8 @@ def _summary(args, store: RunStore, run, storage: Path, out: Path, status: str) 
         summary.update(write_pareto(out, trials, objectives))
     write_json(out / "summary.json", summary)
     if trials:
-        plot_trials(out / "trials.png", trials, names[0] if names else args.estimator)
+        first = objectives[0] if objectives else Objective(args.estimator)
+        plot_trials(out / "trials.png", trials, first.estimator, first.minimize)
     return summary
 
 

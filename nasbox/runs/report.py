@@ -81,7 +81,21 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
         temporary.write_text(json.dumps(clean(payload), indent=2) + "\n")
 
 
-def plot_trials(path: Path, trials: Sequence[StoredTrial], label: str) -> None:
+def best_so_far(values: Sequence[float], minimize: bool = False) -> list[float]:
+    """The best value up to each trial, the lowest for a minimised objective (a run whose
+    first objective is `-params` stores parameter counts); NaN values are skipped, and NaN
+    stands where no finite value came yet."""
+    pick, running = (min, math.inf) if minimize else (max, -math.inf)
+    best = []
+    for value in values:
+        running = running if math.isnan(value) else pick(running, value)
+        best.append(running if math.isfinite(running) else math.nan)
+    return best
+
+
+def plot_trials(
+    path: Path, trials: Sequence[StoredTrial], label: str, minimize: bool = False
+) -> None:
     """Each trial's value and the best so far against the trial number; failures marked."""
     from nasbox.plotting import new_figure
 
@@ -91,10 +105,7 @@ def plot_trials(path: Path, trials: Sequence[StoredTrial], label: str) -> None:
         trial.value if trial.value is not None and math.isfinite(trial.value) else math.nan
         for trial in trials
     ]
-    best, running = [], -math.inf
-    for value in values:
-        running = running if math.isnan(value) else max(running, value)
-        best.append(running if math.isfinite(running) else math.nan)
+    best = best_so_far(values, minimize)
     failed = [trial.number + 1 for trial in trials if trial.state == "failed"]
     figure, axis = new_figure((6, 4))
     axis.scatter(numbers, values, s=10, alpha=0.6, label="evaluated")
@@ -113,7 +124,7 @@ def plot_trials(path: Path, trials: Sequence[StoredTrial], label: str) -> None:
             label="failed",
         )
     axis.set_xlabel("trial")
-    axis.set_ylabel(label)
+    axis.set_ylabel(f"{label} (min)" if minimize else label)
     _save(figure, axis, path)
 
 
