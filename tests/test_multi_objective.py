@@ -259,6 +259,21 @@ def test_a_first_objective_to_minimise_is_told_to_follow_an_equals_sign(capsys):
     assert "expected one argument; give a value (one that starts with '-' as --objectives=" in error
 
 
+def test_a_budget_beyond_the_cells_that_keep_the_constraints_says_so(
+    tmp_path, synthetic_table, capsys
+):
+    """random ended with "random has proposed all 15625 architectures of the space", naming
+    neither the constraint that rejected them nor the budget that would do."""
+    with synthetic_table.open() as handle:
+        sizes = sorted(float(row["size"]) for row in csv.DictReader(handle))
+    kept = sum(size <= sizes[49] for size in sizes)
+    args = ["--strategy", "random", "--samples", "160", "--constraint", f"table:size<={sizes[49]}"]
+    assert search(synthetic_table, tmp_path / "run", *args) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert f"only {kept} keep the constraints; loosen them, or lower the budget to {kept}" in error
+
+
 def test_bench_run_reports_hypervolume_against_the_true_front(tmp_path, synthetic_table, capsys):
     out = tmp_path / "bench"
     args = ["bench", "run", "--benchmark", str(synthetic_table), "--objectives", "acc,-size"]

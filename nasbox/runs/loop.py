@@ -169,7 +169,16 @@ def run_search(
                     number = resubmit.pop(0)
                     submit(number, recorded[number])
                 while len(in_flight) < executor.capacity and asked - rejected < budget:
-                    number, arch = asked, ask()
+                    try:
+                        number, arch = asked, ask()
+                    except NasboxError as err:  # the space is used up, mostly by rejections
+                        if not rejected or asked < len(strategy.space):
+                            raise
+                        kept = asked - rejected
+                        raise NasboxError(
+                            f"{err}, and only {kept} keep the constraints; loosen them, or lower "
+                            f"the budget to {kept}"
+                        ) from None
                     reason = admissible(arch) if admissible is not None else None
                     if reason is None:
                         submit(number, arch)
