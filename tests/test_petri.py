@@ -215,6 +215,18 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and str(path) in err
 
 
+def test_petri_evolution_on_another_space_names_the_spaces_search_takes(tmp_path, capsys):
+    """The refusal listed slope, a motif space of `nasbox petri` only: `--space slope` was then
+    refused as an unknown search space."""
+    search = ["search", "--strategy", "petri-evolution", "--space", "nb101", "--samples", "3"]
+    assert main([*search, "--quiet", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "nasbox: error: petri-evolution has no petri dish for space 'nb101'; use it with "
+        "--space nb201 or rnn, or choose another --strategy"
+    )
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
