@@ -210,7 +210,9 @@ def check_modality(space, name: str) -> None:
 def estimator_context(
     args: argparse.Namespace, space, estimators: Sequence[str]
 ) -> EstimatorContext:
-    """The context for `estimators`; data is loaded when one reads images or --data is given.
+    """The context for `estimators`; an image space always gets its --data (digits by default),
+    so that params, flops and latency measure the network the data feeds, whichever other
+    estimators run beside them; a text space loads it when an estimator reads it or it is given.
 
     `batch_size` is the size actually used: at most the number of training images. A space
     whose networks read text takes text estimators and table lookups (`check_modality`).
@@ -226,7 +228,12 @@ def estimator_context(
             f"{args.latency_batch}"
         )
     data_needed = any(ESTIMATORS.get(name.split(":")[0].strip()).needs_data for name in estimators)
-    load = data_needed or args.data != "digits" or args.image_size is not None
+    load = (
+        data_needed
+        or space.modality != "text"
+        or args.data != "digits"
+        or args.image_size is not None
+    )
     data = load_for(space.modality, args.data, args.data_dir, args.image_size) if load else None
     batch_size = args.batch_size
     if isinstance(data, ImageData) and batch_size > len(data.x_train):
