@@ -371,6 +371,22 @@ def test_ray_trials_larger_than_any_node_are_refused(tmp_path):
     assert not out.exists()
 
 
+def test_a_ray_address_in_the_environment_that_answers_nowhere_is_one_line(tmp_path):
+    """RAY_ADDRESS (which Ray joins when --ray-address is left out) naming no cluster retried
+    for minutes with a screenful of warnings; now one line, as --ray-address gets."""
+    pytest.importorskip("ray")
+    out = tmp_path / "run"
+    args = ["search", "--executor", "ray", "--estimator", "params", "--samples", "2"]
+    process = nasbox(*args, "--out", str(out), "--quiet", env={"RAY_ADDRESS": "127.0.0.1:1"})
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert stderr.strip().splitlines() == [
+        "nasbox: error: RAY_ADDRESS (set in the environment) 127.0.0.1:1: no Ray cluster answers "
+        "there; start one with `ray start --head` or unset RAY_ADDRESS to start a local one"
+    ]
+    assert not out.exists()
+
+
 def test_a_search_joins_a_cluster_started_with_ray_start(tmp_path, tiny_npz):
     """As on a real cluster: `ray start --head`, then `--ray-address HEAD:PORT` (token auth)."""
     pytest.importorskip("ray")

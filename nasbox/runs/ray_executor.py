@@ -35,16 +35,17 @@ def _evaluate_task(spec: EstimatorSpec, arch: Hashable, threads: int):
     return (*evaluate_safely(_ESTIMATORS[spec], arch), ray.get_runtime_context().get_node_id()[:8])
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in a second with one line, rather than after Ray's long connection retries."""
+def _check_reachable(address: str, source: str, instead: str) -> None:
+    """Fail in a second with one line, rather than after Ray's long connection retries
+    (`source` names where the address came from, `instead` how to start a local Ray)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
             return
     except (OSError, ValueError):
         raise NasboxError(
-            f"--ray-address {address}: no Ray cluster answers there; start one with "
-            "`ray start --head` or leave --ray-address out to start a local one"
+            f"{source} {address}: no Ray cluster answers there; start one with "
+            f"`ray start --head` or {instead} to start a local one"
         ) from None
 
 
@@ -88,8 +89,12 @@ class RayExecutor(Executor):
         gpus_per_trial: float = 0.0,
         timeout: float | None = None,
     ) -> None:
+        source, instead = "--ray-address", "leave --ray-address out"
+        if address is None and os.environ.get("RAY_ADDRESS"):  # Ray would join it: check it too
+            address = os.environ["RAY_ADDRESS"]
+            source, instead = "RAY_ADDRESS (set in the environment)", "unset RAY_ADDRESS"
         if address not in (None, "auto", "local"):
-            _check_reachable(address)
+            _check_reachable(address, source, instead)
             _use_cluster_token()  # before Ray is imported: it reads the mode then
         try:
             import ray
