@@ -371,6 +371,43 @@ def test_ray_trials_larger_than_any_node_are_refused(tmp_path):
     assert not out.exists()
 
 
+DRIVER_ONLY_ESTIMATOR = """
+import sys
+
+if sys.argv[0].endswith("default_worker.py"):  # a Ray worker, as on a node that lacks the module
+    raise ModuleNotFoundError("No module named 'driver_only'")
+
+from nasbox.estimators import ESTIMATORS, Estimator
+
+
+@ESTIMATORS.register("driver-only")
+class DriverOnly(Estimator):
+    def __call__(self, arch):
+        return 1.0
+"""
+
+
+def test_a_ray_worker_that_cannot_build_the_estimator_is_one_line(tmp_path):
+    """An --import module missing on the Ray workers failed every trial, each with a cut-off
+    traceback that never named the missing module; now one line, exit 2, as local workers do."""
+    pytest.importorskip("ray")
+    (tmp_path / "driver_only.py").write_text(DRIVER_ONLY_ESTIMATOR)
+    out = tmp_path / "run"
+    process = nasbox(
+        "search", "--executor", "ray", "--workers", "2", "--samples", "6",
+        "--import", "driver_only", "--estimator", "driver-only", "--out", str(out), "--quiet",
+        env={"PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+    )  # fmt: skip
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("nasbox: error: a Ray worker on node ")
+    missing = "ModuleNotFoundError: No module named 'driver_only'"
+    assert f"could not build the estimator ({missing})" in line
+    trials = list(csv.DictReader((out / "trials.csv").open()))
+    assert trials and all(t["state"] == "running" for t in trials)  # --resume evaluates them
+
+
 def test_a_ray_address_in_the_environment_that_answers_nowhere_is_one_line(tmp_path):
     """RAY_ADDRESS (which Ray joins when --ray-address is left out) naming no cluster retried
     for minutes with a screenful of warnings; now one line, as --ray-address gets."""

@@ -22,17 +22,24 @@ from nasbox.runs.executors import (
 )
 
 _ESTIMATORS: dict[EstimatorSpec, Callable[[Hashable], float]] = {}
+# What a task answers when its worker cannot build the estimator (a module or file missing there).
+SETUP_FAILED = "setup failed"
 
 
 def _evaluate_task(spec: EstimatorSpec, arch: Hashable, threads: int):
-    """The Ray task: `evaluate_safely`'s outcome and the node, the estimator cached per worker."""
+    """The Ray task: `evaluate_safely`'s outcome and the node, the estimator cached per worker;
+    a worker that cannot build the estimator answers (SETUP_FAILED, the error, the node)."""
     import ray
     import torch
 
     torch.set_num_threads(threads)
+    node = ray.get_runtime_context().get_node_id()[:8]
     if spec not in _ESTIMATORS:
-        _ESTIMATORS[spec] = spec.build()
-    return (*evaluate_safely(_ESTIMATORS[spec], arch), ray.get_runtime_context().get_node_id()[:8])
+        try:
+            _ESTIMATORS[spec] = spec.build()
+        except Exception as err:  # noqa: BLE001 - the driver reports it as one line
+            return SETUP_FAILED, f"{type(err).__name__}: {' '.join(str(err).split())}", node
+    return (*evaluate_safely(_ESTIMATORS[spec], arch), node)
 
 
 def _check_reachable(address: str, source: str, instead: str) -> None:
@@ -160,13 +167,20 @@ class RayExecutor(Executor):
     def _result(self, ref) -> Evaluation:
         number, arch, started = self._running.pop(ref)
         try:
-            value, seconds, error, bad_input, node = self._ray.get(ref)
+            outcome = self._ray.get(ref)
         except self._ray.exceptions.RayError as err:
             message = " ".join(str(err).split())[:300]
             cause = "the worker process died" if "died" in message.lower() else "Ray task failed"
             return Evaluation(
                 number, arch, None, time.monotonic() - started, f"{cause}: {message}", "ray"
             )
+        if outcome[0] == SETUP_FAILED:
+            _, error, node = outcome
+            raise NasboxError(
+                f"a Ray worker on node {node} could not build the estimator ({error}); every "
+                "node needs nasbox, the --import modules and the data at the same paths"
+            )
+        value, seconds, error, bad_input, node = outcome
         return Evaluation(number, arch, value, seconds, error, f"ray:{node}", bad_input)
 
     def close(self) -> None:
