@@ -408,6 +408,41 @@ def test_a_ray_worker_that_cannot_build_the_estimator_is_one_line(tmp_path):
     assert trials and all(t["state"] == "running" for t in trials)  # --resume evaluates them
 
 
+SLOW_TO_BUILD_ESTIMATOR = """
+import time
+
+from nasbox.estimators import ESTIMATORS, Estimator
+
+
+@ESTIMATORS.register("slow-to-build")
+class SlowToBuild(Estimator):
+    def __init__(self, context):
+        super().__init__(context)
+        time.sleep(3)  # as loading a large dataset or model on a fresh worker does
+
+    def __call__(self, arch):
+        return 1.0
+"""
+
+
+def test_ray_trial_timeout_counts_only_the_evaluation(tmp_path):
+    """With Ray, --trial-timeout counted from the submission, so a fresh worker's start and its
+    estimator's build timed every trial out (each timeout killed the worker, and the next one
+    started over); now it counts from the evaluation's start, as with local workers."""
+    pytest.importorskip("ray")
+    (tmp_path / "slow_to_build.py").write_text(SLOW_TO_BUILD_ESTIMATOR)
+    out = tmp_path / "run"
+    process = nasbox(
+        "search", "--executor", "ray", "--workers", "2", "--samples", "4", "--trial-timeout", "2",
+        "--import", "slow_to_build", "--estimator", "slow-to-build", "--out", str(out), "--quiet",
+        env={"PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])},
+    )  # fmt: skip
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    trials = list(csv.DictReader((out / "trials.csv").open()))
+    assert [t["state"] for t in trials] == ["complete"] * 4, [t["error"] for t in trials]
+
+
 def test_a_ray_address_in_the_environment_that_answers_nowhere_is_one_line(tmp_path):
     """RAY_ADDRESS (which Ray joins when --ray-address is left out) naming no cluster retried
     for minutes with a screenful of warnings; now one line, as --ray-address gets."""

@@ -24,11 +24,15 @@ from nasbox.runs.executors import (
 _ESTIMATORS: dict[EstimatorSpec, Callable[[Hashable], float]] = {}
 # What a task answers when its worker cannot build the estimator (a module or file missing there).
 SETUP_FAILED = "setup failed"
+# What a task answers first, once its worker holds the estimator: --trial-timeout counts from then,
+# not from the submission (a task may wait for a free CPU, a fresh worker to import torch).
+STARTED = "started"
 
 
 def _evaluate_task(spec: EstimatorSpec, arch: Hashable, threads: int):
-    """The Ray task: `evaluate_safely`'s outcome and the node, the estimator cached per worker;
-    a worker that cannot build the estimator answers (SETUP_FAILED, the error, the node)."""
+    """The Ray task, a generator: STARTED, then `evaluate_safely`'s outcome and the node (the
+    estimator is cached per worker); a worker that cannot build it answers only
+    (SETUP_FAILED, the error, the node)."""
     import ray
     import torch
 
@@ -38,8 +42,10 @@ def _evaluate_task(spec: EstimatorSpec, arch: Hashable, threads: int):
         try:
             _ESTIMATORS[spec] = spec.build()
         except Exception as err:  # noqa: BLE001 - the driver reports it as one line
-            return SETUP_FAILED, f"{type(err).__name__}: {' '.join(str(err).split())}", node
-    return (*evaluate_safely(_ESTIMATORS[spec], arch), node)
+            yield SETUP_FAILED, f"{type(err).__name__}: {' '.join(str(err).split())}", node
+            return
+    yield STARTED
+    yield (*evaluate_safely(_ESTIMATORS[spec], arch), node)
 
 
 def _check_reachable(address: str, source: str, instead: str) -> None:
@@ -138,42 +144,47 @@ class RayExecutor(Executor):
         self._task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0)(
             _evaluate_task
         )
-        self._running: dict = {}  # object ref -> (number, arch, start time)
+        self._running: dict = {}  # task's generator -> (number, arch, start time or None)
 
     def submit(self, number: int, arch: Hashable) -> None:
-        ref = self._task.remote(self.spec, arch, self.threads)
-        self._running[ref] = (number, arch, time.monotonic())
+        task = self._task.remote(self.spec, arch, self.threads)
+        self._running[task] = (number, arch, None)
 
     def wait(self) -> list[Evaluation]:
-        ray = self._ray
         while True:
-            timeout = None
-            if self.timeout is not None:
-                oldest = min(started for _, _, started in self._running.values())
-                timeout = min(max(0.0, oldest + self.timeout - time.monotonic()), LONGEST_WAIT_S)
-            done, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
-            finished = [self._result(ref) for ref in done]
+            ready, _ = self._ray.wait(list(self._running), num_returns=1, timeout=self._time_left())
+            finished = [evaluation for task in ready if (evaluation := self._next(task))]
             if self.timeout is not None:
                 now = time.monotonic()
-                for ref, (number, arch, started) in list(self._running.items()):
-                    if now - started >= self.timeout:
-                        ray.cancel(ref, force=True)
-                        del self._running[ref]
+                for task, (number, arch, started) in list(self._running.items()):
+                    if started is not None and now - started >= self.timeout:
+                        self._ray.cancel(task, force=True)
+                        del self._running[task]
                         error = f"timed out after {self.timeout:g} s (--trial-timeout)"
                         finished.append(Evaluation(number, arch, None, now - started, error, "ray"))
             if finished:
                 return finished
 
-    def _result(self, ref) -> Evaluation:
-        number, arch, started = self._running.pop(ref)
+    def _time_left(self) -> float | None:
+        """Seconds until the first started evaluation runs past --trial-timeout (None: no limit)."""
+        starts = [started for _, _, started in self._running.values() if started is not None]
+        if self.timeout is None or not starts:
+            return None
+        return min(max(0.0, min(starts) + self.timeout - time.monotonic()), LONGEST_WAIT_S)
+
+    def _next(self, task) -> Evaluation | None:
+        """The task's evaluation, or None when it has only just started evaluating."""
+        number, arch, started = self._running.pop(task)
         try:
-            outcome = self._ray.get(ref)
+            outcome = self._ray.get(next(task))
         except self._ray.exceptions.RayError as err:
             message = " ".join(str(err).split())[:300]
             cause = "the worker process died" if "died" in message.lower() else "Ray task failed"
-            return Evaluation(
-                number, arch, None, time.monotonic() - started, f"{cause}: {message}", "ray"
-            )
+            seconds = time.monotonic() - started if started is not None else 0.0
+            return Evaluation(number, arch, None, seconds, f"{cause}: {message}", "ray")
+        if outcome == STARTED:
+            self._running[task] = (number, arch, time.monotonic())
+            return None
         if outcome[0] == SETUP_FAILED:
             _, error, node = outcome
             raise NasboxError(
