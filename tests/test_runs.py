@@ -1,12 +1,14 @@
 """Runs that survive: the experiment store, resume after SIGKILL, failures, workers and Ray."""
 
 import csv
+import http.server
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -455,6 +457,27 @@ def test_a_ray_address_in_the_environment_that_answers_nowhere_is_one_line(tmp_p
     assert stderr.strip().splitlines() == [
         "nasbox: error: RAY_ADDRESS (set in the environment) 127.0.0.1:1: no Ray cluster answers "
         "there; start one with `ray start --head` or unset RAY_ADDRESS to start a local one"
+    ]
+    assert not out.exists()
+
+
+def test_a_ray_address_where_a_web_server_answers_is_one_line(tmp_path):
+    """--ray-address naming the dashboard's port (a web server, not Ray's GCS) got past the
+    reachability check and hung for minutes in Ray's retries; now one line, exit 2."""
+    pytest.importorskip("ray")
+    with http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        address = f"127.0.0.1:{web.server_address[1]}"
+        out = tmp_path / "run"
+        args = ["search", "--executor", "ray", "--estimator", "params", "--samples", "2"]
+        process = nasbox(*args, "--ray-address", address, "--out", str(out), "--quiet")
+        _, stderr = process.communicate(timeout=60)
+        web.shutdown()
+    assert process.returncode == 2
+    assert stderr.strip().splitlines() == [
+        f"nasbox: error: --ray-address {address}: something answers there, but not Ray (a web "
+        "server, such as the dashboard's port?); give the port `ray start --head` printed, "
+        "6379 by default"
     ]
     assert not out.exists()
 

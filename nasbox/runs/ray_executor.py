@@ -48,18 +48,36 @@ def _evaluate_task(spec: EstimatorSpec, arch: Hashable, threads: int):
     yield (*evaluate_safely(_ESTIMATORS[spec], arch), node)
 
 
+# A gRPC client's first bytes: the HTTP/2 preface and an empty SETTINGS frame. Ray's GCS (gRPC)
+# answers with a SETTINGS frame of its own; a web server (the dashboard's port) does not.
+HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4  # the frame type, the 4th byte of a frame
+
+
+def _answers_http2(server: socket.socket) -> bool:
+    """Whether `server` answers a gRPC client's first bytes as gRPC does."""
+    server.sendall(HTTP2_HELLO)
+    return server.recv(9)[3:4] == bytes([HTTP2_SETTINGS])
+
+
 def _check_reachable(address: str, source: str, instead: str) -> None:
     """Fail in a second with one line, rather than after Ray's long connection retries
     (`source` names where the address came from, `instead` how to start a local Ray)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
-            return
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3) as server:
+            uses_tls = os.environ.get("RAY_USE_TLS", "0").lower() not in ("0", "false")
+            speaks_grpc = uses_tls or _answers_http2(server)  # TLS: no plain bytes to check
     except (OSError, ValueError):
         raise NasboxError(
             f"{source} {address}: no Ray cluster answers there; start one with "
             f"`ray start --head` or {instead} to start a local one"
         ) from None
+    if not speaks_grpc:
+        raise NasboxError(
+            f"{source} {address}: something answers there, but not Ray (a web server, such as "
+            "the dashboard's port?); give the port `ray start --head` printed, 6379 by default"
+        )
 
 
 def _use_cluster_token() -> None:
