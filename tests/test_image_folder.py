@@ -370,6 +370,15 @@ def test_classes_named_like_splits_are_classes(tmp_path):
     assert load_folder(root).classes == ("invalid", "valid")
 
 
+def test_images_beside_the_class_folders_are_named_as_unread(tmp_path, capsys):
+    """An image in DIR itself has no class; it was skipped without a word."""
+    root = flat_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=5)
+    save(root / "stray.png")
+    data = load_folder(root)
+    assert len(data.x_train) + len(data.x_test) == 10
+    assert "1 image(s) lie beside the class folders, e.g. stray.png" in capsys.readouterr().err
+
+
 def test_a_val_folder_beside_test_is_named_as_unread(tmp_path, capsys):
     """With train/, val/ and test/, test/ is the held-out split; val/ was skipped silently."""
     for split in ("train", "val", "test"):

@@ -213,6 +213,8 @@ def _list_images(root: Path) -> tuple[list[_ImageFile], list[str]]:
             f"{train}: only the class folder {with_images[0]!r} holds images; a classifier "
             f"needs at least 2 classes, each in its own folder {train}/<class>/"
         )
+    for split in splits:
+        _note_loose_images(split)
     classes = [folder.name for folder in class_folders]
     for folder in test_folders:
         if folder.name not in classes:
@@ -222,6 +224,21 @@ def _list_images(root: Path) -> tuple[list[_ImageFile], list[str]]:
             )
         files += [_ImageFile(path, folder.name, True) for path in _images_under(folder, own)]
     return files, classes
+
+
+def _note_loose_images(split: Path) -> None:
+    """Images beside the class folders have no class, so they are not read: say so, as a user
+    who added some there would otherwise not know."""
+    loose = [
+        path
+        for path in split.iterdir()
+        if path.is_file() and not _hidden(path) and path.name.lower().endswith(IMAGE_EXTENSIONS)
+    ]
+    if loose:
+        note(
+            f"{split}: {len(loose)} image(s) lie beside the class folders, e.g. {loose[0].name}; "
+            "they have no class and are not read"
+        )
 
 
 def _check_split_spelling(root: Path, train: Path) -> None:
