@@ -5,6 +5,9 @@ Parts (`--parts`, comma-separated; each appends its rows to a CSV under measurem
   `--stable` cells of the table trained again from the next initialisation seeds (2 and 3 for
   the default protocol's 0 and 1; Spearman and Kendall against the table), and darts-v1,
   darts-v2 and enas under both against the median random cell (the table; the `--stable` cells);
+- `anatomy`: what in a cell goes with its perplexity under the protocol, from the table alone:
+  the Spearman correlation of each activation's count with `valid_ppl`, and the cells grouped by
+  node 1's activation, with where each published cell stands in its group;
 - `predictors`: held-out Spearman / Kendall of the dish and the encoding predictors (MLP,
   gradient-boosted trees) fitted on K labelled cells of the table, K in `--k`, `--seeds` seeds;
 - `search`: `petri-evolution` (as it comes, and `petri-evolution-random`: start=random,
@@ -50,7 +53,7 @@ from nasbox.estimators.petri.rnn_groundtruth import (
     train_cell,
     train_cells,
 )
-from nasbox.spaces.rnn import NAMED, RNNSpace
+from nasbox.spaces.rnn import ACTIVATIONS, NAMED, RNNSpace
 from nasbox.strategies import get_strategy
 from nasbox.strategies.petri_evolution import FIRST_LOOP
 
@@ -141,6 +144,31 @@ def run_protocol(args, cache: TrainingCache) -> None:
         for name, value in zip(named, values, strict=True):
             share = float((random_values < value).mean())
             print(f"  {name}: valid ppl {value:.3f} ({share:.0%} of those cells are better)")
+
+
+def run_anatomy(args, cache: TrainingCache) -> None:
+    """Why a cell ranks where it does: activation counts and node 1's activation against the
+    table's perplexities (no training; the published cells' values come from the cache)."""
+    table = read_table(Path(args.labels))
+    space = RNNSpace()
+    cells = [space.parse(arch) for arch in table]
+    values = np.array(list(table.values()))
+    print(f"{len(cells)} cells of the table; Spearman of each activation's count with valid ppl")
+    print("| activation | Spearman |\n| --- | ---: |")
+    for name in ACTIVATIONS:
+        counts = [[activation for activation, _ in cell.nodes].count(name) for cell in cells]
+        print(f"| {name} | {stats.spearmanr(counts, values).statistic:+.3f} |")
+    first = np.array([cell.nodes[0][0] for cell in cells])
+    print("\n| node 1 | cells | median valid ppl | best |\n| --- | ---: | ---: | ---: |")
+    for name in ACTIVATIONS:
+        group = values[first == name]
+        print(f"| {name} | {len(group)} | {np.median(group):.3f} | {group.min():.3f} |")
+    published = trained(cache, RNNProtocol(), [str(cell) for cell in NAMED.values()], args)
+    for (name, cell), value in zip(NAMED.items(), published, strict=True):
+        group = values[first == cell.nodes[0][0]]
+        print(f"{name} (node 1 {cell.nodes[0][0]}): valid ppl {value:.3f}; better: "
+              f"{(group < value).mean():.0%} of its group, {(values < value).mean():.0%} of "
+              "the table")  # fmt: skip
 
 
 def describe(protocol: RNNProtocol) -> str:
@@ -308,13 +336,15 @@ def main() -> None:
     torch.set_num_threads(1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     parts = args.parts.split(",")
-    if ("protocol" in parts or "predictors" in parts) and not Path(args.labels).is_file():
+    if {"protocol", "anatomy", "predictors"} & set(parts) and not Path(args.labels).is_file():
         print(f"no rnn ground truth at {args.labels}; building it ({args.count} cells)")
         rnn_groundtruth(args.labels, sample_cells(args.count, 0), args.corpus,
                         workers=args.workers)  # fmt: skip
     cache = TrainingCache(Path(args.cache), Path(args.labels))
     if "protocol" in parts:
         run_protocol(args, cache)
+    if "anatomy" in parts:
+        run_anatomy(args, cache)
     if "predictors" in parts:
         run_predictors(args)
     if "search" in parts:
