@@ -21,6 +21,7 @@ from torch import nn
 from nasbox.cpu import available_memory
 from nasbox.errors import NasboxError, error_reason
 from nasbox.runs.folder import folder_in_use, replaced_atomically
+from nasbox.spaces import SPACES
 from nasbox.tensor_files import load_failure, load_tensors
 
 FORMATS = ("onnx", "torchscript")
@@ -150,8 +151,18 @@ class Checkpoint:
 
     def check_space(self, space: str) -> None:
         """The run's description starts with its space's name: a checkpoint of another space
-        is named as such, before its architecture is read as one of `space`'s."""
+        is named as such, before its architecture is read as one of `space`'s. A language
+        model's checkpoint is refused whatever `space` is: advising its own space looped
+        into export's refusal of text spaces."""
         trained = self.description.split(" ", 1)[0] if self.description else space
+        if trained in SPACES and SPACES.get(trained).modality != "image":
+            raise NasboxError(
+                f"--checkpoint {self.path} holds a language model (space {trained}), and "
+                "nasbox export writes image classifiers only (traced and checked on N x C x H x "
+                "W images, where a language model reads token ids and carries a hidden state); "
+                f"load its weights in PyTorch: torch.load('{self.path}', "
+                "weights_only=True)['network']"
+            )
         if trained != space:
             raise NasboxError(
                 f"--checkpoint {self.path} was trained in space {trained}, not {space}; pass "

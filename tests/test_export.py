@@ -305,3 +305,20 @@ def test_a_run_on_named_classes_says_which_output_is_which(tmp_path, capsys):
     out = str(tmp_path / "net.onnx")
     assert main(["export", "--checkpoint", str(run), "--input", "12", "--out", out]) == 0
     assert "outputs     0 cat, 1 dog, 2 fish\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("space", [[], ["--space", "rnn"], ["--space", "nb201"]])
+def test_a_language_model_checkpoint_says_export_is_for_images(space, corpus, tmp_path, capsys):
+    """With --space nb201 an rnn run's checkpoint was 'pass --space rnn', which export then
+    refused as a text space: the advice looped."""
+    run = tmp_path / "lm"
+    train = ["train", "--quiet", "--space", "rnn", "--filters", "8", "--epochs", "1"]
+    train += ["--batch-size", "8", "--bptt", "10", "--data", f"text:{corpus}", "--out", str(run)]
+    assert main(train) == 0
+    capsys.readouterr()
+    out = tmp_path / "lm.onnx"
+    assert main(["export", "--checkpoint", str(run), *space, "--out", str(out)]) == 2
+    err = one_error_line(capsys)
+    assert "holds a language model (space rnn)" in err and "--space" not in err
+    assert "writes image classifiers only" in err and "weights_only=True)['network']" in err
+    assert not out.exists()

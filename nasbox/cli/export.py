@@ -92,10 +92,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         _check_not_the_run(out, checkpoint)
         _adopt_run_settings(args, checkpoint)
     space_name = args.space or DEFAULT_SPACE
-    space = get_space(space_name)
-    require_images(space, "nasbox export")
     if checkpoint is not None:
         checkpoint.check_space(space_name)
+    space = get_space(space_name)
+    require_images(space, "nasbox export")
     arch = read_arch(space, args.arch)
     if checkpoint is not None:
         checkpoint.check_architecture(space_name, space.format(arch))
