@@ -119,7 +119,7 @@ class Checkpoint:
             ) from None
         if not isinstance(state, dict) or not isinstance(state.get("network"), dict):
             raise NasboxError(f"--checkpoint {path}: not a `nasbox train` checkpoint")
-        return cls(
+        checkpoint = cls(
             path,
             state["network"],
             str(state.get("description", "")),
@@ -127,6 +127,26 @@ class Checkpoint:
             _run_settings(path.parent / "settings.json"),
             still_training,
         )
+        checkpoint.check_finite()
+        return checkpoint
+
+    def check_finite(self) -> None:
+        """NaN or infinite weights make NaN outputs, which the export's check then reported
+        only as "outputs differ by nan"; they are named before any work."""
+        weights = self.inference_weights()
+        broken = [
+            key
+            for key, value in weights.items()
+            if value.is_floating_point() and not torch.isfinite(value).all()
+        ]
+        if broken:
+            lr = self.settings.get("lr")
+            lower = f" than the run's {lr:g}" if isinstance(lr, (int, float)) else ""
+            raise NasboxError(
+                f"--checkpoint {self.path}: NaN or infinite values in {len(broken)} of its "
+                f"{len(weights)} weight tensors ({broken[0]} first): the training diverged, and "
+                f"the network would output NaN; train it again with a lower --lr{lower}"
+            )
 
     def normalisation(self) -> str | None:
         """How training normalised the images, which the exported network expects as well; None

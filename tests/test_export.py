@@ -270,6 +270,26 @@ def test_a_corrupt_checkpoint_is_one_line(tmp_path, capsys):
     assert "not a readable checkpoint" in one_error_line(capsys)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_checkpoint_with_non_finite_weights_says_the_training_diverged(
+    bad, trained_run, tmp_path, capsys
+):
+    """NaN weights were exported and refused by the check as 'outputs differ ... by nan'."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    state["network"]["stem.0.weight"][0, 0, 0, 0] = bad
+    torch.save(state, run / "checkpoint.pt")
+    out = tmp_path / "net.onnx"
+    assert main(["export", "--checkpoint", str(run), "--out", str(out)]) == 2
+    assert (
+        f"--checkpoint {run / 'checkpoint.pt'}: NaN or infinite values in 1 of its 129 weight "
+        "tensors (stem.0.weight first): the training diverged, and the network would output "
+        "NaN; train it again with a lower --lr than the run's 0.025"
+    ) in one_error_line(capsys)
+    assert not out.exists()
+
+
 def test_onnx_without_the_export_extra_names_the_pip_command(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert main(["export", *TINY, "--out", str(tmp_path / "net.onnx")]) == 2
