@@ -234,6 +234,13 @@ def test_a_multi_objective_run_extended_by_resume_equals_a_longer_one(tmp_path, 
         (["--estimator", "params"], "--objectives replaces --estimator"),
         (["--objectives", "table:acc"], "is one objective to maximise; use --estimator"),
         (["--constraint", "params=1"], "must look like ESTIMATOR<=NUMBER"),
+        (  # a non-finite bound was "must look like ESTIMATOR<=NUMBER", which it does
+            ["--constraint", "params<=inf"],
+            "--constraint 'params<=inf': the bound must be a finite number (every value is <= "
+            "inf: it constrains nothing); give one such as params<=1.0, or drop the constraint",
+        ),
+        (["--constraint", "params>=1e999"], "(no value is >= inf: it would reject every"),
+        (["--constraint", "params<=nan"], "(nan compares false with every value: it would"),
         (["--constraint", "nonsense<=1"], "unknown estimator 'nonsense'"),
         # rejected cell after cell (latency timing each) until 100 per trial of the budget
         (["--constraint", "latency<=0"], "--constraint latency<=0 can never hold: latency is"),

@@ -92,18 +92,28 @@ class Constraint:
 
 def parse_constraint(text: str) -> Constraint:
     match = _CONSTRAINT.match(text)
-    bound = None
-    if match is not None:
-        try:
-            bound = float(match["bound"])
-        except ValueError:
-            bound = None
-    if match is None or bound is None or not math.isfinite(bound):
+    if match is None or not _is_number(match["bound"]):
         raise NasboxError(
             f"--constraint {text!r} must look like ESTIMATOR<=NUMBER, e.g. params<=1.0 or "
             "latency<5 (<=, >=, < or >)"
         )
-    return Constraint(match["spec"].strip(), match["op"], bound)
+    constraint = Constraint(match["spec"].strip(), match["op"], float(match["bound"]))
+    if not math.isfinite(constraint.bound):
+        raise NasboxError(
+            f"--constraint {text!r}: the bound must be a finite number "
+            f"({_unbounded_effect(constraint)}); give one such as {constraint.estimator}"
+            f"{constraint.op}1.0, or drop the constraint"
+        )
+    return constraint
+
+
+def _unbounded_effect(constraint: Constraint) -> str:
+    """What a NaN or infinite bound would do: any finite value compares with it as 0 does."""
+    if math.isnan(constraint.bound):
+        return "nan compares false with every value: it would reject every architecture"
+    if _COMPARE[constraint.op](0.0, constraint.bound):
+        return f"every value is {constraint.op} {constraint.bound:g}: it constrains nothing"
+    return f"no value is {constraint.op} {constraint.bound:g}: it would reject every architecture"
 
 
 class ObjectiveVector:
