@@ -254,6 +254,18 @@ def test_bad_multi_objective_input_is_one_line(tmp_path, synthetic_table, capsys
     assert not (tmp_path / "bad").exists()
 
 
+def test_resume_compares_constraints_by_value_not_text(tmp_path, synthetic_table, capsys):
+    """`--constraint table:size<=-.5` on the resume of a run made with table:size<=-0.5 was
+    refused as a conflict: the constraints were compared as text."""
+    out = tmp_path / "run"
+    args = ["--strategy", "nsga2", "--constraint", "table:size<=-0.5", "--samples", "4"]
+    assert search(synthetic_table, out, *args) == 0
+    resume = ["search", "--resume", str(out), "--quiet"]
+    assert main([*resume, "--constraint", " table:size <= -.5 ", "--samples", "6"]) == 0
+    assert main([*resume, "--constraint", "table:size<=-0.4", "--samples", "8"]) == 2
+    assert "conflicts with the resumed run's --constraint" in capsys.readouterr().err
+
+
 def test_a_first_objective_to_minimise_is_told_to_follow_an_equals_sign(capsys):
     """argparse takes `-params,naswot` for an option, and said only "expected one argument"."""
     with pytest.raises(SystemExit) as stop:

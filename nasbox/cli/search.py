@@ -117,6 +117,14 @@ def _absolute(key: str, value):
     return f"{kind}:{os.path.abspath(path)}" if colon and path.strip() else value
 
 
+def _comparable(key: str, value):
+    """Setting `key` as a resume compares it with the stored run's: paths made absolute, and
+    constraints parsed, so that params<=.5 is the run's params<=0.5, not a conflict."""
+    if key == "constraints":
+        return [parse_constraint(text) for text in value or []]
+    return _absolute(key, value)
+
+
 def _absolute_option(pair: str) -> str:
     """`--strategy-option KEY=PATH` with PATH made absolute where KEY names a file."""
     key, equals, path = pair.partition("=")
@@ -340,7 +348,8 @@ def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
             setattr(args, key, BEFORE_OPTION.get(key, getattr(args, key)))
             continue
         stored = settings[key]
-        if option_given(args.argv, option) and getattr(args, key) != _absolute(key, stored):
+        given = _comparable(key, getattr(args, key))
+        if option_given(args.argv, option) and given != _comparable(key, stored):
             raise NasboxError(
                 f"{option} {getattr(args, key)} conflicts with the resumed run's {option} "
                 f"{stored}; drop {option} or start a new run"
