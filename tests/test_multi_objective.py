@@ -266,6 +266,22 @@ def test_resume_compares_constraints_by_value_not_text(tmp_path, synthetic_table
     assert "conflicts with the resumed run's --constraint" in capsys.readouterr().err
 
 
+def test_a_resume_counts_the_trials_from_before_it_without_the_rejected(
+    tmp_path, synthetic_table, capsys
+):
+    """Rejected trials were counted as resumed but not as evaluated: "(-1 new, 6 from before
+    the resume)"."""
+    with synthetic_table.open() as handle:
+        median = float(np.median([float(row["size"]) for row in csv.DictReader(handle)]))
+    out = tmp_path / "run"
+    args = ["--strategy", "random", "--constraint", f"table:size<={median}", "--samples", "4"]
+    assert search(synthetic_table, out, *args) == 0
+    assert "rejected by the constraints" in capsys.readouterr().out  # some were rejected
+    assert main(["search", "--resume", str(out), "--quiet", "--samples", "6"]) == 0
+    assert "evaluated 6 architectures" in (report := capsys.readouterr().out)
+    assert "(2 new, 4 from before the resume)" in report
+
+
 def test_a_first_objective_to_minimise_is_told_to_follow_an_equals_sign(capsys):
     """argparse takes `-params,naswot` for an option, and said only "expected one argument"."""
     with pytest.raises(SystemExit) as stop:

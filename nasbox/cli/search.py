@@ -636,7 +636,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             summary = _summary(args, store, run, storage, out, status)
             store.close()
     elapsed = time.perf_counter() - started
-    return _report(args, summary, out, code, failure, elapsed, resumed=len(history))
+    evaluated_before = sum(trial.state != "rejected" for trial in history)
+    return _report(args, summary, out, code, failure, elapsed, resumed=evaluated_before)
 
 
 def _report(
