@@ -217,3 +217,11 @@ def test_help_states_each_default_once():
         for action in parser._actions:
             if action.help and action.default not in (None, False):
                 assert "(default:" not in action.help, (parser.prog, action.option_strings)
+
+
+def test_help_shows_no_empty_default():
+    """runs list, show and export said "(default: None)" under --storage and --out, and
+    "(default: False)" under --overwrite."""
+    for parser in _parsers(build_parser()):
+        text = parser.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, parser.prog

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from nasbox.cli.common import check_output_file
+from nasbox.cli.common import DefaultsHelpFormatter, check_output_file
 from nasbox.errors import NasboxError
 from nasbox.estimators.objectives import Objective, parse_objectives
 from nasbox.runs import (
@@ -259,7 +259,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def add_parser(commands) -> None:
     runs = commands.add_parser("runs", help="list, show and export the runs in an experiment store")
     actions = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
-    formatter = argparse.ArgumentDefaultsHelpFormatter
+    formatter = DefaultsHelpFormatter
 
     listing = actions.add_parser(
         "list",
