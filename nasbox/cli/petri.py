@@ -280,7 +280,7 @@ def add_parser(commands) -> None:
         "label CSV",
     )
     groundtruth.add_argument(
-        "--space", choices=["slope", "rnn"], default="slope", help="motif space (default slope)"
+        "--space", choices=["slope", "rnn"], default="slope", help="motif space"
     )
     groundtruth.add_argument(
         "--out",
