@@ -484,6 +484,15 @@ def test_rnn_groundtruth_fit_and_evaluate_on_the_command_line(tmp_path, capsys):
     assert "best of 3 restarts" in out  # the rnn dish's default: one fit's ranking swings
 
 
+def test_fit_help_states_every_motif_space_default(capsys):
+    """--help gave --restarts and --loss defaults for slope and nb201 only; rnn fits 3 restarts."""
+    with pytest.raises(SystemExit):
+        main(["petri", "fit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 4 for slope, 1 for nb201, 3 for rnn)" in text
+    assert "mse for slope, rank for nb201, rank for rnn" in text
+
+
 def test_rnn_groundtruth_starts_an_empty_table_afresh(tmp_path, monkeypatch):
     """A run killed before its header reached the file left an empty one; rows were appended to
     it without a header."""

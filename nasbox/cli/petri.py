@@ -53,6 +53,15 @@ def _rnn_defaults() -> dict:
     }
 
 
+def _per_space_defaults(setting: str) -> str:
+    """A dish setting's default in every motif space, for --help: "mse for slope, ..."."""
+    from nasbox.estimators.petri.dish import DEFAULT_CONFIGS
+
+    return ", ".join(
+        f"{getattr(config, setting)} for {space}" for space, config in DEFAULT_CONFIGS.items()
+    )
+
+
 def _adopt_groundtruth_options(args: argparse.Namespace) -> None:
     """Refuse an rnn-only option given for the slope table (it was silently ignored); fill in
     the defaults for rnn."""
@@ -341,7 +350,7 @@ def add_parser(commands) -> None:
     fit.add_argument(
         "--loss",
         choices=["mse", "rank"],
-        help="outer loss (default: the space's; mse for slope, rank for nb201)",
+        help=f"outer loss (default: the space's; {_per_space_defaults('loss')})",
     )
     fit.add_argument("--outer-steps", type=int, help="override the space's default")
     fit.add_argument("--inner-steps", type=int, help="override the space's default")
@@ -349,7 +358,8 @@ def add_parser(commands) -> None:
     fit.add_argument(
         "--restarts",
         type=int,
-        help="fits from fresh initialisations, lowest outer loss kept (default: 4 slope, 1 nb201)",
+        help="fits from fresh initialisations, lowest outer loss kept (default: "
+        f"{_per_space_defaults('restarts')})",
     )
     fit.add_argument("--out", required=True, help="dish file to write (e.g. dish.pt)")
     add_overwrite_option(fit)
