@@ -37,6 +37,7 @@ FIRST_LOOP = {"start": "random", "explore": 1}
 
 class PetriEvolution(Strategy):
     name = "petri-evolution"
+    cost = "random at first, then a dish refit and a dish-scored evolution (seconds)"
 
     def __init__(
         self,
