@@ -102,6 +102,24 @@ def test_costs_are_measured_on_the_data_whatever_estimators_run_beside_them(tmp_
     assert columns["params,flops"] == columns["params,flops,naswot"]
 
 
+def test_list_gives_the_image_size_flops_are_counted_at(tmp_path, capsys):
+    """`nasbox list` said flops counted 32x32 images without data, but every command loads
+    --data, digits by default, and counts its 1x8x8 images."""
+    from nasbox.estimators.cost import count_multiply_adds
+    from nasbox.spaces import get_space
+
+    assert main(["list"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "  flops " in line]
+    assert "(digits: 1x8x8)" in line and "32x32" not in line
+    archs = tmp_path / "cells.txt"
+    archs.write_text(CELLS[0] + "\n")
+    assert main(["score", "--estimator", "flops", "--archs", str(archs), "--quiet"]) == 0
+    (row,) = csv.DictReader(capsys.readouterr().out.splitlines())
+    space = get_space("nb201")
+    network = space.build(space.parse(CELLS[0]), num_classes=10, in_channels=1)
+    assert float(row["flops"]) == count_multiply_adds(network, (1, 8, 8)) / 1e6
+
+
 @pytest.mark.parametrize("interrupt_at", [1, 2])
 def test_score_interrupted_keeps_what_it_scored_and_never_empties_an_earlier_out(
     tmp_path, monkeypatch, capsys, interrupt_at

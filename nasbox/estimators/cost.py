@@ -67,7 +67,10 @@ class Parameters(Estimator):
 
 
 class MultiplyAdds(Estimator):
-    """Multiply-adds for one input in millions, at the data's image size (32x32 without data)."""
+    """Multiply-adds for one input in millions, at --data's image size (digits: 1x8x8).
+
+    From Python, a context without data counts one 3x32x32 CIFAR image.
+    """
 
     name = "flops"
     positive = True
