@@ -102,6 +102,16 @@ def test_costs_are_measured_on_the_data_whatever_estimators_run_beside_them(tmp_
     assert columns["params,flops"] == columns["params,flops,naswot"]
 
 
+def test_list_states_each_space_size_once(capsys):
+    """nb101 and nb201 read "... 3 ops (423,624) [423,624 architectures]": the size was in the
+    description too."""
+    assert main(["list"]) == 0
+    spaces = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
+    for line in spaces:
+        size = line[line.rindex("[") + 1 :].split()[0]
+        assert line.count(size) == 1, line
+
+
 def test_list_gives_the_image_size_flops_are_counted_at(tmp_path, capsys):
     """`nasbox list` said flops counted 32x32 images without data, but every command loads
     --data, digits by default, and counts its 1x8x8 images."""

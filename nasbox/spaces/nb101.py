@@ -1,4 +1,4 @@
-"""NAS-Bench-101: cells of up to 7 vertices and 9 edges, each inner vertex one of 3 ops (423,624).
+"""NAS-Bench-101: cells of up to 7 vertices and 9 edges, each inner vertex one of 3 ops.
 
 A cell is a DAG from `input` to `output`: inner vertices sum their inputs and apply their op, the
 output concatenates the vertices that feed it. Its string form lists the inner ops, then the

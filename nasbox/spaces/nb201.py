@@ -1,4 +1,4 @@
-"""NAS-Bench-201: a 4-node cell with 6 edges, each one of 5 operations (15,625 cells).
+"""NAS-Bench-201: a 4-node cell with 6 edges, each one of 5 operations.
 
 The network builder reproduces the benchmark's `TinyNetwork` exactly (its parameter counts match the
 published table for every cell), so scores computed here are comparable with the literature.
