@@ -58,6 +58,15 @@ def test_bench_run_writes_table_trajectories_and_plot(synthetic_table, tmp_path,
     assert (out / "summary.md").read_text().strip() in printed
 
 
+def test_bench_run_help_says_what_reads_the_benchmark(capsys):
+    """--benchmark's help said "for table:COLUMN", an estimator bench run does not take."""
+    with pytest.raises(SystemExit):
+        main(["bench", "run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "metric columns) for --metric and --report, or --objectives" in text
+    assert "table:COLUMN" not in text
+
+
 def test_bench_run_is_reproducible(synthetic_table, tmp_path):
     for name in ("a", "b"):
         _bench(synthetic_table, tmp_path / name, "--strategy", "reinforce", "--budget", "30")

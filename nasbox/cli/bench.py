@@ -381,7 +381,7 @@ def add_parser(commands) -> None:
         "run",
         "seeded repeats of strategies on a benchmark table; table, trajectories, plot",
     )
-    add_benchmark_option(run, required=True)
+    add_benchmark_option(run, required=True, read_by="--metric and --report, or --objectives")
     add_space_option(run)
     run.add_argument(
         "--strategy",

@@ -176,11 +176,13 @@ def add_space_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_benchmark_option(parser: argparse.ArgumentParser, required: bool = False) -> None:
+def add_benchmark_option(
+    parser: argparse.ArgumentParser, required: bool = False, read_by: str = "table:COLUMN"
+) -> None:
     parser.add_argument(
         "--benchmark",
         required=required,
-        help="benchmark table (CSV or Parquet: arch + metric columns) for table:COLUMN",
+        help=f"benchmark table (CSV or Parquet: arch + metric columns) for {read_by}",
     )
 
 
