@@ -47,6 +47,10 @@ CELL = (
     "nor_conv_3x3~2|"
 )
 NASBOX = Path(sys.executable).with_name("nasbox")
+# `nasbox score` times the network its --data feeds (digits' 1x8x8 images without it); the CIFAR
+# subset's 3x32x32 images give the network the in-process calls time (EstimatorContext without
+# data).
+CIFAR = Path(__file__).resolve().parents[1].parent / "shared/data/cifar10-subset.npz"
 
 
 def fresh_processes(cell: str, calls: int, threads: int) -> list[float]:
@@ -56,6 +60,7 @@ def fresh_processes(cell: str, calls: int, threads: int) -> list[float]:
         archs = Path(folder) / "cell.txt"
         archs.write_text(cell + "\n")
         command = [str(NASBOX), "score", "--estimator", "latency", "--archs", str(archs)]
+        command += ["--data", f"npz:{CIFAR}"]
         values = []
         for _ in range(calls):
             output = subprocess.run(
