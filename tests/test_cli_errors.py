@@ -204,6 +204,10 @@ WRONG = [
     ),
     ([*SCORE, "--samples", "3"], "nasbox score: unrecognized arguments: --samples 3 (see: nasbox"),
     (["runs", "list", "a.db", "--storage", "b.db"], "as PATH or as --storage, not both"),
+    (
+        ["search", "--resume", "naswot-cifar", "--storage", "all.db"],
+        "--storage all.db: file not found; give the database file that holds run naswot-cifar",
+    ),
     (["describe", "--arch", "nofile.txt"], "nofile.txt: file not found (expected an arch"),
     ([*SCORE, "--archs", "empty-run"], "empty-run is a folder; give a text file"),
     (["search", "--objectives", "", "--strategy", "nsga2", "--out", "s"], "--objectives is empty"),

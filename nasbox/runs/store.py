@@ -456,7 +456,10 @@ def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str
         return database, name, folder
     if storage:
         if names is None:
-            raise NasboxError(f"--storage {storage}: file not found")
+            raise NasboxError(
+                f"--storage {storage}: file not found; give the database file that holds run "
+                f"{target} (or, without --storage, the run's folder)"
+            )
         raise NasboxError(f"{option} {target}: no such run in {storage} (runs: {names})")
     raise NasboxError(
         f"{option} {target}: no such run folder (to name a run in a database, add --storage FILE)"
