@@ -112,6 +112,16 @@ def test_list_states_each_space_size_once(capsys):
         assert line.count(size) == 1, line
 
 
+def test_list_describes_each_controller_on_its_own_line(capsys):
+    """lstm-reinforce read "The same controller trained with REINFORCE", listed above ppo, the
+    controller it meant; neither line said the controller is an LSTM."""
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in ("ppo", "lstm-reinforce"):
+        (line,) = [line for line in lines if line.startswith(f"  {name} ")]
+        assert "LSTM controller" in line and "The same" not in line, line
+
+
 def test_list_gives_the_image_size_flops_are_counted_at(tmp_path, capsys):
     """`nasbox list` said flops counted 32x32 images without data, but every command loads
     --data, digits by default, and counts its 1x8x8 images."""

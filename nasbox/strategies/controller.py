@@ -213,14 +213,14 @@ class ControllerStrategy(Strategy):
 
 
 class PPOController(ControllerStrategy):
-    """The controller trained with the clipped PPO objective (as in NASNet)."""
+    """An LSTM controller over the decisions, trained with the clipped PPO objective (NASNet)."""
 
     name = "ppo"
     objective = "ppo"
 
 
 class ReinforceController(ControllerStrategy):
-    """The same controller trained with REINFORCE: one policy-gradient step per minibatch."""
+    """ppo's LSTM controller trained with REINFORCE: one policy-gradient step per minibatch."""
 
     name = "lstm-reinforce"
     objective = "reinforce"
