@@ -175,6 +175,14 @@ def test_a_nasnet_checkpoint_exports_without_its_auxiliary_head(tmp_path, capsys
     assert torch.allclose(run_exported(out, images), expected, rtol=0, atol=1e-4)
 
 
+def test_a_fresh_network_names_no_training_data(tmp_path, capsys):
+    """A freshly initialised network's input line said 'normalised like the training data',
+    though it was never trained on any."""
+    assert main(["export", *TINY, "--out", str(tmp_path / "net.pt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "input       N x 3 x H x W (any N, H, W); 10 classes" in lines
+
+
 def test_the_format_follows_the_suffix_and_an_existing_out_needs_overwrite(tmp_path, capsys):
     out = tmp_path / "net.pt"
     assert main(["export", *TINY, "--out", str(out)]) == 0

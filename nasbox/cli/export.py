@@ -124,10 +124,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"weights     {checkpoint.path} (trained {epochs})")
     else:
         print(f"weights     freshly initialised (seed {args.seed})")
-    print(
-        f"input       N x {channels} x H x W (any N, H, W), normalised like the training data; "
-        f"{classes} classes"
-    )
+    trained = ", normalised like the training data" if checkpoint is not None else ""
+    print(f"input       N x {channels} x H x W (any N, H, W){trained}; {classes} classes")
     normalisation = checkpoint.normalisation() if checkpoint is not None else None
     if normalisation is not None:
         print(f"normalise   {normalisation}")
