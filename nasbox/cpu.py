@@ -1,5 +1,5 @@
-"""The machine's CPU and memory: process-wide settings that make tensor work faster, and how
-much memory there is to refuse work that cannot fit."""
+"""The machine's CPU and memory: process-wide settings that make tensor work faster, and the
+one check that refuses work that cannot fit in memory (`check_fits_memory`)."""
 
 import ctypes
 import ctypes.util
@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+
+from nasbox.errors import NasboxError
 
 # mallopt parameters of glibc's malloc.h.
 _M_TRIM_THRESHOLD = -1
@@ -62,3 +64,21 @@ def available_memory() -> int | None:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):
         return None
+
+
+def gib(size: float) -> str:
+    """A byte count as messages give it: `1,234.5 GiB`."""
+    return f"{size / 2**30:,.1f} GiB"
+
+
+def check_fits_memory(needed: int, needs: str, advice: str) -> None:
+    """Refuse, before allocating anything, work of `needed` bytes that the available memory
+    cannot hold: it ended in an allocation traceback, or the kernel killed the process with
+    nothing saved. `needs` names the work (the subject of "needs about N GiB"), `advice` how
+    to need less."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise NasboxError(
+            f"{needs} needs about {gib(needed)}, and {gib(available)} of memory is available; "
+            f"{advice}"
+        )

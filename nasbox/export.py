@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from nasbox.cpu import available_memory
+from nasbox.cpu import check_fits_memory, gib
 from nasbox.errors import NasboxError, error_reason
 from nasbox.runs.folder import folder_in_use, replaced_atomically
 from nasbox.spaces import SPACES
@@ -70,17 +70,15 @@ def check_export_size(parameters: int, input_shape: tuple[int, int, int], fmt: s
     smaller = "give a smaller --filters, --cells, --classes or --in-channels"
     if fmt == "onnx" and weights >= ONNX_MAX_BYTES:
         raise NasboxError(
-            f"the network's weights take {weights / 1e9:.1f} GB and an ONNX file holds at most "
-            f"{ONNX_MAX_BYTES / 1e9:.1f} GB; {smaller}, or write TorchScript (--format torchscript)"
+            f"the network's weights take {gib(weights)} and an ONNX file holds at most "
+            f"{gib(ONNX_MAX_BYTES)}; {smaller}, or write TorchScript (--format torchscript)"
         )
     images = 4 * (TRACE_BATCH + CHECK_BATCH) * input_shape[0] * input_shape[1] * input_shape[2]
-    needed, memory = WEIGHT_COPIES * weights + images, available_memory()
-    if memory is not None and needed > memory:
-        raise NasboxError(
-            f"exporting this network needs about {needed / 1e9:.1f} GB of memory (its weights "
-            f"{WEIGHT_COPIES} times over and the check's images) and {memory / 1e9:.1f} GB "
-            f"is available; {smaller}, or a smaller --input"
-        )
+    check_fits_memory(
+        WEIGHT_COPIES * weights + images,
+        f"exporting this network (its weights {WEIGHT_COPIES} times over and the check's images)",
+        f"{smaller}, or a smaller --input",
+    )
 
 
 @dataclass(frozen=True)

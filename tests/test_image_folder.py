@@ -217,8 +217,8 @@ def test_images_too_large_for_memory_are_refused_before_decoding(tmp_path, monke
     with pytest.raises(NasboxError) as refused:
         load_folder(large)
     assert str(refused.value) == (
-        f"{large}: 4 images of 257x300 pixels need 0.0 GiB, and 0.0 GiB of memory is available; "
-        "pass --image-size 32 (or another size) to resize them as they are read"
+        f"{large}: decoding 4 images of 257x300 pixels needs about 0.0 GiB, and 0.0 GiB of memory "
+        "is available; pass --image-size 32 (or another size) to resize them as they are read"
     )
     with pytest.raises(NasboxError, match="pass a smaller --image-size to resize"):
         load_folder(large, image_size=256)

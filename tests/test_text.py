@@ -316,7 +316,7 @@ def test_a_language_model_too_large_for_memory_is_refused_before_it_is_built(inp
     argv = [*TRAIN, "--data", "text:corpus.txt", "--cells", "64", "--filters", "10000"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("nasbox: error: the network has ")
+    assert err.count("\n") == 1 and err.startswith("nasbox: error: training the network (")
     assert "of memory is available; use fewer --cells or --filters" in err
     assert not (inputs / "run").exists()
 
@@ -332,7 +332,7 @@ def test_logits_too_large_for_memory_are_refused_before_training(inputs, monkeyp
     assert main([*argv, "--epochs", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(
-        "nasbox: error: training on 8 streams x 10 steps over the vocabulary of 3,001 words needs "
+        "nasbox: error: training on 8 streams x 10 steps over the vocabulary of 3,001 words ("
     )
     assert err.endswith(
         "read characters (--tokens char) or pass a smaller --batch-size or --bptt\n"

@@ -50,7 +50,9 @@ def test_a_network_too_large_for_memory_is_refused_before_it_is_built(tmp_path, 
     out = tmp_path / "run"
     assert main(_train_args(tiny_npz, out, "--cells", "100", "--filters", "10000")) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("nasbox: error: the network has 133,007.2 M parameters, about")
+    assert err.startswith(
+        "nasbox: error: training the network (133,007.2 M parameters) needs about"
+    )
     assert "of memory is available; use fewer --cells or --filters" in err
     assert not out.exists()
 

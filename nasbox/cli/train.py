@@ -155,27 +155,18 @@ def _check_fits_memory(
     with a traceback half-way through their initialisation (or got the process killed), and a
     word vocabulary of 10**5 words or more needs gigabytes of logits. `build` is counted on the
     meta device; `logits_are` says what the batch is and `fewer_logits` how to shrink it."""
-    from nasbox.cpu import available_memory
+    from nasbox.cpu import check_fits_memory, gib
     from nasbox.estimators.cost import count_parameters_unbuilt
 
     parameters = count_parameters_unbuilt(build)
-    available = available_memory()
     weights = parameters * TRAINING_BYTES_PER_PARAMETER
     outputs = logits * TRAINING_BYTES_PER_LOGIT
-    needed = weights + outputs
-    if available is None or needed <= available:
-        return
-    memory = f"{available / 2**30:,.1f} GiB of memory is available"
     if outputs > weights:
-        raise NasboxError(
-            f"training on {logits_are} needs about {needed / 2**30:,.1f} GiB, "
-            f"{outputs / 2**30:,.1f} GiB of it for the logits, and {memory}; {fewer_logits}"
-        )
-    raise NasboxError(
-        f"the network has {parameters / 1e6:,.1f} M parameters, about {needed / 2**30:,.1f} GiB "
-        f"to train, and {memory}; use fewer --cells or --filters (`nasbox describe` counts a "
-        "network's parameters)"
-    )
+        needs, advice = f"training on {logits_are} ({gib(outputs)} of logits)", fewer_logits
+    else:
+        needs = f"training the network ({parameters / 1e6:,.1f} M parameters)"
+        advice = "use fewer --cells or --filters (`nasbox describe` counts a network's parameters)"
+    check_fits_memory(weights + outputs, needs, advice)
 
 
 def _image_training(args: argparse.Namespace, space, arch) -> _Training:

@@ -426,21 +426,18 @@ def _decode_files(
 def _check_fits_memory(root: Path, shape: tuple[int, ...], image_size: int | None) -> None:
     """Refuse, from the headers alone, pixels that would not fit in memory: a folder of large
     photos kept at full size filled it while decoding and got the process killed."""
-    from nasbox.cpu import available_memory
+    from nasbox.cpu import check_fits_memory
 
-    needed, available = math.prod(shape), available_memory()
-    if available is None or needed <= available:
-        return
     count, _, height, width = shape
     fix = (
         "a smaller --image-size"
         if image_size is not None
         else f"--image-size {MIXED_SIZES_SIDE} (or another size)"
     )
-    raise NasboxError(
-        f"{root}: {count:,} images of {height}x{width} pixels need {needed / 2**30:,.1f} GiB, and "
-        f"{available / 2**30:,.1f} GiB of memory is available; pass {fix} to resize them as they "
-        "are read"
+    check_fits_memory(
+        math.prod(shape),
+        f"{root}: decoding {count:,} images of {height}x{width} pixels",
+        f"pass {fix} to resize them as they are read",
     )
 
 

@@ -273,16 +273,13 @@ class PetriDish:
     def check_fits_memory(self, motifs: int) -> None:
         """Refuse a fit whose unrolled inner training would not fit in memory: it was killed
         by the kernel (exit 137) part-way, with nothing saved."""
-        from nasbox.cpu import available_memory
+        from nasbox.cpu import check_fits_memory
 
-        needed, available = self.fit_bytes(motifs), available_memory()
-        if available is None or needed <= available:
-            return
-        raise NasboxError(
+        check_fits_memory(
+            self.fit_bytes(motifs),
             f"fitting the dish on {motifs} motifs with --samples {self.config.samples} and "
-            f"--inner-steps {self.config.inner_steps} needs about {needed / 2**30:,.1f} GiB, and "
-            f"{available / 2**30:,.1f} GiB of memory is available: the unrolled inner training "
-            "grows with both; give fewer --samples or --inner-steps"
+            f"--inner-steps {self.config.inner_steps}",
+            "the unrolled inner training grows with both, so give fewer --samples or --inner-steps",
         )
 
     def predict(self, motifs: Sequence[Hashable], progress: bool = False) -> np.ndarray:
