@@ -285,45 +285,45 @@ def split_names(text: str, what: str, estimators: bool = False) -> list[str]:
     return names
 
 
-def check_csv_out(path: Path, command: str, option: str = "--out") -> Path:
+def check_csv_out(path: Path, command: str) -> Path:
     """A CSV output must be named .csv: one written under another name (pred.pt) was taken for
     what the name says by the next program that opened it."""
     if path.suffix.lower() != ".csv":
-        raise NasboxError(f"{option} {path}: {command} writes CSV; give a path ending in .csv")
+        raise NasboxError(f"--out {path}: {command} writes CSV; give a path ending in .csv")
     return path
 
 
-def check_output_file(path: str | Path, overwrite: bool, option: str = "--out") -> Path:
+def check_output_file(path: str | Path, overwrite: bool) -> Path:
     """Refuse, before any compute, a file path that cannot be written or holds earlier results."""
     if not str(path).strip():
-        raise NasboxError(f"{option} is empty; give a file name")
+        raise NasboxError("--out is empty; give a file name")
     path = Path(path)
     try:
         is_dir = path.is_dir()
     except OSError as err:
-        raise NasboxError(f"{option} {path}: cannot reach it ({err.strerror})") from None
+        raise NasboxError(f"--out {path}: cannot reach it ({err.strerror})") from None
     if is_dir:
-        raise NasboxError(f"{option} {path} is a folder; give a file name")
-    check_output_path(path.parent, option, named=path)
+        raise NasboxError(f"--out {path} is a folder; give a file name")
+    check_output_path(path.parent, named=path)
     if path.exists() and not path.is_file():  # --overwrite would rename a file over a device
         raise NasboxError(
-            f"{option} {path} is not a regular file (a device or pipe); give a file name"
+            f"--out {path} is not a regular file (a device or pipe); give a file name"
         )
     if path.exists() and not overwrite:
         raise NasboxError(
-            f"{option} {path} already exists; choose another file name or pass --overwrite"
+            f"--out {path} already exists; choose another file name or pass --overwrite"
         )
     return path
 
 
-def check_not_an_input(out: Path, inputs: dict[str, str | Path], option: str = "--out") -> None:
+def check_not_an_input(out: Path, inputs: dict[str, str | Path]) -> None:
     """Refuse an output file that is one of the command's inputs, even with --overwrite: writing
     it would destroy what the command reads."""
     for input_option, path in inputs.items():
         if out.exists() and Path(path).exists() and out.samefile(path):
             raise NasboxError(
-                f"{option} {out} is the same file as {input_option} {path}; writing it would "
-                f"replace {input_option}, so give {option} another file name"
+                f"--out {out} is the same file as {input_option} {path}; writing it would "
+                f"replace {input_option}, so give --out another file name"
             )
 
 
