@@ -1,5 +1,5 @@
-"""The one exception type that means "the user asked for something that cannot work", and the
-one way to tell the user of an adjustment that does work (`note`).
+"""The one exception type that means "the user asked for something that cannot work", the one
+way to tell the user of an adjustment that does work (`note`), and how messages count (`counted`).
 
 The CLI prints an error's message as a single line and exits with status 2; anything else is a
 bug.
@@ -29,3 +29,8 @@ def error_reason(error: BaseException) -> str:
 def note(message: str) -> None:
     """An adjustment the user should know about; stderr, so it never mixes with CSV output."""
     print(f"nasbox: note: {message}", file=sys.stderr)
+
+
+def counted(count: int, noun: str) -> str:
+    """A count and its noun, singular for one: `1 architecture`, `3 architectures`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -18,7 +18,7 @@ from nasbox.cli.common import (
     read_arch,
     require_images,
 )
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, counted
 from nasbox.export import (
     CHECK_BATCH,
     FORMATS,
@@ -118,7 +118,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"arch        {space.format(arch)}")
     print(f"network     {', '.join(f'{key}={value}' for key, value in options.items()) or '-'}")
     if checkpoint is not None:
-        epochs = f"{checkpoint.epochs} epoch{'s' if checkpoint.epochs != 1 else ''}"
+        epochs = counted(checkpoint.epochs, "epoch")
         if checkpoint.still_training:
             epochs += " so far; the run is still training"
         print(f"weights     {checkpoint.path} (trained {epochs})")

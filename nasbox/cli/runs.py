@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nasbox.cli.common import DefaultsHelpFormatter, check_output_file
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, counted
 from nasbox.estimators.objectives import Objective, parse_objectives
 from nasbox.runs import (
     DATABASE,
@@ -222,8 +222,7 @@ def _show_front(
     if not front:
         return
     shown = ",".join(str(o) for o in objectives)
-    plural = "s" if len(front) != 1 else ""
-    show("front", f"{len(front)} architecture{plural} on the Pareto front of {shown}")
+    show("front", f"{counted(len(front), 'architecture')} on the Pareto front of {shown}")
     for trial in front[:FRONT_SHOWN]:
         values = ", ".join(f"{o.estimator} {trial.metrics[o.estimator]:.4g}" for o in objectives)
         print(f"  {values}: {trial.arch} (trial {trial.number})")

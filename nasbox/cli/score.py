@@ -31,7 +31,7 @@ from nasbox.cli.common import (
     read_text_lines,
     split_names,
 )
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, counted
 from nasbox.estimators import get_estimator
 from nasbox.estimators.probe import score_together
 from nasbox.runs import (
@@ -51,10 +51,6 @@ def _csv_target(out: Path | None):
         return
     with replaced_atomically(out) as temporary, temporary.open("w", newline="") as handle:
         yield handle
-
-
-def _count(archs: int) -> str:
-    return f"{archs} architecture{'' if archs == 1 else 's'}"
 
 
 def _scored_in_process(estimators, archs: list[Hashable]) -> Iterator[tuple]:
@@ -120,7 +116,8 @@ def cmd_score(args: argparse.Namespace) -> int:
             except KeyboardInterrupt:
                 if not scored:
                     raise  # nothing to keep: leaving the block unfinished keeps an earlier --out
-                print(f"interrupted; {_count(scored)} scored so far in {where}", file=sys.stderr)
+                so_far = counted(scored, "architecture")
+                print(f"interrupted; {so_far} scored so far in {where}", file=sys.stderr)
                 return 130
             except NasboxError as err:  # a refused setting: keep the rows scored before it
                 stopped = err
@@ -129,14 +126,15 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"interrupted before any architecture was scored{kept}", file=sys.stderr)
         return 130
     if stopped is not None:
-        raise NasboxError(f"{stopped} ({_count(scored)} scored before it in {where})")
+        before = counted(scored, "architecture")
+        raise NasboxError(f"{stopped} ({before} scored before it in {where})")
     if failures:
         note(
             f"{len(failures)} of {len(archs)} architectures failed and have empty values in "
             f"{where}; the first: {failures[0]}"
         )
     if out is not None:
-        print(f"scored {_count(len(archs))} with {', '.join(names)}; wrote {out}")
+        print(f"scored {counted(len(archs), 'architecture')} with {', '.join(names)}; wrote {out}")
     return 0
 
 
