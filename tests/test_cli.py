@@ -27,6 +27,12 @@ def test_search_prints_best_last_and_saves_everything(tmp_path, capsys):
     assert (out / "trials.png").stat().st_size > 1000
 
 
+def test_a_search_of_one_architecture_says_so_in_the_singular(tmp_path, capsys):
+    """It said "evaluated 1 architectures"."""
+    assert main(["search", "--samples", "1", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    assert "evaluated 1 architecture in " in capsys.readouterr().out
+
+
 def test_the_command_line_starts_without_the_heavy_optional_libraries():
     """pandas, scipy and matplotlib add about a second to the start of every command; only the
     commands that read tables, fit predictors or plot import them."""

@@ -251,7 +251,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             frame.to_csv(temporary, index=False)
         else:
             frame.to_parquet(temporary, index=False)
-    print(f"wrote {len(frame)} trials of run {run.name} to {out}")
+    print(f"wrote {counted(len(frame), 'trial')} of run {run.name} to {out}")
     return 0
 
 

@@ -36,7 +36,7 @@ from nasbox.cli.common import (
     estimator_spec,
     option_given,
 )
-from nasbox.errors import NasboxError, note
+from nasbox.errors import NasboxError, counted, note
 from nasbox.estimators import ESTIMATORS, get_estimator
 from nasbox.estimators.objectives import (
     ConstraintCheck,
@@ -654,7 +654,7 @@ def _report(
         return code
     if code == 1:
         print(
-            f"nasbox: {failure}; {done} trials kept in {out}/ (errors in trials.csv)",
+            f"nasbox: {failure}; {counted(done, 'trial')} kept in {out}/ (errors in trials.csv)",
             file=sys.stderr,
         )
         return code
@@ -662,7 +662,8 @@ def _report(
     rejected = summary["rejected"]
     failed += f", {rejected} rejected by the constraints (not evaluated)" if rejected else ""
     new = f" ({done - resumed} new, {resumed} from before the resume)" if resumed else ""
-    print(f"evaluated {done} architectures{failed}{new} in {elapsed:.1f} s; results in {out}/")
+    evaluated = counted(done, "architecture")
+    print(f"evaluated {evaluated}{failed}{new} in {elapsed:.1f} s; results in {out}/")
     if args.objectives:
         return _report_front(summary, out)
     if summary["best_arch"] is None:
@@ -678,8 +679,8 @@ def _report_front(summary: dict, out: Path) -> int:
         print("no trial completed; see the errors in trials.csv")
         return 1
     print(
-        f"Pareto front of {len(front)} architectures (hypervolume {summary['hypervolume']:.4g}) "
-        f"in {out}/pareto.csv:"
+        f"Pareto front of {counted(len(front), 'architecture')} "
+        f"(hypervolume {summary['hypervolume']:.4g}) in {out}/pareto.csv:"
     )
     for point in front[:5]:
         values = ", ".join(f"{key} {value:.4g}" for key, value in point.items() if key != "arch")
