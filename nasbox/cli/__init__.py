@@ -1,4 +1,4 @@
-"""The `nasbox` command line: search, score, bench (run, convert), train, describe, petri."""
+"""The `nasbox` command line: search, runs, score, bench, train, describe, export, petri, list."""
 
 import argparse
 import os
