@@ -991,6 +991,11 @@ def test_a_locked_database_and_a_busy_run_folder_are_refused(tmp_path, capsys, m
         assert main([*args, "--out", str(busy)]) == 2
     assert "in use by another nasbox process" in capsys.readouterr().err
     assert main([*args, "--out", str(busy)]) == 0  # released: a killed holder leaves no stale lock
+    with FileLock(busy / ".nasbox.lock"):  # it said '--out busy ...; or choose another --out'
+        assert main(["search", "--resume", str(busy), "--quiet"]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"--resume {busy} is in use by another nasbox process; wait for it to finish\n"
+    )
 
 
 def test_a_store_written_before_constraints_existed_takes_rejected_trials(tmp_path):

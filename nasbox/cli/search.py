@@ -579,7 +579,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     args.constraints = args.constraints or []  # runs made before constraints existed
     space, strategy, estimator, spec, admissible = _build_search(args)
     objectives = parse_objectives(args.objectives) if args.objectives else []
-    folder = RunFolder(out, RESULTS, resume=bool(args.resume), overwrite=args.overwrite)
+    folder = RunFolder(
+        out,
+        RESULTS,
+        resume=bool(args.resume),
+        overwrite=args.overwrite,
+        option="--resume" if args.resume else "--out",
+    )
     folder.check()
     _check_shared_storage(args, storage, name, out)
     with _executor(args, estimator, spec) as executor, folder:

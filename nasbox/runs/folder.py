@@ -120,7 +120,7 @@ class RunFolder:
         self._lock = held_lock(
             self.path / LOCK_NAME,
             busy=f"{self.option} {self.path} is in use by another nasbox process; wait for it "
-            f"to finish or choose another {self.option}",
+            "to finish" + ("" if self.resume else f" or choose another {self.option}"),
             locked=f"{self.option} {self.path}",
         )
         remove_stale_temporaries(self.path, self.results)
