@@ -239,7 +239,7 @@ def test_sigterm_stops_a_search_and_keeps_its_trials(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143
     last_line = stderr.strip().splitlines()[-1]
-    assert last_line.startswith("interrupted; the ") and "--resume" in last_line
+    assert last_line.startswith("interrupted; what finished (") and "--resume" in last_line
     assert len(list(csv.DictReader(trials.open()))) >= 2
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "interrupted" and (tmp_path / "run" / "trials.png").is_file()

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from nasbox.cli import main
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, counted
 from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.petri import DishConfig, PetriDish, get_motif_space
 from nasbox.estimators.petri.dish import outer_loss
@@ -623,8 +623,8 @@ def test_rnn_groundtruth_workers_end_with_the_command(tmp_path):
     _, err = process.communicate(timeout=30)
     assert process.returncode == 143
     assert err.splitlines() == [
-        f"interrupted; the {rows()} cells finished so far are in {truth} (a rerun without "
-        "--overwrite trains the rest)"
+        f"interrupted; what finished ({counted(rows(), 'cell')}) is in {truth} (a rerun "
+        "without --overwrite trains the rest)"
     ]
     wait_for(lambda: not below & running_processes().keys(), "the workers to end", 10)
 

@@ -17,7 +17,7 @@ from nasbox.cli.common import (
     check_not_an_input,
     check_output_file,
 )
-from nasbox.errors import NasboxError, note
+from nasbox.errors import NasboxError, counted, note
 from nasbox.runs import replaced_atomically
 
 # `petri groundtruth` options only the rnn table reads (argparse attribute, option); their
@@ -127,9 +127,10 @@ def _rnn_groundtruth(args: argparse.Namespace, out: Path) -> int:
             overwrite=args.overwrite,
         )
     except KeyboardInterrupt:
+        finished = counted(len(read_table(out)), "cell")
         print(
-            f"interrupted; the {len(read_table(out))} cells finished so far are in {out} (a rerun "
-            "without --overwrite trains the rest)",
+            f"interrupted; what finished ({finished}) is in {out} (a rerun without --overwrite "
+            "trains the rest)",
             file=sys.stderr,
         )
         return 130

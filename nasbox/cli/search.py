@@ -653,7 +653,7 @@ def _report(
     done = summary["complete"] + summary["failed"]
     if code == 130:
         print(
-            f"interrupted; the {done} trials finished so far are in {out}/ "
+            f"interrupted; what finished ({counted(done, 'trial')}) is in {out}/ "
             f"(continue with: nasbox search --resume {out})",
             file=sys.stderr,
         )
