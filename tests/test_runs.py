@@ -1199,3 +1199,30 @@ def test_a_run_resumed_by_name_keeps_its_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert main([*search, "--resume", "run", "--samples", "3"]) == 0
     assert stored_folder(storage) == str((tmp_path / "run").resolve())
+
+
+def test_a_killed_run_moved_or_copied_is_listed_interrupted_in_its_own_folder(tmp_path, capsys):
+    """Before a resume, the store still names the folder the run was made in: a killed run moved
+    elsewhere said `running` forever (no process held that missing folder), and a copy was listed
+    under the original's folder. `runs` now reports the folder its database was found in."""
+    import shutil
+
+    made = tmp_path / "made"
+    search = ["search", "--estimator", "params", "--samples", "2", "--quiet"]
+    assert main([*search, "--out", str(made)]) == 0
+    with sqlite3.connect(made / "nasbox.db") as db:  # as a search killed with SIGKILL leaves it
+        db.execute("UPDATE runs SET status = 'running'")
+    moved, copied = tmp_path / "runs" / "moved", tmp_path / "runs" / "copied"
+    shutil.copytree(made, copied)
+    shutil.move(made, moved)
+    capsys.readouterr()
+    assert main(["runs", "list", str(tmp_path / "runs")]) == 0
+    listed = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(row[1], row[-1]) for row in listed] == [
+        ("interrupted", str(copied.resolve())),
+        ("interrupted", str(moved.resolve())),
+    ]
+    assert main(["runs", "show", str(moved)]) == 0
+    shown = capsys.readouterr().out
+    assert f"continue with nasbox search --resume {moved.resolve()})" in shown
+    assert str(made) not in shown

@@ -18,6 +18,7 @@ from nasbox.runs import (
     StoredRun,
     StoredTrial,
     best_trial,
+    folder_holds_run,
     folder_in_use,
     locate_run,
     pareto_trials,
@@ -58,25 +59,39 @@ def _named_database(summary: Path) -> Path | None:
     return database if database.is_file() else None
 
 
-def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun]:
-    database, name, _ = locate_run(args.run, args.storage, "RUN")
+def _open(args: argparse.Namespace) -> tuple[RunStore, StoredRun, Path | None]:
+    """The run's store, the run, and the folder it is in now (see `_folder`)."""
+    database, name, located = locate_run(args.run, args.storage, "RUN")
     store = RunStore(database, create=False)
     run = store.find_run(name)
     if run is None:
         store.close()
         raise NasboxError(f"{database}: no run named {name!r}")
-    return store, run
+    return store, run, _folder(database, run, located)
+
+
+def _folder(database: Path, run: StoredRun, found_in: Path) -> Path | None:
+    """The run's folder: the one the store recorded, unless the run folder was moved or copied
+    since (the store records the new one only on --resume), where `found_in`, the folder its
+    database was found in, holds the run. A moved run killed with SIGKILL said `running` forever,
+    as no process held its recorded, missing folder."""
+    recorded = Path(run.folder) if run.folder else None
+    if recorded is not None and folder_holds_run(recorded, database, run.name):
+        return recorded
+    if folder_holds_run(found_in, database, run.name):
+        return found_in.resolve()
+    return recorded
 
 
 #: The status of a run its store calls `running` while no process holds its folder.
 GONE = "interrupted"
 
 
-def _status(store: RunStore, run: StoredRun) -> str:
+def _status(store: RunStore, run: StoredRun, folder: Path | None) -> str:
     """The stored status, except for a `running` run whose folder no live process holds: a
     search killed with SIGKILL (or on a machine that went down) could not record its end, and
     its run said `running` forever. Only read; `search --resume` writes the new status."""
-    if run.status != "running" or not run.folder or folder_in_use(Path(run.folder)) is not False:
+    if run.status != "running" or folder is None or folder_in_use(folder) is not False:
         return run.status
     # read again after the lock: a search that just ended wrote its status before releasing it
     now = store.find_run(run.name)
@@ -107,16 +122,17 @@ def _listing(database: Path) -> list[tuple[str, ...]]:
             trials = store.trials(run)
             counts = Counter(t.state for t in trials)
             settings = run.settings
+            folder = _folder(database, run, database.parent)
             scored_by = settings.get("objectives") or settings.get("estimator")
             rows.append(
                 (
                     run.name,
-                    _status(store, run),
+                    _status(store, run, folder),
                     f"{settings.get('space')}/{settings.get('strategy')}/{scored_by}",
                     f"{counts['complete'] + counts['failed']}/{settings.get('samples', '?')}",
                     str(counts["failed"]),
                     _best(trials, _objectives(run)),
-                    str(run.folder or database),
+                    str(folder or database),
                 )
             )
     return rows
@@ -157,7 +173,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store, run = _open(args)
+    store, run, folder = _open(args)
     trials = store.trials(run)
     complete = [t for t in trials if t.state == "complete"]
     failed = [t for t in trials if t.state == "failed"]
@@ -173,11 +189,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     def show(label: str, value: object) -> None:
         print(f"{label:<{width}} {value}")
 
-    status = _status(store, run)
+    status = _status(store, run, folder)
     if status == GONE and run.status == "running":
-        status = f"{GONE}: its process is gone; continue with nasbox search --resume {run.folder}"
+        status = f"{GONE}: its process is gone; continue with nasbox search --resume {folder}"
     show("run", f"{run.name} ({status})")
-    show("folder", run.folder)
+    show("folder", folder)
     show("database", store.path)
     for key, value in settings.items():
         show(key, value)
@@ -238,7 +254,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise NasboxError(f"--out {out}: give a .csv or .parquet file")
     if not out.parent.is_dir():
         raise NasboxError(f"--out {out}: the folder {out.parent} does not exist; create it first")
-    store, run = _open(args)
+    store, run, _ = _open(args)
     trials = store.trials(run)
     store.close()
     frame = pd.DataFrame(
