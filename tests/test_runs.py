@@ -1226,3 +1226,20 @@ def test_a_killed_run_moved_or_copied_is_listed_interrupted_in_its_own_folder(tm
     shown = capsys.readouterr().out
     assert f"continue with nasbox search --resume {moved.resolve()})" in shown
     assert str(made) not in shown
+
+
+def test_a_run_without_trials_exports_a_header_only_table(tmp_path, capsys):
+    """A search killed before its first trial leaves a run without trials: `runs export` ended
+    with a pandas KeyError traceback about 'told_after'; it now writes the columns alone."""
+    import pandas as pd
+
+    storage = tmp_path / "all.db"
+    with RunStore(storage) as store:
+        store.create_run("empty", {"space": "nb201"}, str(tmp_path / "empty"), "0")
+    for out in (tmp_path / "trials.csv", tmp_path / "trials.parquet"):
+        assert main(["runs", "export", "empty", "--storage", str(storage), "--out", str(out)]) == 0
+        assert f"wrote 0 trials of run empty to {out}" in capsys.readouterr().out
+        frame = pd.read_csv(out) if out.suffix == ".csv" else pd.read_parquet(out)
+        assert len(frame) == 0 and {"number", "arch", "state", "value", "told_after"} <= set(
+            frame.columns
+        )

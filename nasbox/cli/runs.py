@@ -7,6 +7,7 @@ import statistics
 import sys
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 from nasbox.cli.common import DefaultsHelpFormatter, check_output_file
@@ -257,8 +258,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     store, run, _ = _open(args)
     trials = store.trials(run)
     store.close()
+    # the columns are named even for a run without trials: a header-only file, not a traceback
+    fixed = [field.name for field in fields(StoredTrial) if field.name != "metrics"]
+    metrics = list(dict.fromkeys(name for t in trials for name in t.metrics))
     frame = pd.DataFrame(
-        [{**{k: v for k, v in t.__dict__.items() if k != "metrics"}, **t.metrics} for t in trials]
+        [{**{name: getattr(t, name) for name in fixed}, **t.metrics} for t in trials],
+        columns=[*fixed, *metrics],
     )
     # an unfinished trial has no tell yet: a nullable integer keeps the others whole (not 2.0)
     frame = frame.astype({"told_after": "Int64", "tell_order": "Int64"})
