@@ -732,6 +732,29 @@ def test_a_run_name_in_storage_wins_over_a_same_named_folder_here(tmp_path, monk
     )
 
 
+def test_an_unknown_run_is_refused_with_the_runs_named_near_it(tmp_path, capsys):
+    """A run name missing from a store of many runs was refused with every name on one line,
+    hundreds of them; a mistyped run folder was refused without a hint. Both now name the runs
+    (or folders) whose names are near the one given."""
+    storage = tmp_path / "all.db"
+    with RunStore(storage) as store:
+        for day in range(1, 9):
+            store.create_run(f"search-0{day}", {"space": "nb201"}, str(tmp_path / "runs"), "0")
+    for args, option in ((["runs", "show"], "RUN"), (["search", "--resume"], "--resume")):
+        assert main([*args, "search-10", "--storage", str(storage)]) == 2
+        assert capsys.readouterr().err == (
+            f"nasbox: error: {option} search-10: no such run in {storage} (8 runs; near names: "
+            "search-08, search-07, search-06, search-05, search-04)\n"
+        )
+    assert main(["runs", "show", "zzz", "--storage", str(storage)]) == 2
+    assert f"none named like it; `nasbox runs list {storage}` names them" in capsys.readouterr().err
+    run = tmp_path / "runs" / "naswot-cifar"
+    assert main(["search", "--estimator", "params", "--samples", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", str(tmp_path / "runs" / "naswot-cifra")]) == 2
+    assert f"no such run folder (near names: {run}; to name" in capsys.readouterr().err
+
+
 # Writes a trials CSV to argv[1] as nasbox does, says so, and waits mid-write to be killed.
 KILLED_WRITER = """
 import sys, time

@@ -10,6 +10,7 @@ asked by then; `tell_order`: its rank among tells), so a resumed run can replay 
 of asks and tells and rebuild the strategy's state without evaluating anything again.
 """
 
+import difflib
 import json
 import math
 import sqlite3
@@ -55,6 +56,9 @@ CREATE TABLE IF NOT EXISTS trials (
 """
 
 DATABASE = "nasbox.db"  # the store's file name inside a run folder, unless --storage
+
+# How many run names (or folders) an error about a missing run names at most.
+NAMES_SHOWN = 5
 
 # How long to wait for another process's write before calling the database locked.
 BUSY_TIMEOUT_S = 5.0
@@ -428,7 +432,7 @@ def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str
         try:
             with RunStore(storage, create=False) as store:
                 run = store.find_run(target)
-                names = ", ".join(r.name for r in store.runs()) or "none"
+                names = _runs_named([r.name for r in store.runs()], target, storage)
         except NasboxError as err:  # a run folder given as the target is the better report
             if not folder.is_dir():
                 raise
@@ -442,7 +446,7 @@ def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str
             raise unusable
         if found is None and names is not None:
             raise NasboxError(
-                f"{option} {target}: no such run in {storage} (runs: {names}), and the folder "
+                f"{option} {target}: no such run in {storage} ({names}), and the folder "
                 f"{folder} holds no nasbox search run"
             )
         if found is None:
@@ -460,10 +464,33 @@ def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str
                 f"--storage {storage}: file not found; give the database file that holds run "
                 f"{target} (or, without --storage, the run's folder)"
             )
-        raise NasboxError(f"{option} {target}: no such run in {storage} (runs: {names})")
+        raise NasboxError(f"{option} {target}: no such run in {storage} ({names})")
     raise NasboxError(
-        f"{option} {target}: no such run folder (to name a run in a database, add --storage FILE)"
+        f"{option} {target}: no such run folder ({_near_folders(folder)}to name a run in a "
+        "database, add --storage FILE)"
     )
+
+
+def _runs_named(names: list[str], target: str, storage: str) -> str:
+    """The runs an error about a missing run `target` names: all of a few; of many (one line of
+    hundreds of names hid the one meant), those whose names are near `target`'s."""
+    if len(names) <= NAMES_SHOWN:
+        return f"runs: {', '.join(names) or 'none'}"
+    near = difflib.get_close_matches(target, names, n=NAMES_SHOWN)
+    if not near:
+        return f"{len(names)} runs, none named like it; `nasbox runs list {storage}` names them"
+    return f"{len(names)} runs; near names: {', '.join(near)}"
+
+
+def _near_folders(folder: Path) -> str:
+    """'near names: A, B; ' for the folders beside a missing run `folder` whose names are close
+    to its own (a typo), or ''."""
+    try:
+        beside = [path.name for path in folder.parent.iterdir() if path.is_dir()]
+    except OSError:
+        return ""
+    near = difflib.get_close_matches(folder.name, beside, n=NAMES_SHOWN)
+    return f"near names: {', '.join(str(folder.parent / name) for name in near)}; " if near else ""
 
 
 def folder_holds_run(folder: Path, database: Path, name: str) -> bool:
