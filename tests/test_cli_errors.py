@@ -197,6 +197,8 @@ WRONG = [
     ([*TRAIN, *NPZ], "data set 'good' has no test split"),
     (["describe", "--filters", str(10**9)], "--filters must be at most 10000"),
     (["describe", "--cells", str(10**6)], "--cells must be at most 100"),
+    # a traceback: PyTorch's tensor sizes overflowed, even on the meta device
+    (["describe", "--input", str(10**12)], "--input must be at most 65,536, got 1,000,000,000,000"),
     (["petri", "evaluate", "dish.pt", "--labels", "labels.csv", "--out", ""], "--out is empty"),
     (
         ["runs", "list", "--bogus"],

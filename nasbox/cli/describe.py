@@ -13,6 +13,11 @@ from nasbox.cli.common import (
 from nasbox.errors import NasboxError
 from nasbox.spaces import get_space
 
+# The widest --input counted: a side of about 3 * 10**9 overflowed PyTorch's tensor sizes even on
+# the meta device, with a traceback; 2**16 is counted in seconds by every space at its largest.
+MAX_INPUT = 2**16
+WHY = "far past any image a network takes (sides of 3 * 10**9 overflow PyTorch's tensor sizes)"
+
 
 def _describe_network(space, arch, options: dict, classes: int, channels: int, size: int):
     import torch
@@ -43,7 +48,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
             f"--input is the image side; space {space.name} builds language models, which read "
             "one token at a time (leave --input out)"
         )
-    size = 32 if args.input is None else check_count(args.input, "--input", minimum=8)
+    size = 32 if args.input is None else check_count(args.input, "--input", 8, MAX_INPUT, WHY)
     arch = read_arch(space, args.arch)
     options = network_options(args, space, arch, size, "published_size")
     if text:
