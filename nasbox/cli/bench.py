@@ -31,6 +31,9 @@ from nasbox.spaces import get_space
 from nasbox.strategies import STRATEGIES
 
 RESULTS = COMMAND_RESULTS["bench run"]
+# Memory a run keeps per query until the summary: its cell's string and values (about 250 bytes,
+# measured with tracemalloc on nb201 runs of random and evolution), rounded up.
+BYTES_PER_QUERY = 300
 # Read only to pre-score cells with --prescore; strategies that do not pre-score look up the table.
 PRESCORE_OPTIONS = (
     "--data",
@@ -116,6 +119,7 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
         _check_prescore_is_not_the_table(args)
     objectives = _objectives(args)
     budgets = _budgets(args.budget)
+    _check_fits_memory(len(strategies), args.repeats, budgets[-1])
     out = out_folder(args.out, "bench")
     folder = RunFolder(
         out,
@@ -186,6 +190,22 @@ def cmd_bench_run(args: argparse.Namespace) -> int:
     print(table)
     print(f"search signal {args.metric}, reported {args.report}; results in {out}/")
     return 0
+
+
+def _check_fits_memory(strategies: int, repeats: int, budget: int) -> None:
+    """Refuse, before the list of jobs is made, runs whose queries would not fit in memory: each
+    run's queries are kept for the summary, and --repeats 10**9 filled the memory with its list
+    of jobs (or got the process killed) before the first run."""
+    from nasbox.cpu import available_memory
+
+    needed, available = strategies * repeats * budget * BYTES_PER_QUERY, available_memory()
+    if available is None or needed <= available:
+        return
+    raise NasboxError(
+        f"--repeats {repeats:,} of {strategies} strateg{'ies' if strategies > 1 else 'y'} at "
+        f"--budget {budget:,} keep about {needed / 2**30:,.1f} GiB of queries in memory for the "
+        f"summary, and {available / 2**30:,.1f} GiB of memory is available; use fewer --repeats"
+    )
 
 
 def _run_jobs(jobs: list[tuple[str, int]], run_one, quiet: bool) -> tuple[list, bool]:
