@@ -755,6 +755,23 @@ def test_an_unknown_run_is_refused_with_the_runs_named_near_it(tmp_path, capsys)
     assert f"no such run folder (near names: {run}; to name" in capsys.readouterr().err
 
 
+def test_a_run_given_as_a_file_says_it_is_one(tmp_path, capsys):
+    """`runs show RUN/nasbox.db` said 'no such run folder' of a file that is there."""
+    run = tmp_path / "run"
+    assert main(["search", "--estimator", "params", "--samples", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    for args in (
+        ["runs", "show"],
+        ["runs", "export", "--out", str(tmp_path / "t.csv")],
+        ["search", "--resume"],
+    ):
+        assert main([*args, str(run / "nasbox.db")]) == 2
+        assert (
+            f"{run / 'nasbox.db'} is a file, not a run folder; give the run folder that holds"
+            in (capsys.readouterr().err)
+        )
+
+
 # Writes a trials CSV to argv[1] as nasbox does, says so, and waits mid-write to be killed.
 KILLED_WRITER = """
 import sys, time

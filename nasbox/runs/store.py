@@ -465,6 +465,11 @@ def locate_run(target: str, storage: str | None, option: str) -> tuple[Path, str
                 f"{target} (or, without --storage, the run's folder)"
             )
         raise NasboxError(f"{option} {target}: no such run in {storage} ({names})")
+    if folder.is_file():  # its database, say: "no such run folder" sent the user looking for it
+        raise NasboxError(
+            f"{option} {target} is a file, not a run folder; give the run folder that holds it, "
+            "or a run name with --storage DATABASE"
+        )
     raise NasboxError(
         f"{option} {target}: no such run folder ({_near_folders(folder)}to name a run in a "
         "database, add --storage FILE)"
