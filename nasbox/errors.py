@@ -32,5 +32,5 @@ def note(message: str) -> None:
 
 
 def counted(count: int, noun: str) -> str:
-    """A count and its noun, singular for one: `1 architecture`, `3 architectures`."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+    """A count and its noun, singular for one: `1 architecture`, `1,234 architectures`."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

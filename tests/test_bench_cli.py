@@ -95,7 +95,7 @@ def test_bench_run_area_reports_prescoring_separately(synthetic_table, tmp_path,
         (["--budget", "5,05"], "--budget names 5 twice; give each value once"),
         (["--repeats", "0"], "--repeats must be at least 1"),
         # its list of jobs alone filled the memory before the first run
-        (["--repeats", str(4 * 10**9)], "--repeats 4,000,000,000 of 1 strategy at --budget 100"),
+        (["--repeats", str(4 * 10**9)], "of 4,000,000,000 runs (--repeats 4,000,000,000) at --b"),
         (["--strategy", "area", "--prescore", "train:1"], "needs a training-free estimator"),
         # the benchmark's ground truth, read for free by AREA's pre-ranking
         (["--strategy", "area", "--prescore", "table:valid_acc"], "table:valid_acc reads the"),

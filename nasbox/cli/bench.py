@@ -23,7 +23,7 @@ from nasbox.cli.common import (
     out_folder,
     split_names,
 )
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, counted
 from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.objectives import Objective, parse_objectives
 from nasbox.runs import COMMAND_RESULTS, RunFolder, replaced_atomically, write_json
@@ -196,15 +196,13 @@ def _check_fits_memory(strategies: int, repeats: int, budget: int) -> None:
     """Refuse, before the list of jobs is made, runs whose queries would not fit in memory: each
     run's queries are kept for the summary, and --repeats 10**9 filled the memory with its list
     of jobs (or got the process killed) before the first run."""
-    from nasbox.cpu import available_memory
+    from nasbox.cpu import check_fits_memory
 
-    needed, available = strategies * repeats * budget * BYTES_PER_QUERY, available_memory()
-    if available is None or needed <= available:
-        return
-    raise NasboxError(
-        f"--repeats {repeats:,} of {strategies} strateg{'ies' if strategies > 1 else 'y'} at "
-        f"--budget {budget:,} keep about {needed / 2**30:,.1f} GiB of queries in memory for the "
-        f"summary, and {available / 2**30:,.1f} GiB of memory is available; use fewer --repeats"
+    check_fits_memory(
+        strategies * repeats * budget * BYTES_PER_QUERY,
+        f"keeping the queries of {counted(strategies * repeats, 'run')} (--repeats {repeats:,}) "
+        f"at --budget {budget:,} for the summary",
+        "use fewer --repeats",
     )
 
 
