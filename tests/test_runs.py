@@ -946,10 +946,6 @@ def bad_invocations(tmp_path: Path) -> list[tuple[list[str], str]]:
             ["search", "--strategy", "area", "--prescore", "train:1", "--out", str(tmp_path / "p")],
             "trains every candidate",
         ),
-        (
-            ["runs", "export", str(finished), "--out", str(tmp_path / "missing" / "t.csv")],
-            "does not exist; create it first",
-        ),
         (["search", "--resume", str(tmp_path / "nowhere")], "no such run folder"),
         (
             ["search", "--resume", str(finished), "--strategy", "evolution"],
@@ -1283,3 +1279,14 @@ def test_a_run_without_trials_exports_a_header_only_table(tmp_path, capsys):
         assert len(frame) == 0 and {"number", "arch", "state", "value", "told_after"} <= set(
             frame.columns
         )
+
+
+def test_runs_export_creates_the_folder_it_writes_into(tmp_path, capsys):
+    """`runs export --out new/t.csv` was refused ("the folder new does not exist; create it
+    first"), while score, bench convert and every other file --out create their folder."""
+    storage = tmp_path / "all.db"
+    with RunStore(storage) as store:
+        store.create_run("empty", {"space": "nb201"}, str(tmp_path / "empty"), "0")
+    out = tmp_path / "new" / "deeper" / "trials.csv"
+    assert main(["runs", "export", "empty", "--storage", str(storage), "--out", str(out)]) == 0
+    assert out.is_file() and f"to {out}" in capsys.readouterr().out

@@ -253,8 +253,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = check_output_file(args.out, args.overwrite)  # first: Path("") would be "."
     if out.suffix.lower() not in {".csv", ".parquet"}:
         raise NasboxError(f"--out {out}: give a .csv or .parquet file")
-    if not out.parent.is_dir():
-        raise NasboxError(f"--out {out}: the folder {out.parent} does not exist; create it first")
     store, run, _ = _open(args)
     trials = store.trials(run)
     store.close()
