@@ -47,7 +47,7 @@ COLUMNS = ("arch", "valid_ppl", "seconds")
 # gradients and Adam's two moments, 1.3 GB; 3.2 GB at peak in training on the protocol's chunks
 # (DARTS' cells have 850 units, the protocol's 64).
 MAX_HIDDEN = 2048
-# Each cell trains for about a minute on one core (README: 200 cells, 1.7 h on 2 cores), so this
+# Each cell trains for about a minute on one core (README: 200 cells, 1.5 h on 2 cores), so this
 # many is some 70 core-days; a count of 1e8 sampled cells for tens of minutes (and gigabytes of
 # strings) before the first one trained, and one beyond the space's cells never stopped.
 MAX_GROUNDTRUTH_CELLS = 100_000
