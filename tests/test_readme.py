@@ -10,12 +10,17 @@ Quick commands run in-process, in one scratch folder `work/` beside a link `shar
 A command that reads what an earlier README command writes (a run folder, a dish) first runs a
 cheap form of that command (fewer samples or steps, same output path); files a user brings
 (`cells.txt`) or that only a slow command makes (the slope ground truth) are written as stand-ins.
+
+The ```python blocks likewise: each has an entry in `PYTHON_BLOCKS`, quick (run as written in the
+same scratch folder, every `expression  # value` line's value checked against its comment) or slow.
 """
 
+import ast
 import csv
 import io
 import re
 import shlex
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -362,3 +367,109 @@ def test_quick_readme_command_runs_as_written(command, quick, workspace, monkeyp
     captured = capsys.readouterr()
     assert code == 0, captured.err
     quick.check(captured.out, workspace.work)
+
+
+# --- the ```python blocks ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuickBlock:
+    """Run as written; the value of each `expression  # comment` line must read as its comment
+    (the value's repr, `...` standing for elided text)."""
+
+
+# Every ```python block of the README, by a text that is in exactly one of them.
+PYTHON_BLOCKS: dict[str, QuickBlock | Slow] = {
+    'TabularBenchmark.from_file("../shared/data/nb201-cifar10.csv")': QuickBlock(),
+    'get_strategy("petri-evolution", space, seed=0)': Slow(
+        "30 queries, each after the first 10 refitting the dish and evolving on it: 3-4 "
+        "minutes (tests/test_petri.py runs petri-evolution with a tiny dish)"
+    ),
+    'get_estimator("naswot", EstimatorContext(space, load_data("digits"), seed=0))': QuickBlock(),
+}
+
+
+def readme_python_blocks(text: str) -> list[tuple[int, str]]:
+    """The ```python blocks, each with the README line number of its first line."""
+    return [
+        (text.count("\n", 0, match.start(1)) + 1, match.group(1))
+        for match in re.finditer(r"^```python\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    ]
+
+
+def block_entries(block: str) -> list[str]:
+    return [key for key in PYTHON_BLOCKS if key in block]
+
+
+def run_block(block: str, line: int) -> list[tuple[int, str, object, str]]:
+    """Runs a block statement by statement (tracebacks name README lines); returns each
+    commented expression statement's README line, text, value and comment."""
+    comments = {
+        token.start[0]: token.string.removeprefix("#").strip()
+        for token in tokenize.generate_tokens(io.StringIO(block).readline)
+        if token.type == tokenize.COMMENT
+    }
+    namespace: dict[str, object] = {}
+    stated = []
+    for statement in ast.parse(block).body:
+        source = ast.get_source_segment(block, statement)
+        comment = comments.get(statement.end_lineno)
+        ast.increment_lineno(statement, line - 1)
+        if isinstance(statement, ast.Expr):
+            expression = ast.Expression(statement.value)
+            value = eval(compile(expression, str(README), "eval"), namespace)
+            if comment is not None:
+                stated.append((statement.end_lineno, source, value, comment))
+        else:
+            exec(compile(ast.Module([statement], []), str(README), "exec"), namespace)
+    return stated
+
+
+PYTHON_BLOCK_LINES = readme_python_blocks(README.read_text())
+
+
+def block_param(line: int, block: str):
+    return pytest.param(line, block, id=f"README.md:{line}")
+
+
+def test_the_readme_has_python_blocks():
+    assert len(PYTHON_BLOCK_LINES) >= 3
+
+
+def test_every_readme_python_block_is_classified():
+    keys = []
+    for line, block in PYTHON_BLOCK_LINES:
+        matches = block_entries(block)
+        assert len(matches) == 1, f"README.md:{line} python block matches {matches or 'no'} entries"
+        keys += matches
+    stale = set(PYTHON_BLOCKS) - set(keys)
+    assert not stale, f"PYTHON_BLOCKS entries that match no README block: {sorted(stale)}"
+
+
+@pytest.mark.parametrize(
+    ("line", "block"), [block_param(line, block) for line, block in PYTHON_BLOCK_LINES]
+)
+def test_every_readme_python_block_compiles_and_imports(line, block):
+    """Slow blocks too: their syntax is valid and the names they import exist."""
+    tree = ast.increment_lineno(ast.parse(block), line - 1)
+    imports = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+    exec(compile(ast.Module(imports, []), str(README), "exec"), {})
+
+
+QUICK_BLOCKS = [
+    block_param(line, block)
+    for line, block in PYTHON_BLOCK_LINES
+    if len(keys := block_entries(block)) == 1 and isinstance(PYTHON_BLOCKS[keys[0]], QuickBlock)
+]
+
+
+@pytest.mark.parametrize(("line", "block"), QUICK_BLOCKS)
+def test_quick_readme_python_block_runs_as_written(line, block, workspace, monkeypatch):
+    if "../shared" in block and not SHARED.is_dir():
+        pytest.skip(f"reference data {SHARED} is absent (../shared is not beside the checkout)")
+    monkeypatch.chdir(workspace.work)
+    for stated_line, expression, value, comment in run_block(block, line):
+        pattern = ".*".join(map(re.escape, comment.split("...")))
+        assert re.fullmatch(pattern, repr(value), flags=re.DOTALL), (
+            f"README.md:{stated_line}: {expression} is {value!r}, the README says {comment}"
+        )
