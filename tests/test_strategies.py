@@ -221,3 +221,31 @@ def test_an_integer_option_that_is_not_a_whole_number_is_refused(name, option, v
     ):
         get_strategy(name, get_space("nb201"), **{option: value}, **options)
     assert get_strategy("evolution", get_space("nb201"), population_size=np.int64(6)).ask()
+
+
+@pytest.mark.parametrize(
+    ("budget", "max_failures", "message"),
+    [
+        (2.5, None, "budget must be a whole number, got 2.5 (float)"),
+        (True, None, "budget must be a whole number, got True (bool)"),
+        (math.nan, None, "budget must be a whole number, got nan (float)"),
+        (0, None, "budget must be at least 1, got 0"),
+        (
+            10**30,
+            None,
+            "budget must be at most 15,625, got 1,000,000,000,000,000,000,000,000,000,000: the nb201 space holds 15,625",
+        ),
+        (3, 0, "max_failures must be at least 1, got 0"),
+        (3, "2", "max_failures must be a whole number, got '2' (str)"),
+    ],
+)
+def test_search_loop_refuses_a_bad_budget_before_evaluating_anything(budget, max_failures, message):
+    strategy = get_strategy("random", get_space("nb201"), seed=0)
+    evaluated = []
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        run_search(strategy, evaluated.append, budget, max_failures=max_failures, progress=False)
+    assert not evaluated and not strategy.pending
+    trials = run_search(
+        strategy, lambda arch: 1.0, np.int64(2), max_failures=np.int64(1), progress=False
+    )
+    assert len(trials) == 2

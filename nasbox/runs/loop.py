@@ -14,6 +14,7 @@ from typing import Protocol
 
 from tqdm.auto import tqdm
 
+from nasbox.checks import check_count
 from nasbox.errors import NasboxError
 from nasbox.runs.executors import Evaluation, Executor, InlineExecutor
 from nasbox.strategies import Strategy
@@ -84,6 +85,13 @@ def run_search(
     except the unfinished ones, which are evaluated again. `admissible` says why a proposal
     breaks the constraints (None if it keeps them); such a proposal is rejected, not evaluated.
     """
+    if isinstance(strategy, Strategy):  # more than the space holds fails only once it is used up
+        size = f"the {strategy.space.name} space holds {len(strategy.space):,} architectures"
+        check_count(budget, "budget", maximum=len(strategy.space), why=size)
+    else:
+        check_count(budget, "budget")
+    if max_failures is not None:
+        check_count(max_failures, "max_failures")
     executor = evaluate if isinstance(evaluate, Executor) else InlineExecutor(evaluate)
     recorded = {trial.number: trial.arch for trial in history}
     recorded.update(running)
