@@ -249,3 +249,28 @@ def test_search_loop_refuses_a_bad_budget_before_evaluating_anything(budget, max
         strategy, lambda arch: 1.0, np.int64(2), max_failures=np.int64(1), progress=False
     )
     assert len(trials) == 2
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {"strategy": "random"},
+            "run_search needs a strategy with ask() and tell(arch, value), got str",
+        ),
+        (
+            {"evaluate": 5},
+            "needs evaluate to be a function of an architecture or an Executor, got int",
+        ),
+        ({"evaluate": {}}, "got dict: pass its __getitem__"),
+        ({"on_trial": "log"}, "run_search needs on_trial to be a function or None, got str"),
+        ({"admissible": 1.0}, "run_search needs admissible to be a function or None, got float"),
+        ({"recorder": []}, "run_search needs recorder to have started(number, arch) and finished"),
+    ],
+)
+def test_search_loop_refuses_arguments_it_cannot_call(arguments, message):
+    strategy = get_strategy("random", get_space("nb201"), seed=0)
+    given = {"strategy": strategy, "evaluate": lambda arch: 1.0, "budget": 2} | arguments
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        run_search(**given, progress=False)
+    assert not strategy.pending

@@ -8,7 +8,7 @@ the same asks and tells (`history`) and continue exactly where the interrupted o
 """
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,6 +63,36 @@ class TooManyFailures(NasboxError):
 REJECTIONS_PER_TRIAL = 100
 
 
+def _check_arguments(strategy, evaluate, recorder, on_trial, admissible) -> None:
+    """Each argument has the methods the loop calls: a wrong one failed with an AttributeError,
+    or, for `evaluate`, failed every trial with "TypeError: ... is not callable"."""
+    if not (callable(getattr(strategy, "ask", None)) and callable(getattr(strategy, "tell", None))):
+        raise NasboxError(
+            f"run_search needs a strategy with ask() and tell(arch, value), got "
+            f"{type(strategy).__name__}: pass get_strategy(name, space) from nasbox.strategies"
+        )
+    if not (isinstance(evaluate, Executor) or callable(evaluate)):
+        hint = (
+            "its __getitem__" if isinstance(evaluate, Mapping) else "get_estimator(name, context)"
+        )
+        raise NasboxError(
+            f"run_search needs evaluate to be a function of an architecture or an Executor, got "
+            f"{type(evaluate).__name__}: pass {hint}"
+        )
+    for name, value in (("on_trial", on_trial), ("admissible", admissible)):
+        if value is not None and not callable(value):
+            raise NasboxError(
+                f"run_search needs {name} to be a function or None, got {type(value).__name__}"
+            )
+    if recorder is not None and not all(
+        callable(getattr(recorder, method, None)) for method in ("started", "finished")
+    ):
+        raise NasboxError(
+            f"run_search needs recorder to have started(number, arch) and finished(trial), got "
+            f"{type(recorder).__name__}: pass a StoreRecorder, or None"
+        )
+
+
 def run_search(
     strategy: Strategy,
     evaluate: Executor | Callable[[Hashable], float],
@@ -85,6 +115,7 @@ def run_search(
     except the unfinished ones, which are evaluated again. `admissible` says why a proposal
     breaks the constraints (None if it keeps them); such a proposal is rejected, not evaluated.
     """
+    _check_arguments(strategy, evaluate, recorder, on_trial, admissible)
     if isinstance(strategy, Strategy):  # more than the space holds fails only once it is used up
         size = f"the {strategy.space.name} space holds {len(strategy.space):,} architectures"
         check_count(budget, "budget", maximum=len(strategy.space), why=size)
