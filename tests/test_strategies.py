@@ -274,3 +274,14 @@ def test_search_loop_refuses_arguments_it_cannot_call(arguments, message):
     with pytest.raises(NasboxError, match=re.escape(message)):
         run_search(**given, progress=False)
     assert not strategy.pending
+
+
+@pytest.mark.parametrize("answer", [True, False, 0])
+def test_search_loop_refuses_an_admissible_that_answers_yes_or_no(answer):
+    # True read as "keeps the constraints" was taken as a reason to reject every architecture.
+    strategy = get_strategy("random", get_space("nb201"), seed=0)
+    with pytest.raises(NasboxError, match=re.escape(f"admissible returned {answer!r}")):
+        run_search(strategy, lambda arch: 1.0, 2, admissible=lambda arch: answer, progress=False)
+    strategy = get_strategy("random", get_space("nb201"), seed=0)
+    trials = run_search(strategy, lambda arch: 1.0, 2, admissible=lambda arch: None, progress=False)
+    assert [t.state for t in trials] == ["complete", "complete"]

@@ -219,6 +219,11 @@ def run_search(
                             f"the budget to {kept}"
                         ) from None
                     reason = admissible(arch) if admissible is not None else None
+                    if not isinstance(reason, str | None):  # True read as "keeps them" rejected all
+                        raise NasboxError(
+                            f"admissible returned {reason!r} ({type(reason).__name__}); return "
+                            "None to keep an architecture, or a string saying why it is rejected"
+                        )
                     if reason is None:
                         submit(number, arch)
                         continue
