@@ -26,6 +26,12 @@ def error_reason(error: BaseException) -> str:
     return text or type(error).__name__
 
 
+def shown(value: object) -> str:
+    """`value` for an error message, cut short (a returned or told array can be long)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def note(message: str) -> None:
     """An adjustment the user should know about; stderr, so it never mixes with CSV output."""
     print(f"nasbox: note: {message}", file=sys.stderr)

@@ -3,6 +3,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from nasbox.errors import NasboxError
 from nasbox.runs import run_search
@@ -285,3 +286,23 @@ def test_search_loop_refuses_an_admissible_that_answers_yes_or_no(answer):
     strategy = get_strategy("random", get_space("nb201"), seed=0)
     trials = run_search(strategy, lambda arch: 1.0, 2, admissible=lambda arch: None, progress=False)
     assert [t.state for t in trials] == ["complete", "complete"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "the estimator returned None (NoneType), which is not a number"),
+        ("0.9", "the estimator returned '0.9' (str), which is not a number"),
+        (np.array([0.9]), "the estimator returned array([0.9]) (ndarray)"),
+        ((1.0, [2.0]), "the estimator returned (1.0, [2.0]) (tuple)"),
+    ],
+)
+def test_search_loop_stops_at_an_estimator_that_returns_no_number(value, message):
+    # Each trial failed with a TypeError from float(), or '0.9' was taken as 0.9.
+    strategy = get_strategy("random", get_space("nb201"), seed=0)
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        run_search(strategy, lambda arch: value, 3, progress=False)
+    assert len(strategy.history) == 1 and strategy.history[0][1] == -math.inf
+    numbers = iter([np.float32(0.5), np.int64(2), torch.tensor(1.5)])
+    trials = run_search(strategy, lambda arch: next(numbers), 3, progress=False)
+    assert [t.value for t in trials] == [0.5, 2.0, 1.5]

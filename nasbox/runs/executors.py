@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 
 from nasbox.cpu import keep_freed_memory
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, shown
 from nasbox.startup import worker_context
 
 # The longest one wait for results blocks before looking again: the OS's own waits take at most
@@ -132,10 +132,25 @@ def evaluate_safely(
 
 
 def _as_value(result) -> float | tuple[float, ...]:
-    """A number, or a tuple of numbers for several objectives."""
-    if isinstance(result, tuple):
-        return tuple(float(part) for part in result)
-    return float(result)
+    """A number, or a tuple of numbers for several objectives. Anything else (None, a string, an
+    array) is the estimator's mistake on every trial, so it ends the search as bad input."""
+    try:
+        if isinstance(result, tuple):
+            return tuple(_float(part) for part in result)
+        return _float(result)
+    except (TypeError, ValueError, RuntimeError):
+        raise NasboxError(
+            f"the estimator returned {shown(result)} ({type(result).__name__}), which is not a "
+            "number: return a float (higher is better; -inf or NaN for a failed evaluation), or "
+            "a tuple of floats for several objectives"
+        ) from None
+
+
+def _float(value: object) -> float:
+    """float(value), but a string is refused, as `Strategy.tell` refuses it."""
+    if isinstance(value, str | bytes):
+        raise TypeError(value)
+    return float(value)
 
 
 def threads_per_worker(workers: int) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, shown
 from nasbox.pareto import pareto_front
 from nasbox.spaces import SearchSpace
 
@@ -33,7 +33,7 @@ class Strategy(ABC):
         if not isinstance(space, SearchSpace):  # a name would fail only at the first ask
             hint = f"get_space({space!r})" if isinstance(space, str) else "get_space(name)"
             raise NasboxError(
-                f"{self.name} needs a SearchSpace, got {_shown(space)} "
+                f"{self.name} needs a SearchSpace, got {shown(space)} "
                 f"({type(space).__name__}): pass {hint} from nasbox.spaces"
             )
         self.space = space
@@ -79,7 +79,7 @@ class Strategy(ABC):
             return told
         if not self.multi_objective:
             raise NasboxError(
-                f"{self.name} takes one number per architecture, got {_shown(value)}; "
+                f"{self.name} takes one number per architecture, got {shown(value)}; "
                 "nsga2 takes a tuple with one value per objective"
             )
         told = tuple(_number(part, self.name) for part in value)
@@ -169,7 +169,7 @@ def _number(value: object, name: str) -> float:
         number = None
     if number is None:
         raise NasboxError(
-            f"{name} was told {_shown(value)}, which is not a number: tell a float (higher "
+            f"{name} was told {shown(value)}, which is not a number: tell a float (higher "
             "is better; -inf or NaN for a failed evaluation)"
         )
     if number == math.inf:  # evolution would keep it as the best forever, controllers as worst
@@ -178,12 +178,6 @@ def _number(value: object, name: str) -> float:
             "if the evaluation failed"
         )
     return -math.inf if math.isnan(number) else number
-
-
-def _shown(value: object) -> str:
-    """`value` for an error message, cut short (a told array or tensor can be long)."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _width_words(width: int) -> str:
