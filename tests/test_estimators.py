@@ -1,11 +1,12 @@
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from nasbox.data import ImageData
+from nasbox.data import ImageData, load_text
 from nasbox.errors import NasboxError
 from nasbox.estimators import EstimatorContext, get_estimator
 from nasbox.estimators.cost import count_multiply_adds
@@ -137,6 +138,38 @@ def test_estimator_errors(space):
         get_estimator("naswot", EstimatorContext(space))
     with pytest.raises(NasboxError, match="takes no ':' argument"):
         get_estimator("params:x", EstimatorContext(space))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "space",
+            "nb201",
+            "EstimatorContext needs a SearchSpace, got str: pass get_space('nb201')",
+        ),
+        ("data", "digits", "space nb201 builds image networks, got str: pass load_data(...)"),
+        ("data", "text", "space nb201 builds image networks, got TextData: pass load_data(...)"),
+        ("benchmark", "table.csv", "benchmark must be a TabularBenchmark, got str"),
+        ("seed", 1.5, "EstimatorContext seed must be a whole number, got 1.5 (float)"),
+        ("seed", True, "EstimatorContext seed must be a whole number, got True (bool)"),
+        ("seed", 2**40, "EstimatorContext seed must be at most 4,294,967,295"),
+        ("batch_size", np.float32(8), "batch_size must be a whole number, got np.float32(8.0)"),
+        ("batch_size", 0, "EstimatorContext batch_size must be at least 1, got 0"),
+        ("latency_batch", 0, "EstimatorContext latency_batch must be at least 1, got 0"),
+        ("precision", "fp16", "precision must be 'fp32' or 'bf16', got 'fp16'"),
+    ],
+)
+def test_a_wrong_context_field_is_refused_when_the_context_is_made(field, value, message, tmp_path):
+    # Each failed at the first score inside torch or numpy, or was used as is (fp16 ran in fp32).
+    space = get_space("nb201")
+    if value == "text":
+        (tmp_path / "corpus.txt").write_text("to be or not to be " * 50)
+        value = load_text(str(tmp_path / "corpus.txt"))
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        EstimatorContext(**{"space": space, "data": tiny_data(), field: value})
+    context = EstimatorContext(space, tiny_data(), seed=np.int64(3), batch_size=np.int64(8))
+    assert context.seed == 3 and context.batch_size == 8
 
 
 def test_copies_of_an_image_do_not_make_naswot_minus_infinity(capsys):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nasbox.benchmarks import TabularBenchmark
-from nasbox.checks import check_count
+from nasbox.checks import MAX_SEED, check_count
 from nasbox.data import ImageData, TextData
 from nasbox.errors import NasboxError
 from nasbox.spaces import SearchSpace
@@ -28,6 +28,37 @@ class EstimatorContext:
     benchmark: TabularBenchmark | None = None
     latency_batch: int = 1  # images per timed forward pass of `latency`
     precision: str = "fp32"  # "bf16": NASWOT's forward pass under bfloat16 autocast
+
+    def __post_init__(self) -> None:
+        """A wrong field failed at the first score, deep inside torch or numpy (a space's name,
+        a text corpus for image networks, seed 1.5), or was used as is (latency_batch 0 timed
+        an empty batch, precision "fp16" ran in fp32)."""
+        space, data = self.space, self.data
+        if not isinstance(space, SearchSpace):
+            hint = f"get_space({space!r})" if isinstance(space, str) else "get_space(name)"
+            raise NasboxError(
+                f"EstimatorContext needs a SearchSpace, got {type(space).__name__}: pass {hint}"
+            )
+        wanted, source = (
+            (TextData, "load_text") if space.modality == "text" else (ImageData, "load_data")
+        )
+        if data is not None and not isinstance(data, wanted):
+            raise NasboxError(
+                f"EstimatorContext data: space {space.name} builds {space.modality} networks, got "
+                f"{type(data).__name__}: pass {source}(...) from nasbox.data, or None"
+            )
+        if not isinstance(self.benchmark, TabularBenchmark | None):
+            raise NasboxError(
+                f"EstimatorContext benchmark must be a TabularBenchmark, got "
+                f"{type(self.benchmark).__name__}: pass TabularBenchmark.from_file(path)"
+            )
+        check_count(self.seed, "EstimatorContext seed", minimum=0, maximum=MAX_SEED)
+        check_count(self.batch_size, "EstimatorContext batch_size")
+        check_count(self.latency_batch, "EstimatorContext latency_batch")
+        if self.precision not in ("fp32", "bf16"):
+            raise NasboxError(
+                f"EstimatorContext precision must be 'fp32' or 'bf16', got {self.precision!r}"
+            )
 
     def autocast(self) -> torch.autocast:
         """The precision training-free forward passes run in (a no-op for fp32)."""
