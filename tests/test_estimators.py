@@ -172,6 +172,35 @@ def test_a_wrong_context_field_is_refused_when_the_context_is_made(field, value,
     assert context.seed == 3 and context.batch_size == 8
 
 
+@pytest.mark.parametrize(
+    ("spec", "space", "message"),
+    [
+        (
+            None,
+            "nb201",
+            "get_estimator needs a name such as 'naswot' or 'table:valid_acc', got NoneType",
+        ),
+        ("naswot", None, "get_estimator needs an EstimatorContext, got NB201Space"),
+        (
+            "naswot",
+            "rnn",
+            "estimator 'naswot' scores image networks and space rnn builds text networks; use it with space amoeba or darts",
+        ),
+        ("params", "rnn", "estimator 'params' scores image networks and space rnn"),
+        (
+            "lm:5",
+            "nb201",
+            "estimator 'lm' scores text networks and space nb201 builds image networks; use it with space rnn",
+        ),
+    ],
+)
+def test_get_estimator_refuses_what_it_cannot_score(spec, space, message):
+    # Each failed with an AttributeError, or at the first score inside torch (naswot on rnn).
+    context = EstimatorContext(get_space(space)) if space else get_space("nb201")
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        get_estimator(spec, context)
+
+
 def test_copies_of_an_image_do_not_make_naswot_minus_infinity(capsys):
     """Two copies of one image in the scoring minibatch (a file saved twice) made the kernel
     singular: NASWOT was -inf for every architecture. Copies are replaced by other images."""

@@ -3,6 +3,7 @@
 A name may carry an argument after a colon (`table:valid_acc`); the factory receives it.
 """
 
+from nasbox.errors import NasboxError
 from nasbox.estimators.activation import Meco, Swap, SwapRegularised, Zen
 from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.cost import MultiplyAdds, Parameters
@@ -25,6 +26,7 @@ from nasbox.estimators.zero_cost import (
     Zico,
 )
 from nasbox.registry import Registry
+from nasbox.spaces import SPACES
 
 ESTIMATORS: Registry[Estimator] = Registry("estimator")
 for _cls in (
@@ -55,9 +57,33 @@ for _cls in (
 
 
 def get_estimator(spec: str, context: EstimatorContext) -> Estimator:
-    """Create the estimator `spec` (`name` or `name:argument`) for `context`."""
+    """Create the estimator `spec` (`name` or `name:argument`) for `context`.
+
+    A spec that is not a string, another object as context, or an estimator of image networks
+    for a space of language models (or the reverse) failed inside with an AttributeError or a
+    torch error at the first score; each is one line here."""
+    if not isinstance(spec, str):
+        raise NasboxError(
+            f"get_estimator needs a name such as 'naswot' or 'table:valid_acc', got "
+            f"{type(spec).__name__}"
+        )
+    if not isinstance(context, EstimatorContext):
+        raise NasboxError(
+            f"get_estimator needs an EstimatorContext, got {type(context).__name__}: pass "
+            "EstimatorContext(space, data)"
+        )
     name, colon, argument = spec.strip().partition(":")
-    return ESTIMATORS.get(name).from_spec(context, argument if colon else None)
+    factory = ESTIMATORS.get(name)
+    space = context.space
+    if factory.modality not in (None, space.modality):
+        spaces = [
+            other for other in SPACES.names() if SPACES.get(other).modality == factory.modality
+        ]
+        raise NasboxError(
+            f"estimator {name!r} scores {factory.modality} networks and space {space.name} "
+            f"builds {space.modality} networks; use it with space {' or '.join(spaces)}"
+        )
+    return factory.from_spec(context, argument if colon else None)
 
 
 __all__ = [
