@@ -134,6 +134,8 @@ def test_params_and_flops(space):
 def test_estimator_errors(space):
     with pytest.raises(NasboxError, match="unknown estimator 'nope'"):
         get_estimator("nope", EstimatorContext(space))
+    with pytest.raises(NasboxError, match=r"unknown estimator 'naswt' \(did you mean 'naswot'\?\)"):
+        get_estimator("naswt", EstimatorContext(space))
     with pytest.raises(NasboxError, match="needs data"):
         get_estimator("naswot", EstimatorContext(space))
     with pytest.raises(NasboxError, match="takes no ':' argument"):

@@ -306,3 +306,12 @@ def test_search_loop_stops_at_an_estimator_that_returns_no_number(value, message
     numbers = iter([np.float32(0.5), np.int64(2), torch.tensor(1.5)])
     trials = run_search(strategy, lambda arch: next(numbers), 3, progress=False)
     assert [t.value for t in trials] == [0.5, 2.0, 1.5]
+
+
+@pytest.mark.parametrize(
+    ("name", "near"),
+    [("evolutoin", " (did you mean 'evolution'?)"), ("PPO", " (did you mean 'ppo'?)"), ("rea", "")],
+)
+def test_an_unknown_strategy_names_the_one_meant(name, near):
+    with pytest.raises(NasboxError, match=re.escape(f"unknown strategy {name!r}{near}; choose")):
+        get_strategy(name, get_space("nb201"))
