@@ -315,3 +315,18 @@ def test_search_loop_stops_at_an_estimator_that_returns_no_number(value, message
 def test_an_unknown_strategy_names_the_one_meant(name, near):
     with pytest.raises(NasboxError, match=re.escape(f"unknown strategy {name!r}{near}; choose")):
         get_strategy(name, get_space("nb201"))
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("evolution", {"popsize": 10}, "evolution takes no option 'popsize'; its options: "),
+        ("reinforce", {"lr": 0.1}, "its options: learning_rate, baseline_momentum"),
+        ("random", {"population_size": 10}, "random takes no option 'population_size'; it takes"),
+    ],
+)
+def test_an_unknown_strategy_option_is_named_with_those_it_takes(name, options, message):
+    # It was a TypeError about RegularizedEvolution.__init__'s unexpected keyword argument.
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        get_strategy(name, get_space("nb201"), **options)
+    assert get_strategy("evolution", get_space("nb201"), population_size=np.int64(5)).ask()

@@ -1,5 +1,8 @@
 """Search strategies: how to search, as ask/tell objects. Create one by name with `get_strategy`."""
 
+import inspect
+
+from nasbox.errors import NasboxError
 from nasbox.registry import Registry
 from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
@@ -22,7 +25,20 @@ STRATEGIES.register("nsga2")(NSGA2)
 
 
 def get_strategy(name: str, space: SearchSpace, seed: int = 0, **options) -> Strategy:
-    return STRATEGIES.create(name, space=space, seed=seed, **options)
+    """Strategy `name` on `space`; `options` are its constructor's other keyword arguments
+    (an unknown one is named with those it takes, not a TypeError about __init__)."""
+    factory = STRATEGIES.get(name)
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a plugin's factory without a signature: let it check
+        parameters = {}
+    if parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        takes = [key for key in parameters if key not in ("self", "space", "seed")]
+        for key in options:
+            if key not in takes:
+                known = f"its options: {', '.join(takes)}" if takes else "it takes none"
+                raise NasboxError(f"{name} takes no option {key!r}; {known}")
+    return factory(space=space, seed=seed, **options)
 
 
 def uses_prescore(name: str) -> bool:
