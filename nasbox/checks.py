@@ -87,7 +87,12 @@ def check_number(
     include_low: bool = True,
     include_high: bool = False,
 ) -> float:
-    """`value` must be finite and inside the interval; the message prints it in math notation."""
+    """`value` must be finite and inside the interval; the message prints it in math notation.
+    A string or None (learning_rate="0.1" from Python) is refused, not a TypeError about `<`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise NasboxError(
+            f"{option} must be a number, got {value!r} ({type(value).__name__}): pass a float"
+        )
     above = value >= low if include_low else value > low
     below = value <= high if include_high else value < high
     if not (math.isfinite(value) and above and below):

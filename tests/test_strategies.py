@@ -330,3 +330,22 @@ def test_an_unknown_strategy_option_is_named_with_those_it_takes(name, options, 
     with pytest.raises(NasboxError, match=re.escape(message)):
         get_strategy(name, get_space("nb201"), **options)
     assert get_strategy("evolution", get_space("nb201"), population_size=np.int64(5)).ask()
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        (
+            "reinforce",
+            {"learning_rate": "0.1"},
+            "reinforce learning_rate must be a number, got '0.1'",
+        ),
+        ("ppo", {"clip": None}, "ppo clip must be a number, got None (NoneType)"),
+        ("reinforce", {"baseline_momentum": True}, "baseline_momentum must be a number, got True"),
+    ],
+)
+def test_a_strategy_rate_that_is_not_a_number_is_one_line(name, options, message):
+    # It was a TypeError: '>' not supported between instances of 'str' and 'int'.
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        get_strategy(name, get_space("nb201"), **options)
+    assert get_strategy(name, get_space("nb201"), learning_rate=np.float32(0.1)).ask()
