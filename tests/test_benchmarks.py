@@ -50,6 +50,14 @@ def test_table_estimator_looks_cells_up_and_rejects_absent_ones(small_table):
         get_estimator("table:test_acc", EstimatorContext(space))
 
 
+def test_a_lookup_of_a_parsed_cell_asks_for_its_string(small_table):
+    # The cell, in the table as a string, was reported "not in the table".
+    bench, cell = TabularBenchmark.from_file(small_table), get_space("nb201").parse(GOOD)
+    with pytest.raises(NasboxError, match=r"takes a cell string, got NB201Cell: pass space.format"):
+        bench.lookup(cell, "valid_acc")
+    assert bench.lookup(get_space("nb201").format(cell), "valid_acc") == 91.0
+
+
 @pytest.mark.parametrize("value", ["inf", "-inf"])
 def test_table_estimator_refuses_an_infinite_value_before_any_lookup(tmp_path, value):
     path = tmp_path / "bench.csv"

@@ -157,6 +157,11 @@ class TabularBenchmark:
 
     def lookup(self, arch: str, column: str) -> float:
         """The value of `column` for the cell string `arch`."""
+        if not isinstance(arch, str):  # a parsed cell was called "not in the table"
+            raise NasboxError(
+                f"{self.source}: lookup takes a cell string, got {type(arch).__name__}: pass "
+                "space.format(arch)"
+            )
         values = self.require_column(column)
         row = self._row.get(arch)
         if row is None:
