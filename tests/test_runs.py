@@ -187,7 +187,7 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, faulty_module):
     out = tmp_path / "run"
     process = nasbox(
         "search", "--import", "faulty_estimator", "--estimator", "faulty", "--samples", "40",
-        "--workers", "2", "--trial-timeout", "1.5", "--seed", "1", "--out", str(out), "--quiet",
+        "--workers", "2", "--trial-timeout", "3", "--seed", "1", "--out", str(out), "--quiet",
         env=faulty_module,
     )  # fmt: skip
     stdout, stderr = process.communicate(timeout=300)
@@ -197,7 +197,7 @@ def test_failures_are_recorded_and_the_search_goes_on(tmp_path, faulty_module):
     errors = {
         "raise": "RuntimeError: this cell cannot be built",
         "nan": "the estimator returned NaN",
-        "hang": "timed out after 1.5 s",
+        "hang": "timed out after 3 s",
         "die": "the worker process died (killed by signal 9)",
     }
     seen = set()
