@@ -869,6 +869,25 @@ def test_evaluate_reports_a_dish_that_scores_every_motif_the_same(tmp_path, caps
     out, err = capsys.readouterr()
     petri = [line.split() for line in out.splitlines() if line.startswith("petri ")]
     assert petri[0] == ["petri", "all", "nan", "nan"]
-    assert err.count("\n") == 1 and err.startswith("nasbox: note: petri (all, extrapolation")
+    # the 3 held-out slopes lie outside the fitted ones: no interpolation group (a note of its own)
+    assert err.count("\n") == 2 and "\nnasbox: note: petri (all, extrapolation" in err
     assert "every prediction is the same, so the rank correlations are undefined" in err
     assert "the dish is unfitted or has collapsed to one score" in err
+
+
+def test_evaluate_notes_groups_whose_ground_truth_ranks_nothing(tmp_path, capsys):
+    """Held-out motifs all with one value, or a slope group of under 2 motifs, printed nan for
+    every predictor without a word."""
+    dish = tiny_slope_dish()
+    dish.fit(SLOPES[:3], [1.0, 3.0, 2.0], progress=False)
+    dish_file = str(dish.save(tmp_path / "dish.pt"))
+    equal = [[s, 7.0] for s in (0.1, 0.2, 1.7, 1.9)]
+    labels = write_labels(tmp_path / "equal.csv", [[0.4, 1.0], [0.6, 3.0], [0.8, 2.0], *equal])
+    assert main(["petri", "evaluate", dish_file, "--labels", str(labels), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert ["petri", "all", "nan", "nan"] in [line.split() for line in out.splitlines()]
+    assert err == (
+        "nasbox: note: all (4 held-out motifs, all with the same value); interpolation (0 "
+        "held-out motifs); extrapolation (4 held-out motifs, all with the same value): the ground truth ranks no motifs there, so every predictor's rank "
+        "correlations are undefined (shown as nan)\n"
+    )

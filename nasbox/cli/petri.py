@@ -204,6 +204,8 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
         held_out_motifs,
         is_minimized,
         load_labels,
+        motif_groups,
+        unranked_groups,
     )
 
     check_seed(args.seed)
@@ -234,7 +236,14 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
         for group, values in groups.items():
             print(f"{method:<10} {group:<14} {values['spearman']:>9.3f} {values['kendall']:>9.3f}")
     print(f"dish prediction: {seconds:.4f} s per motif (batched)")
-    _note_predictors_without_ranking(results)
+    unranked = unranked_groups(motif_groups(dish.space, train, test), test)
+    if unranked:
+        groups = "; ".join(f"{group} ({why})" for group, why in unranked.items())
+        note(
+            f"{groups}: the ground truth ranks no motifs there, so every predictor's rank "
+            "correlations are undefined (shown as nan)"
+        )
+    _note_predictors_without_ranking(results, set(unranked))
     if out is not None:
         with replaced_atomically(out) as temporary, temporary.open("w", newline="") as handle:
             writer = csv.writer(handle)
@@ -245,11 +254,16 @@ def cmd_petri_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note_predictors_without_ranking(results: dict) -> None:
+def _note_predictors_without_ranking(results: dict, unranked: set[str]) -> None:
     """One note for the correlations shown as nan because a predictor gave every motif of a
-    group the same score (scipy printed its raw ConstantInputWarning instead)."""
+    group the same score (scipy printed its raw ConstantInputWarning instead); groups whose
+    ground truth ranks nothing (`unranked`) are noted already."""
     same = {
-        method: [group for group, values in groups.items() if values["all_same"]]
+        method: [
+            group
+            for group, values in groups.items()
+            if values["all_same"] and group not in unranked
+        ]
         for method, groups in results.items()
     }
     same = {method: groups for method, groups in same.items() if groups}

@@ -222,6 +222,30 @@ def held_out_motifs(
     return labels.subset(rest)
 
 
+def motif_groups(space: MotifSpace, train: Labels, test: Labels) -> dict[str, np.ndarray]:
+    """Masks of `test` ranked apart: `all`; for slopes also `interpolation` (inside the range
+    of the fitted slopes) and `extrapolation` (outside it)."""
+    groups = {"all": np.ones(len(test), dtype=bool)}
+    if space.name == "slope":
+        low, high = min(train.motifs), max(train.motifs)
+        inside = np.array([low <= m <= high for m in test.motifs], dtype=bool)
+        groups.update(interpolation=inside, extrapolation=~inside)
+    return groups
+
+
+def unranked_groups(groups: dict[str, np.ndarray], test: Labels) -> dict[str, str]:
+    """Why the ground truth ranks no motifs of a group (fewer than 2, or all with one value),
+    by group: every predictor's correlations there are nan."""
+    why = {}
+    for group, mask in groups.items():
+        count = int(mask.sum())
+        if count < 2:
+            why[group] = f"{count} held-out motif{'' if count == 1 else 's'}"
+        elif all_same(test.values[mask]):
+            why[group] = f"{count} held-out motifs, all with the same value"
+    return why
+
+
 def compare_predictors(
     space: MotifSpace,
     train: Labels,
@@ -231,16 +255,11 @@ def compare_predictors(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Rank correlations on `test` of the given predictions and of the encoding baselines.
 
-    Groups: `all`; for slopes also `interpolation` (inside the fitted range) and
-    `extrapolation` (outside it). Each group's `all_same` says whether the method gave its
+    Groups: `motif_groups`. Each group's `all_same` says whether the method gave its
     motifs one and the same score (its correlations are then nan).
     """
     predictions = {**predictions, **baseline_predictions(space, train, test.motifs, seed)}
-    groups = {"all": np.ones(len(test), dtype=bool)}
-    if space.name == "slope":
-        low, high = min(train.motifs), max(train.motifs)
-        inside = np.array([low <= m <= high for m in test.motifs])
-        groups.update(interpolation=inside, extrapolation=~inside)
+    groups = motif_groups(space, train, test)
     return {
         method: {
             group: {
