@@ -215,6 +215,22 @@ def test_bad_input_is_a_one_line_error(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and str(path) in err
 
 
+def test_petri_estimator_on_a_space_without_a_dish_names_the_spaces_it_takes(tmp_path, capsys):
+    """`score --space darts --estimator petri:nb201.pt` advised `nasbox petri fit --space
+    darts`, which is refused: darts is no motif space."""
+    dish = tiny_nb201_dish()
+    dish.fit([dish.space.sample(np.random.default_rng(i)) for i in range(2)], [1, 2], False)
+    path = dish.save(tmp_path / "nb201.pt")
+    archs = tmp_path / "archs.txt"
+    archs.write_text("darts-v2\n")
+    score = ["score", "--space", "darts", "--estimator", f"petri:{path}", "--archs", str(archs)]
+    assert main([*score, "--quiet"]) == 2
+    assert capsys.readouterr().err == (
+        f"nasbox: error: petri:{path}: there is no petri dish for space 'darts'; use it with "
+        "--space nb201 or rnn, or choose another --estimator\n"
+    )
+
+
 def test_petri_evolution_on_another_space_names_the_spaces_search_takes(tmp_path, capsys):
     """The refusal listed slope, a motif space of `nasbox petri` only: `--space slope` was then
     refused as an unknown search space."""

@@ -26,8 +26,12 @@ import numpy as np
 from nasbox.checks import check_count
 from nasbox.errors import NasboxError
 from nasbox.estimators.petri.dish import MAX_OUTER_STEPS, PetriDish, default_config
-from nasbox.estimators.petri.motifs import MOTIF_SPACES, get_motif_space
-from nasbox.spaces import SPACES, SearchSpace
+from nasbox.estimators.petri.motifs import (
+    MOTIF_SPACES,
+    get_motif_space,
+    searchable_motif_spaces,
+)
+from nasbox.spaces import SearchSpace
 from nasbox.strategies.base import Strategy
 
 STARTS = ("random", "best")
@@ -55,11 +59,9 @@ class PetriEvolution(Strategy):
     ) -> None:
         super().__init__(space, seed)
         if space.name not in MOTIF_SPACES:
-            # slope is a motif space of `nasbox petri` alone, so it is no --space to suggest
-            searchable = [name for name in MOTIF_SPACES.names() if name in SPACES]
             raise NasboxError(
                 f"petri-evolution has no petri dish for space {space.name!r}; use it with "
-                f"--space {' or '.join(searchable)}, or choose another --strategy"
+                f"--space {' or '.join(searchable_motif_spaces())}, or choose another --strategy"
             )
         check_count(initial, "petri-evolution initial", minimum=2)
         check_count(population, "petri-evolution population", minimum=2)

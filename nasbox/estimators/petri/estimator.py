@@ -5,6 +5,7 @@ from collections.abc import Hashable
 from nasbox.errors import NasboxError
 from nasbox.estimators.base import Estimator, EstimatorContext
 from nasbox.estimators.petri.dish import PetriDish
+from nasbox.estimators.petri.motifs import MOTIF_SPACES, searchable_motif_spaces
 
 
 class PetriEstimator(Estimator):
@@ -18,6 +19,12 @@ class PetriEstimator(Estimator):
 
     def __init__(self, context: EstimatorContext, path: str) -> None:
         super().__init__(context)
+        if context.space.name not in MOTIF_SPACES:
+            raise NasboxError(
+                f"petri:{path}: there is no petri dish for space {context.space.name!r}; use it "
+                f"with --space {' or '.join(searchable_motif_spaces())}, or choose another "
+                "--estimator"
+            )
         self.dish = PetriDish.load(path)
         if self.dish.space.name != context.space.name:
             raise NasboxError(

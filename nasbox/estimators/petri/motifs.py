@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from nasbox.checks import check_arch
 from nasbox.errors import NasboxError
 from nasbox.registry import Registry
+from nasbox.spaces import SPACES
 from nasbox.spaces.nb201 import EDGES, OPS, NB201Cell, NB201Space
 from nasbox.spaces.rnn import ACTIVATIONS, RNNCell, RNNSpace
 
@@ -443,3 +444,9 @@ MOTIF_SPACES.register("rnn")(RNNMotifs)
 
 def get_motif_space(name: str, **options) -> MotifSpace:
     return MOTIF_SPACES.create(name, **options)
+
+
+def searchable_motif_spaces() -> list[str]:
+    """The motif spaces that are search spaces too: slope is a space of `nasbox petri` alone,
+    so it is no --space to suggest to `search` or `score`."""
+    return [name for name in MOTIF_SPACES.names() if name in SPACES]
