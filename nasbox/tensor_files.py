@@ -10,8 +10,10 @@ from pathlib import Path
 
 import torch
 
-# How torch's `weights_only` loading begins its error for an object it does not allow.
+# How torch's `weights_only` loading begins its error for an object it does not allow, and
+# also for bytes it cannot read as a pickle at all (random bytes, or Python's own pickle format).
 UNSAFE_PICKLE = "Weights only load failed"
+NOT_A_PICKLE = "Unsupported operand"
 
 
 def load_tensors(path: Path):
@@ -23,8 +25,13 @@ def load_tensors(path: Path):
 
 
 def load_failure(error: BaseException) -> str:
-    """Why `load_tensors` failed, to quote in one line: refused objects, or the error's type
-    (torch's own messages run to several paragraphs)."""
-    if isinstance(error, pickle.UnpicklingError) and str(error).startswith(UNSAFE_PICKLE):
+    """Why `load_tensors` failed, to quote in one line: refused objects, or a damaged or foreign
+    file and the error's type (torch's own messages run to several paragraphs)."""
+    text = str(error)
+    if (
+        isinstance(error, pickle.UnpicklingError)
+        and text.startswith(UNSAFE_PICKLE)
+        and NOT_A_PICKLE not in text
+    ):
         return "it pickles Python objects, which could run code and were not loaded"
-    return type(error).__name__
+    return f"damaged, or not written by torch.save: {type(error).__name__}"

@@ -265,6 +265,24 @@ def test_a_dish_file_whose_parts_do_not_fit_together_is_refused(damage, message,
         PetriDish.load(path)
 
 
+@pytest.mark.parametrize(
+    ("damage", "error"),
+    [
+        (lambda data: bytes(range(1, 101)), "UnpicklingError"),
+        (lambda data: data[: len(data) // 2], "RuntimeError"),
+        (lambda data: b"", "EOFError"),
+    ],
+)
+def test_a_garbage_or_cut_dish_file_is_called_damaged(tmp_path, damage, error):
+    """Random bytes in a dish file were refused as 'it pickles Python objects, which could run
+    code'; a cut or empty one named only torch's error type."""
+    path = tiny_slope_dish().save(tmp_path / "dish.pt")
+    path.write_bytes(damage(path.read_bytes()))
+    message = f"not a readable petri dish file (damaged, or not written by torch.save: {error})"
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        PetriDish.load(path)
+
+
 def test_labels_refuse_an_arch_listed_twice(tmp_path, capsys):
     """A repeated arch was read silently; `petri fit` and `petri evaluate` both refuse it."""
     nb201 = get_motif_space("nb201", channels=2, image_size=4)
