@@ -324,6 +324,20 @@ def test_cli_fit_and_evaluate_slopes(tmp_path, capsys):
         assert row in out
 
 
+def test_fit_says_which_slopes_a_too_large_k_is_counted_from(tmp_path, capsys):
+    """With 30 labelled slopes, --k 18 said 'more than the 17 motifs available' without saying
+    that only those in the middle of the range count."""
+    slopes = np.linspace(0.01, 2.01, 30)
+    labels = write_labels(tmp_path / "slopes.csv", [[repr(float(s)), s] for s in slopes])
+    fit = ["petri", "fit", "--labels", str(labels), "--k", "18", "--quiet"]
+    assert main([*fit, "--out", str(tmp_path / "dish.pt")]) == 2
+    assert capsys.readouterr().err == (
+        "nasbox: error: --k 18 is more than the 17 motifs available to fit on (the labelled "
+        "slopes in 0.36 .. 1.54, the range the dish is fitted on); give a smaller --k or label "
+        "more motifs\n"
+    )
+
+
 @pytest.mark.parametrize("interrupt_at", [1, 3])
 def test_fit_interrupted_keeps_the_best_finished_restart(
     tmp_path, monkeypatch, capsys, interrupt_at

@@ -154,7 +154,15 @@ def choose_labelled(
     else:
         candidates = list(range(len(labels)))
     if k > len(candidates):
-        raise NasboxError(f"--k {k} is more than the {len(candidates)} motifs available to fit on")
+        where = (
+            f" (the labelled slopes in {low:g} .. {high:g}, the range the dish is fitted on)"
+            if space.name == "slope"
+            else ""
+        )
+        raise NasboxError(
+            f"--k {k} is more than the {len(candidates)} motifs available to fit on{where}; "
+            "give a smaller --k or label more motifs"
+        )
     chosen = sorted(rng.choice(candidates, size=k, replace=False).tolist())
     chosen_set = set(chosen)
     return chosen, [i for i in range(len(labels)) if i not in chosen_set]
