@@ -184,13 +184,22 @@ def test_search_loop_fails_a_trial_whose_estimator_returns_plus_infinity():
     assert strategy.best[1] == 3.0
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, "3"])
-def test_a_bad_seed_is_named(seed):
-    with pytest.raises(
-        NasboxError, match=re.escape(f"evolution seed must be a non-negative integer, got {seed!r}")
-    ):
+@pytest.mark.parametrize(
+    ("seed", "message"),
+    [
+        (-1, "evolution seed must be at least 0, got -1"),
+        (2**32, "evolution seed must be at most 4,294,967,295, got 4,294,967,296"),
+        (1.5, "evolution seed must be a whole number, got 1.5 (float): pass an int"),
+        ("3", "evolution seed must be a whole number, got '3' (str): pass an int"),
+        (None, "evolution seed must be a whole number, got None (NoneType): pass an int"),
+        (True, "evolution seed must be a whole number, got True (bool): pass an int"),
+    ],
+)
+def test_a_bad_seed_is_named(seed, message):
+    with pytest.raises(NasboxError, match=re.escape(message)):
         get_strategy("evolution", get_space("nb201"), seed=seed)
     assert get_strategy("random", get_space("nb201"), seed=np.int64(3)).ask()
+    assert get_strategy("random", get_space("nb201"), seed=2**32 - 1).ask()
 
 
 @pytest.mark.parametrize("name", ["random", "evolution", "reinforce", "nsga2"])

@@ -17,6 +17,7 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from nasbox.checks import MAX_SEED, check_count
 from nasbox.errors import NasboxError, shown
 from nasbox.pareto import pareto_front
 from nasbox.spaces import SearchSpace
@@ -38,7 +39,9 @@ class Strategy(ABC):
             )
         self.space = space
         self.seed = seed
-        self.rng = _seeded_rng(seed, self.name)
+        # same seed, same proposals: None (fresh entropy) or a float would not repeat a run
+        check_count(seed, f"{self.name} seed", minimum=0, maximum=MAX_SEED)
+        self.rng = np.random.default_rng(seed)
         self.history: list[tuple[Hashable, float]] = []
         self._proposed: set[Hashable] = set()
         self.pending: Counter[Hashable] = Counter()  # asked and not yet told
@@ -151,14 +154,6 @@ class Strategy(ABC):
         rows = [np.atleast_1d(np.asarray(self.history[i][1], dtype=float)) for i in indices]
         width = max(len(row) for row in rows)
         return np.array([np.resize(row, width) for row in rows])
-
-
-def _seeded_rng(seed: int, name: str) -> np.random.Generator:
-    """numpy's own error ("expected non-negative integer") names neither the seed nor the fix."""
-    try:
-        return np.random.default_rng(seed)
-    except (TypeError, ValueError):
-        raise NasboxError(f"{name} seed must be a non-negative integer, got {seed!r}") from None
 
 
 def _number(value: object, name: str) -> float:
