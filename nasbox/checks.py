@@ -2,12 +2,14 @@
 
 import math
 import numbers
+import os
 import sys
 from collections.abc import Hashable, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, shown
 
 MAX_SEED = 2**32 - 1
 # The most items `len` and C sizes take (2**63 - 1 on 64-bit machines).
@@ -55,15 +57,31 @@ def check_rng(rng: np.random.Generator, what: str) -> np.random.Generator:
     return rng
 
 
-def check_text(text: str, what: str) -> str:
-    """`text` must be a string (`what` says who reads it, e.g. "nb201 parse"). None or a number
-    failed deep inside with an AttributeError about `strip`."""
+def check_text(
+    text: str,
+    what: str,
+    name: str = "text",
+    fix: str = "pass the architecture's string form, as format(arch) writes it",
+) -> str:
+    """`text` must be a string (`what` says who reads it, e.g. "nb201 parse"; `name` is the
+    argument, `fix` what to pass). None or a number failed deep inside with an AttributeError
+    about `strip`."""
     if not isinstance(text, str):
         raise NasboxError(
-            f"{what} needs text to be a string, got {text!r} ({type(text).__name__}): "
-            "pass the architecture's string form, as format(arch) writes it"
+            f"{what} needs {name} to be a string, got {text!r} ({type(text).__name__}): {fix}"
         )
     return text
+
+
+def check_path(path: str | os.PathLike, what: str, name: str = "path") -> Path:
+    """`path` as a Path; it must be a string or path-like (`what` says who reads it, `name` is the
+    argument). None or a number failed inside pathlib with a TypeError."""
+    if not isinstance(path, str | os.PathLike):
+        raise NasboxError(
+            f"{what} needs {name} to be a path (a str or Path), got {shown(path)} "
+            f"({type(path).__name__})"
+        )
+    return Path(path)
 
 
 def check_arch(arch: object, arch_type: type, what: str) -> None:

@@ -172,6 +172,12 @@ def test_unreadable_files_are_clear_errors(tmp_path):
         TabularBenchmark.from_file(tmp_path / "missing.csv")
 
 
+@pytest.mark.parametrize("path", [None, 3, b"t.csv"])
+def test_a_path_that_is_not_a_path_is_one_line(path):
+    with pytest.raises(NasboxError, match=r"from_file needs path to be a path \(a str or Path\)"):
+        TabularBenchmark.from_file(path)
+
+
 def test_search_with_a_table_estimator(small_table, tmp_path, capsys):
     args = ["search", "--estimator", "table:valid_acc", "--benchmark", str(small_table)]
     assert main([*args, "--samples", "3", "--out", str(tmp_path / "r"), "--quiet"]) == 2

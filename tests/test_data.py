@@ -1,10 +1,12 @@
 import pickle
+import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nasbox.data import load_data
+from nasbox.data import load_data, load_folder, load_npz, load_text, load_text_source
 from nasbox.data.images import channel_statistics
 from nasbox.errors import NasboxError
 
@@ -95,6 +97,23 @@ def test_missing_and_corrupt_files(tmp_path):
         load_data("mnist")
     with pytest.raises(NasboxError, match="--data-dir"):
         load_data("cifar10")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: load_data(None), "load_data needs spec to be a string, got None (NoneType)"),
+        (lambda: load_data(Path("x.npz")), "load_data needs spec to be a string, got Posix"),
+        (lambda: load_npz(3), "load_npz needs file to be a path (a str or Path), got 3 (int)"),
+        (lambda: load_folder(None), "load_folder needs directory to be a path (a str or Path)"),
+        (lambda: load_data("cifar10", data_dir=1), "load_cifar10 needs data_dir to be a path"),
+        (lambda: load_text_source(None), "load_text_source needs spec to be a string"),
+        (lambda: load_text(None), "load_text needs file to be a path (a str or Path)"),
+    ],
+)
+def test_a_name_or_path_of_the_wrong_type_is_one_line(call, message):
+    with pytest.raises(NasboxError, match=re.escape(message)):
+        call()
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nasbox.checks import delimiter_hint
+from nasbox.checks import check_path, delimiter_hint
 from nasbox.errors import NasboxError, error_reason
 
 if TYPE_CHECKING:  # pandas is imported where used: at the top it adds 0.4 s to every command
@@ -87,7 +87,7 @@ class TabularBenchmark:
         """Read a `.csv` or `.parquet` table written in nasbox's format."""
         import pandas as pd
 
-        path = Path(path)
+        path = check_path(path, "TabularBenchmark.from_file")
         if not path.is_file():
             raise NasboxError(f"{path}: file not found (expected a CSV or Parquet benchmark table)")
         suffix = path.suffix.lower()

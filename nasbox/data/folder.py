@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nasbox.checks import check_path
 from nasbox.data.images import MIN_IMAGE_SIDE, ImageData, check_image_side, check_not_constant
 from nasbox.errors import NasboxError, error_reason, note
 
@@ -87,7 +88,7 @@ def load_folder(
     dropped). Unreadable files and classes without a readable training image are left out
     with one warning line on stderr.
     """
-    root = Path(directory)
+    root = check_path(directory, "load_folder", "directory")
     if image_size is not None:
         low, high = IMAGE_SIZE_RANGE
         if not low <= image_size <= high:

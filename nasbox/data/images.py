@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nasbox.checks import check_path, check_text
 from nasbox.errors import NasboxError, error_reason, note
 
 # The smallest image side the networks are built for (the bundled digits' 8x8): on smaller images
@@ -212,6 +213,8 @@ def load_data(
 ) -> ImageData:
     """Load a data set by its CLI name: `digits`, `cifar10` (with `data_dir`), `npz:FILE` or
     `folder:DIR`; only folder images are decoded, so only they take `image_size`."""
+    names = ", ".join(name for name, _, _ in DATA_SOURCES)
+    check_text(spec, "load_data", "spec", f"pass one of: {names}")
     check_data_dir(spec, data_dir)
     if spec.startswith("text:"):
         raise NasboxError(
@@ -241,9 +244,7 @@ def load_data(
         if spec == "npz:":
             raise NasboxError("--data npz: needs a file, e.g. --data npz:images.npz")
         return load_npz(spec.removeprefix("npz:"))
-    raise NasboxError(
-        f"unknown data set {spec!r}; use one of: {', '.join(name for name, _, _ in DATA_SOURCES)}"
-    )
+    raise NasboxError(f"unknown data set {spec!r}; use one of: {names}")
 
 
 def check_data_dir(spec: str, data_dir: str | Path | None) -> None:
@@ -340,7 +341,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_cifar10(data_dir: str | Path) -> ImageData:
     """The standard `cifar-10-batches-py` folder: data_batch_1..5 and test_batch."""
-    folder = Path(data_dir)
+    folder = check_path(data_dir, "load_cifar10", "data_dir")
     if (folder / "cifar-10-batches-py").is_dir():
         folder = folder / "cifar-10-batches-py"
     if not folder.is_dir():
@@ -432,7 +433,7 @@ def _check_npz_start(path: Path) -> None:
 
 def load_npz(file: str | Path) -> ImageData:
     """Arrays `x_train`, `y_train` and optionally `x_test`, `y_test` (uint8, NCHW or NHWC)."""
-    path = Path(file)
+    path = check_path(file, "load_npz", "file")
     if path.is_dir():
         raise NasboxError(
             f"{path}: is a folder, not an .npz file; give the file (npz:FILE), or "

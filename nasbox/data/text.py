@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nasbox.checks import check_path, check_text
 from nasbox.errors import NasboxError
 
 TOKEN_MODES = ("char", "word")
@@ -149,7 +150,7 @@ def tokenize(text: str, tokens: str) -> list[str]:
 def load_text(file: str | Path, tokens: str = "char") -> TextData:
     """Read, tokenize and split a corpus; the vocabulary comes from the training split."""
     check_tokens(tokens)
-    path = Path(file)
+    path = check_path(file, "load_text", "file")
     words = tokenize(read_corpus(path), tokens)
     train_size, valid_size, _ = split_sizes(len(words))
     vocabulary = tuple(sorted(set(words[:train_size]) - {UNKNOWN})) + (UNKNOWN,)
@@ -168,6 +169,7 @@ def load_text(file: str | Path, tokens: str = "char") -> TextData:
 
 def load_text_source(spec: str, tokens: str = "char") -> TextData:
     """`--data text:FILE`; other data sources hold images, which language models cannot read."""
+    check_text(spec, "load_text_source", "spec", "pass 'text:FILE'")
     if not spec.startswith(PREFIX):
         raise NasboxError(
             f"--data {spec} holds images; language models train on a text corpus: --data text:FILE"
