@@ -82,7 +82,7 @@ def test_search_is_reproducible(tmp_path):
     assert values[0] == values[1]
 
 
-def test_score_writes_one_column_per_estimator(tmp_path, tiny_npz):
+def test_score_writes_one_column_per_estimator(tmp_path, tiny_npz, capsys):
     archs = tmp_path / "cells.txt"
     archs.write_text("\n".join(CELLS) + "\n")
     out = tmp_path / "not" / "yet" / "scores.csv"  # missing folders are created
@@ -92,6 +92,8 @@ def test_score_writes_one_column_per_estimator(tmp_path, tiny_npz):
     assert list(rows[0]) == ["arch", "naswot", "params", "flops", "seconds"]
     assert [r["arch"] for r in rows] == CELLS
     assert float(rows[0]["params"]) > float(rows[1]["params"])
+    # --batch-size 128 is cut to the 40 images once, by the CLI, not again by EstimatorContext
+    assert capsys.readouterr().err.count("is more than the 40 training images") == 1
 
 
 def test_costs_are_measured_on_the_data_whatever_estimators_run_beside_them(tmp_path, capsys):

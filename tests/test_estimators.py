@@ -174,6 +174,18 @@ def test_a_wrong_context_field_is_refused_when_the_context_is_made(field, value,
     assert context.seed == 3 and context.batch_size == 8
 
 
+def test_a_batch_size_above_the_training_images_is_cut_with_a_note(capsys):
+    # The cut was silent from Python; the CLI printed this note.
+    context = EstimatorContext(get_space("nb201"), tiny_data(32), batch_size=64)
+    assert context.batch_size == 32
+    assert capsys.readouterr().err == (
+        "nasbox: note: EstimatorContext batch_size 64 is more than the 32 training images of "
+        "tiny; using 32\n"
+    )
+    assert EstimatorContext(get_space("nb201"), tiny_data(32), batch_size=32).batch_size == 32
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     ("spec", "space", "message"),
     [

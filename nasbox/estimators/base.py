@@ -10,7 +10,7 @@ from torch import nn
 from nasbox.benchmarks import TabularBenchmark
 from nasbox.checks import MAX_SEED, check_count
 from nasbox.data import ImageData, TextData
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, note
 from nasbox.spaces import SearchSpace
 
 
@@ -32,7 +32,8 @@ class EstimatorContext:
     def __post_init__(self) -> None:
         """A wrong field failed at the first score, deep inside torch or numpy (a space's name,
         a text corpus for image networks, seed 1.5), or was used as is (latency_batch 0 timed
-        an empty batch, precision "fp16" ran in fp32)."""
+        an empty batch, precision "fp16" ran in fp32). A batch_size above the training images
+        is cut to them, with a note, as the CLI does."""
         space, data = self.space, self.data
         if not isinstance(space, SearchSpace):
             hint = f"get_space({space!r})" if isinstance(space, str) else "get_space(name)"
@@ -54,6 +55,12 @@ class EstimatorContext:
             )
         check_count(self.seed, "EstimatorContext seed", minimum=0, maximum=MAX_SEED)
         check_count(self.batch_size, "EstimatorContext batch_size")
+        if isinstance(data, ImageData) and self.batch_size > len(data.x_train):
+            note(  # the CLI cuts --batch-size first, with its own note
+                f"EstimatorContext batch_size {self.batch_size} is more than the "
+                f"{len(data.x_train)} training images of {data.name}; using {len(data.x_train)}"
+            )
+            self.batch_size = len(data.x_train)
         check_count(self.latency_batch, "EstimatorContext latency_batch")
         if self.precision not in ("fp32", "bf16"):
             raise NasboxError(
