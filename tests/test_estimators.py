@@ -160,6 +160,10 @@ def test_estimator_errors(space):
         ("batch_size", 0, "EstimatorContext batch_size must be at least 1, got 0"),
         ("latency_batch", 0, "EstimatorContext latency_batch must be at least 1, got 0"),
         ("precision", "fp16", "precision must be 'fp32' or 'bf16', got 'fp16'"),
+        ("device", "gpu", "EstimatorContext device 'gpu' is not a torch device; use one of: cpu"),
+        ("device", None, "EstimatorContext device None is not a torch device; use one of: cpu"),
+        ("device", "cuda:99", "device 'cuda:99' is not available on this machine; use one of: cpu"),
+        ("device", "meta", "device 'meta' is not available on this machine; use one of: cpu"),
     ],
 )
 def test_a_wrong_context_field_is_refused_when_the_context_is_made(field, value, message, tmp_path):
@@ -184,6 +188,13 @@ def test_a_batch_size_above_the_training_images_is_cut_with_a_note(capsys):
     )
     assert EstimatorContext(get_space("nb201"), tiny_data(32), batch_size=32).batch_size == 32
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA works on this machine")
+def test_cuda_without_cuda_is_refused_when_the_context_is_made():
+    with pytest.raises(NasboxError, match=re.escape("device 'cuda' is not available on this")):
+        EstimatorContext(get_space("nb201"), device="cuda")
+    assert EstimatorContext(get_space("nb201"), device=torch.device("cpu")).device == "cpu"
 
 
 @pytest.mark.parametrize(

@@ -32,8 +32,8 @@ class EstimatorContext:
     def __post_init__(self) -> None:
         """A wrong field failed at the first score, deep inside torch or numpy (a space's name,
         a text corpus for image networks, seed 1.5), or was used as is (latency_batch 0 timed
-        an empty batch, precision "fp16" ran in fp32). A batch_size above the training images
-        is cut to them, with a note, as the CLI does."""
+        an empty batch, precision "fp16" ran in fp32; device "gpu" failed in torch). A
+        batch_size above the training images is cut to them, with a note, as the CLI does."""
         space, data = self.space, self.data
         if not isinstance(space, SearchSpace):
             hint = f"get_space({space!r})" if isinstance(space, str) else "get_space(name)"
@@ -62,6 +62,7 @@ class EstimatorContext:
             )
             self.batch_size = len(data.x_train)
         check_count(self.latency_batch, "EstimatorContext latency_batch")
+        self.device = check_device(self.device)
         if self.precision not in ("fp32", "bf16"):
             raise NasboxError(
                 f"EstimatorContext precision must be 'fp32' or 'bf16', got {self.precision!r}"
@@ -104,6 +105,29 @@ class EstimatorContext:
     def memory_format(self) -> torch.memory_format:
         """channels-last lets oneDNN pick its fastest CPU convolutions (about 1.5x here)."""
         return torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+def working_devices() -> list[str]:
+    """The devices scores can run on here: the CPU, then each CUDA GPU and Apple's MPS."""
+    gpus = [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    mps = ["mps"] if torch.backends.mps.is_available() else []
+    return ["cpu", *(["cuda", *gpus] if gpus else []), *mps]
+
+
+def check_device(device: str | torch.device) -> str:
+    """`device` as torch names it, if scores can run there: an unknown name ("gpu") or "cuda"
+    without CUDA failed with torch's own error at the first score."""
+    working = working_devices()
+    try:
+        name = str(torch.device(device))
+    except (RuntimeError, TypeError):
+        name = None
+    if name is None or (torch.device(name).type != "cpu" and name not in working):
+        problem = "is not a torch device" if name is None else "is not available on this machine"
+        raise NasboxError(
+            f"EstimatorContext device {device!r} {problem}; use one of: {', '.join(working)}"
+        )
+    return name
 
 
 class Estimator(ABC):
