@@ -203,6 +203,24 @@ def test_a_checkpoint_written_before_data_digests_still_resumes(tmp_path, tiny_n
     assert [row["epoch"] for row in _history(out)] == ["1", "2"]
 
 
+def test_resume_says_where_it_continues_and_when_the_run_is_complete(
+    tmp_path, tiny_npz, monkeypatch, capsys
+):
+    """A resume of a finished run printed "training ..." as if it trained again."""
+    base, out = _tiny_training(tiny_npz), tmp_path / "run"
+    _stop_after_epoch_one(monkeypatch, base, out)
+    capsys.readouterr()
+    assert main([*base, "--out", str(out), "--resume"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("training ") and first.endswith("(resuming after epoch 1 of 2)")
+    history = (out / "history.csv").read_text()
+    assert main([*base, "--out", str(out), "--resume"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"the run in {out}/ is complete (epoch 2 of 2): nothing left to train"
+    assert lines[1].startswith("epoch 2: test accuracy")
+    assert (out / "history.csv").read_text() == history
+
+
 def test_training_stopped_in_its_first_epoch_starts_again_without_overwrite(
     tmp_path, tiny_npz, monkeypatch, capsys
 ):

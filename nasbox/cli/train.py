@@ -332,6 +332,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     state = load_checkpoint(checkpoint) if args.resume else None
     prepare = _text_training if space.modality == "text" else _image_training
     training = prepare(args, space, arch)
+    done = 0
     if state is not None:
         check_same_settings(
             state,
@@ -341,8 +342,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             data_digest(training.data),
             f"--data {args.data}",
         )
+        done = len(state["history"])
         del state  # the trainer reads it again; its weights need not stay in memory meanwhile
-    print(f"{training.announce}; results in {out}/")
+    if done >= args.epochs:
+        complete = f"epoch {done} of {args.epochs}"
+        print(f"the run in {out}/ is complete ({complete}): nothing left to train")
+    else:
+        resuming = f" (resuming after epoch {done} of {args.epochs})" if done else ""
+        print(f"{training.announce}; results in {out}/{resuming}")
     with folder:
         # A resumed run keeps the record of the run it continues: its settings are the same, and
         # a resume that fails on the checkpoint must not leave the refused ones in their place.
