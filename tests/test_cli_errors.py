@@ -112,6 +112,7 @@ WRONG = [
     ([*TRAIN, "--filters", "4"], "--filters must be at least 8"),
     ([*TRAIN, "--resume"], "nothing to resume in run; start without --resume"),
     ([*TRAIN, "--resume", "--overwrite"], "contradict each other"),
+    (["train", "--quiet", "--resume"], "--resume continues the run in --out; pass --out FOLDER"),
     ([*TRAIN, "--data", "npz:array.npy"], "error: array.npy: a single .npy array, not an .npz"),
     ([*TRAIN, "--data", "npz:"], "--data npz: needs a file, e.g. --data npz:images.npz"),
     ([*TRAIN, "--data-dir", "."], "--data-dir is read only with --data cifar10"),

@@ -314,6 +314,8 @@ def _stopped_before_first_epoch(out: Path) -> bool:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise NasboxError("--resume and --overwrite contradict each other; pass one of them")
+    if args.resume and args.out is None:  # the default --out is a new, empty folder
+        raise NasboxError("--resume continues the run in --out; pass --out FOLDER of that run")
     space = get_space(args.space)
     _adopt_defaults(args, space)
     arch = read_arch(space, args.arch)
