@@ -221,6 +221,19 @@ def test_resume_says_where_it_continues_and_when_the_run_is_complete(
     assert (out / "history.csv").read_text() == history
 
 
+def test_a_folder_in_use_is_refused_before_the_training_is_announced(tmp_path, tiny_npz, capsys):
+    """It printed "training ...; results in busy/" and then that busy/ was in use."""
+    from filelock import FileLock
+
+    base, busy = _tiny_training(tiny_npz), tmp_path / "busy"
+    busy.mkdir()
+    with FileLock(busy / ".nasbox.lock"):  # as a running nasbox process holds it
+        assert main([*base, "--out", str(busy)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert f"--out {busy} is in use by another nasbox process; wait" in captured.err
+
+
 def test_training_stopped_in_its_first_epoch_starts_again_without_overwrite(
     tmp_path, tiny_npz, monkeypatch, capsys
 ):

@@ -95,6 +95,8 @@ class RunFolder:
     def check(self) -> None:
         """Everything that can be checked without creating the folder."""
         check_output_path(self.path, self.option)
+        if folder_in_use(self.path):  # before any work: the lock is only taken on entering
+            raise NasboxError(self._busy())
         for command, names in COMMAND_RESULTS.items():
             foreign = [n for n in names if n not in self.results and (self.path / n).exists()]
             if foreign:
@@ -119,8 +121,7 @@ class RunFolder:
             ) from None
         self._lock = held_lock(
             self.path / LOCK_NAME,
-            busy=f"{self.option} {self.path} is in use by another nasbox process; wait for it "
-            "to finish" + ("" if self.resume else f" or choose another {self.option}"),
+            busy=self._busy(),
             locked=f"{self.option} {self.path}",
         )
         remove_stale_temporaries(self.path, self.results)
@@ -131,6 +132,12 @@ class RunFolder:
                     raise NasboxError(f"{target} is a folder; remove it by hand to overwrite")
                 target.unlink()
         return self
+
+    def _busy(self) -> str:
+        return (
+            f"{self.option} {self.path} is in use by another nasbox process; wait for it to "
+            "finish" + ("" if self.resume else f" or choose another {self.option}")
+        )
 
     def __exit__(self, *exc_info) -> None:
         if self._lock is not None:
