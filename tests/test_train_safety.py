@@ -4,9 +4,13 @@ and `nasbox list`."""
 import argparse
 import csv
 import json
+import os
 import pathlib
 import pickle
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -55,6 +59,49 @@ def test_a_network_too_large_for_memory_is_refused_before_it_is_built(tmp_path, 
     )
     assert "of memory is available; use fewer --cells or --filters" in err
     assert not out.exists()
+
+
+# `nasbox train` in a process whose address space may grow by only 512 MiB past what it has
+# mapped once torch is imported: a batch's activations then fail to allocate, as a batch too
+# large for the machine's memory does.
+MEMORY_LIMITED = """
+import resource, sys
+
+import torch
+
+from nasbox.cli import main
+
+with open("/proc/self/status") as handle:
+    size = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (size + 2**29, resource.RLIM_INFINITY))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(not pathlib.Path("/proc/self/status").is_file(), reason="needs Linux's /proc")
+def test_a_batch_that_does_not_fit_in_memory_is_one_line(tmp_path):
+    """torch's "DefaultCPUAllocator: can't allocate memory" ended training in a traceback."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(10, 3, 512, 512), dtype=np.uint8)
+    labels = np.array([0, 1] * 5)
+    big = tmp_path / "big.npz"
+    np.savez(big, x_train=images[:8], y_train=labels[:8], x_test=images[8:], y_test=labels[8:])
+    out = tmp_path / "run"
+    argv = ["train", "--arch", CELL, "--cells", "1", "--filters", "64", "--epochs", "1"]
+    argv += ["--data", f"npz:{big}", "--batch-size", "8", "--out", str(out), "--quiet"]
+    process = subprocess.run(
+        [sys.executable, "-c", MEMORY_LIMITED, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert process.returncode == 2, process.stderr
+    assert process.stderr == (
+        "nasbox: error: training ran out of memory; start again with a smaller --batch-size, "
+        "or fewer --cells or --filters\n"
+    )
+    assert not (out / "checkpoint.pt").exists()
 
 
 class DivergesAfter(nn.Module):

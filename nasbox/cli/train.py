@@ -389,6 +389,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             return 130
+        except (MemoryError, RuntimeError) as err:  # torch's CPU allocator raises RuntimeError
+            if not isinstance(err, MemoryError) and "can't allocate memory" not in str(err):
+                raise
+            where = f" in a new --out ({checkpoint} keeps the finished epochs)"
+            smaller = "--batch-size or --bptt" if space.modality == "text" else "--batch-size"
+            raise NasboxError(
+                f"training ran out of memory; start again{where if checkpoint.exists() else ''} "
+                f"with a smaller {smaller}, or fewer --cells or --filters"
+            ) from None
     print(f"{training.last_line(history[-1])}; history in {out}/history.csv")
     return 0
 
