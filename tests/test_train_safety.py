@@ -131,6 +131,22 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_
     assert len(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["history"]) == 1
 
 
+def test_train_takes_its_output_folder_as_a_string(tmp_path, tiny_npz, corpus):
+    """train(network, data, config, "runs/x") failed with TypeError "unsupported operand type(s)
+    for /: 'str' and 'str'", as did train_language_model."""
+    from nasbox.data.text import load_text
+    from nasbox.train.language import LanguageConfig, train_language_model
+
+    config = TrainConfig(epochs=1, batch_size=16)
+    train(DivergesAfter(100), load_npz(tiny_npz), config, str(tmp_path / "a"), progress=False)
+    assert len(list(csv.DictReader((tmp_path / "a" / "history.csv").open()))) == 1
+    text, space = load_text(corpus), get_space("rnn")
+    network = space.build(space.parse("tanh~0"), num_classes=text.num_classes, hidden=8)
+    language = LanguageConfig(epochs=1, batch_size=2, bptt=5, steps=1)
+    train_language_model(network, text, language, str(tmp_path / "b"), progress=False)
+    assert (tmp_path / "b" / "checkpoint.pt").is_file()
+
+
 class RunsCode:
     """Unpickling this creates `marker`: what a planted checkpoint could do instead."""
 

@@ -113,7 +113,7 @@ def train_language_model(
     network: nn.Module,
     data: TextData,
     config: LanguageConfig,
-    out: Path | None = None,
+    out: Path | str | None = None,
     *,
     resume: bool = False,
     progress: bool = True,
@@ -128,6 +128,7 @@ def train_language_model(
     training continues after the last epoch saved in `out/checkpoint.pt`. A non-finite loss
     stops training with `NonFiniteLoss` before that epoch is saved.
     """
+    out = None if out is None else Path(out)
     config.check()
     data.check_batch(config.batch_size, config.bptt)
     digest = data_digest(data) if out is not None else ""  # only checkpoints keep it

@@ -339,7 +339,7 @@ def train(
     network: nn.Module,
     data: ImageData,
     config: TrainConfig,
-    out: Path | None,
+    out: Path | str | None,
     *,
     resume: bool = False,
     progress: bool = True,
@@ -353,6 +353,7 @@ def train(
     epoch saved in `out/checkpoint.pt`, which must exist. A non-finite loss stops training with
     `NonFiniteLoss` before that epoch is saved.
     """
+    out = None if out is None else Path(out)
     config = config.for_data(data)
     if data.x_test is None:
         raise NasboxError(f"data set {data.name!r} has no test split; training needs one")
