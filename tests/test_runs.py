@@ -1290,3 +1290,17 @@ def test_runs_export_creates_the_folder_it_writes_into(tmp_path, capsys):
     out = tmp_path / "new" / "deeper" / "trials.csv"
     assert main(["runs", "export", "empty", "--storage", str(storage), "--out", str(out)]) == 0
     assert out.is_file() and f"to {out}" in capsys.readouterr().out
+
+
+def test_runs_export_writes_parquet_under_the_pq_suffix_too(tmp_path, capsys):
+    """`.pq` was refused ("give a .csv or .parquet file"), though tables are read from it."""
+    import pandas as pd
+
+    storage = tmp_path / "all.db"
+    with RunStore(storage) as store:
+        store.create_run("empty", {"space": "nb201"}, str(tmp_path / "empty"), "0")
+    out = tmp_path / "trials.pq"
+    assert main(["runs", "export", "empty", "--storage", str(storage), "--out", str(out)]) == 0
+    assert "arch" in pd.read_parquet(out).columns
+    bad = ["runs", "export", "empty", "--storage", str(storage), "--out", str(tmp_path / "t.txt")]
+    assert main(bad) == 2 and "use a .csv or .parquet file name" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
+from nasbox.benchmarks.table import check_table_path
 from nasbox.cli.common import DefaultsHelpFormatter, check_output_file
 from nasbox.errors import NasboxError, counted
 from nasbox.estimators.objectives import Objective, parse_objectives
@@ -251,8 +252,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     import pandas as pd
 
     out = check_output_file(args.out, args.overwrite)  # first: Path("") would be "."
-    if out.suffix.lower() not in {".csv", ".parquet"}:
-        raise NasboxError(f"--out {out}: give a .csv or .parquet file")
+    check_table_path(out)  # .csv, or .parquet / .pq as the tables read them
     store, run, _ = _open(args)
     trials = store.trials(run)
     store.close()
