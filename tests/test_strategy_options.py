@@ -108,6 +108,25 @@ def test_a_strategy_option_given_twice_is_refused(tmp_path: Path, monkeypatch, c
     assert not (tmp_path / "run").exists()
 
 
+def test_a_resume_compares_strategy_options_by_value_in_any_order(
+    tmp_path: Path, monkeypatch, capsys
+):
+    """The options were compared as the text typed: the run's own options in another order, or
+    population_size=04, were refused as a conflict with ['population_size=4', ...]."""
+    monkeypatch.chdir(tmp_path)
+    options = ["--strategy-option", "population_size=4", "--strategy-option", "tournament_size=2"]
+    assert main([*SEARCH, "--strategy", "evolution", "--estimator", "params", *options]) == 0
+    resume = ["search", "--resume", "run", "--quiet"]
+    assert main([*resume, "--samples", "4", *options[2:], *options[:2]]) == 0
+    assert main([*resume, "--samples", "5", "--strategy-option", "population_size=04"]) == 0
+    capsys.readouterr()
+    assert main([*resume, "--samples", "6", "--strategy-option", "tournament_size=3"]) == 2
+    assert capsys.readouterr().err == (
+        "nasbox: error: --strategy-option tournament_size=3 conflicts with the resumed run's "
+        "tournament_size=2; drop it or start a new run\n"
+    )
+
+
 def test_a_mistyped_strategy_option_is_reported_before_the_data_is_read(
     tmp_path: Path, monkeypatch, capsys
 ):

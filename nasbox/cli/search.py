@@ -349,7 +349,9 @@ def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
             continue
         stored = settings[key]
         given = _comparable(key, getattr(args, key))
-        if option_given(args.argv, option) and given != _comparable(key, stored):
+        if key == "strategy_options" and option_given(args.argv, option):
+            _check_resumed_options(args, stored)
+        elif option_given(args.argv, option) and given != _comparable(key, stored):
             raise NasboxError(
                 f"{option} {getattr(args, key)} conflicts with the resumed run's {option} "
                 f"{stored}; drop {option} or start a new run"
@@ -357,6 +359,23 @@ def _resumed_settings(args: argparse.Namespace, settings: dict) -> None:
         setattr(args, key, stored)
     if not (option_given(args.argv, "--samples") or option_given(args.argv, "--budget")):
         args.samples = settings.get("samples", args.samples)
+
+
+def _check_resumed_options(args: argparse.Namespace, stored: list[str]) -> None:
+    """Refuse a `--strategy-option` given to a resume that sets another value than the run's
+    (a key the run left out has its default); compared as values, in any order, so that
+    population_size=04 or the options in another order are the run's own."""
+    _import_plugins(args.imports)  # a plugin's strategy names its options
+    given = _strategy_options(args.strategy, args.strategy_options)
+    kept = _strategy_options(args.strategy, stored)
+    parameters = inspect.signature(STRATEGIES.get(args.strategy)).parameters
+    for key, value in given.items():
+        before = kept.get(key, parameters[key].default)
+        if value != before:
+            raise NasboxError(
+                f"--strategy-option {key}={value} conflicts with the resumed run's {key}={before}"
+                "; drop it or start a new run"
+            )
 
 
 def _executor(args: argparse.Namespace, estimator, spec: EstimatorSpec):
