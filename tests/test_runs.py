@@ -235,6 +235,20 @@ def test_max_failures_ends_the_run_with_one_line_and_keeps_the_trials(
     assert len(list(csv.DictReader((out / "trials.csv").open()))) == len(store.trials(run))
 
 
+def test_one_failure_of_max_failures_1_is_counted_in_the_singular():
+    """--max-failures 1 ended with 'nasbox: 1 trials failed (--max-failures 1)'."""
+    from nasbox.runs import TooManyFailures, run_search
+    from nasbox.spaces import get_space
+    from nasbox.strategies import get_strategy
+
+    def fails(arch):
+        raise RuntimeError("no")
+
+    strategy = get_strategy("random", get_space("nb201"))
+    with pytest.raises(TooManyFailures, match=r"^1 trial failed \(--max-failures 1\); the last"):
+        run_search(strategy, fails, 5, max_failures=1, progress=False)
+
+
 @pytest.mark.parametrize("timeout", ["3e6", "1e308"])
 def test_a_trial_timeout_longer_than_the_os_can_wait_finishes_the_run(tmp_path, timeout):
     """Past 2**31 ms a wait for the workers raised OverflowError mid-run, leaving it interrupted."""

@@ -15,7 +15,7 @@ from typing import Protocol
 from tqdm.auto import tqdm
 
 from nasbox.checks import check_count
-from nasbox.errors import NasboxError
+from nasbox.errors import NasboxError, counted
 from nasbox.runs.executors import Evaluation, Executor, InlineExecutor
 from nasbox.strategies import Strategy
 
@@ -248,8 +248,8 @@ def run_search(
                     bar.update()
                     if max_failures is not None and failures >= max_failures:
                         raise TooManyFailures(
-                            f"{failures} trials failed (--max-failures {max_failures}); the last: "
-                            f"{trial.error}"
+                            f"{counted(failures, 'trial')} failed (--max-failures {max_failures})"
+                            f"; the last: {trial.error}"
                         )
         finally:
             if executor is not evaluate:
