@@ -82,6 +82,18 @@ def test_the_trials_plot_of_a_minimised_first_objective_follows_its_lowest_value
     np.testing.assert_equal(best_so_far(values), [np.nan, 3.0, 3.0, 3.0, 3.0])
 
 
+def test_the_trials_plot_of_a_run_whose_trials_all_failed_shows_them():
+    """trials.png of a run whose every trial failed was empty: the x axis followed the values
+    alone, -0.05 to 0.05, so the crosses at trials 1 to 4 fell outside it."""
+    from nasbox.plotting import new_figure
+    from nasbox.runs.report import draw_trials
+
+    _, axis = new_figure((6, 4))
+    draw_trials(axis, [StoredTrial(n, f"cell{n}", "failed", error="no") for n in range(4)], "v")
+    low, high = axis.get_xlim()
+    assert low < 1 and high > 4 and list(axis.get_yticks()) == []
+
+
 WEIGHTS = np.random.default_rng(7).normal(size=(2, 6, 5))
 
 

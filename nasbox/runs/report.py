@@ -99,6 +99,14 @@ def plot_trials(
     """Each trial's value and the best so far against the trial number; failures marked."""
     from nasbox.plotting import new_figure
 
+    figure, axis = new_figure((6, 4))
+    draw_trials(axis, trials, label, minimize)
+    _save(figure, axis, path)
+
+
+def draw_trials(axis, trials: Sequence[StoredTrial], label: str, minimize: bool = False) -> None:
+    """`plot_trials` on `axis`: the axis spans every trial, failed ones too, so a run whose
+    trials all failed shows its crosses (the axis followed the values alone)."""
     trials = sorted(trials, key=lambda trial: trial.number)
     numbers = [trial.number + 1 for trial in trials]
     values = [
@@ -107,7 +115,6 @@ def plot_trials(
     ]
     best = best_so_far(values, minimize)
     failed = [trial.number + 1 for trial in trials if trial.state == "failed"]
-    figure, axis = new_figure((6, 4))
     axis.scatter(numbers, values, s=10, alpha=0.6, label="evaluated")
     axis.plot(numbers, best, color="C3", label="best so far")
     if failed:  # drawn along the bottom edge: a failed trial has no value
@@ -123,9 +130,12 @@ def plot_trials(
             s=16,
             label="failed",
         )
+    axis.update_datalim([(number, 0) for number in numbers], updatey=False)
+    axis.autoscale_view()
+    if all(math.isnan(value) for value in values):  # no value: the y ticks would be made up
+        axis.set_yticks([])
     axis.set_xlabel("trial")
     axis.set_ylabel(f"{label} (min)" if minimize else label)
-    _save(figure, axis, path)
 
 
 def _pareto(
