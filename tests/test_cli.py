@@ -222,6 +222,22 @@ def test_score_names_the_bad_line(tmp_path, capsys):
     assert "line 2" in err and "bogus" in err and len(err.splitlines()) == 1
 
 
+def test_score_takes_one_architecture_with_arch(tmp_path, capsys):
+    """`--arch CELL`, as train, describe and export take it, was read as an abbreviation of
+    --archs: "CELL: file not found"; beside --archs FILE, the later of the two was used."""
+    args = ["score", "--estimator", "params", "--quiet"]
+    assert main([*args, "--arch", CELLS[0]]) == 0
+    (row,) = csv.DictReader(capsys.readouterr().out.splitlines())
+    assert row["arch"] == CELLS[0] and float(row["params"]) > 1
+    archs = tmp_path / "cells.txt"
+    archs.write_text(CELLS[1] + "\n")
+    with pytest.raises(SystemExit) as stop:  # argparse ends usage errors so
+        main([*args, "--archs", str(archs), "--arch", CELLS[0]])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "not allowed with argument" in err and len(err.splitlines()) == 1
+
+
 def test_sigterm_stops_a_search_and_keeps_its_trials(tmp_path):
     import subprocess
     import sys

@@ -28,6 +28,7 @@ from nasbox.cli.common import (
     estimator_help,
     estimator_spec,
     note,
+    read_arch,
     read_text_lines,
     split_names,
 )
@@ -79,14 +80,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     names = split_names(args.estimator, "--estimator", estimators=True)
     check_local_workers(args.workers)
     out = check_output_file(args.out, args.overwrite) if args.out is not None else None
-    archs_path = Path(args.archs)
     if out is not None:
         check_csv_out(out, "score")
-        check_not_an_input(out, {"--archs": archs_path})
-    lines = read_text_lines(archs_path, "one architecture per line")
-    archs = space.parse_many(lines, source=str(archs_path))
-    if not archs:
-        raise NasboxError(f"{archs_path}: no architectures in the file")
+        check_not_an_input(out, {"--archs": args.archs} if args.archs else {})
+    if args.arch is not None:
+        archs = [read_arch(space, args.arch)]
+    else:
+        lines = read_text_lines(Path(args.archs), "one architecture per line")
+        archs = space.parse_many(lines, source=args.archs)
+        if not archs:
+            raise NasboxError(f"{args.archs}: no architectures in the file")
     context = estimator_context(args, space, names)
     estimators = [get_estimator(name, context) for name in names]
     workers = min(args.workers, len(archs))
@@ -142,9 +145,9 @@ def add_parser(commands) -> None:
     parser = add_command(commands, "score", "score listed architectures with estimators")
     add_space_option(parser)
     parser.add_argument("--estimator", default="naswot", help=estimator_help())
-    parser.add_argument(
-        "--archs", required=True, help="UTF-8 text file with one architecture per line"
-    )
+    archs = parser.add_mutually_exclusive_group(required=True)
+    archs.add_argument("--archs", help="UTF-8 text file with one architecture per line")
+    archs.add_argument("--arch", help="one architecture: a string, a name or a .txt/.json file")
     add_data_options(parser)
     add_benchmark_option(parser)
     parser.add_argument("--out", help="CSV file to write (default: standard output)")
