@@ -222,6 +222,16 @@ def test_score_names_the_bad_line(tmp_path, capsys):
     assert "line 2" in err and "bogus" in err and len(err.splitlines()) == 1
 
 
+def test_score_names_every_bad_line_at_once(tmp_path, capsys):
+    """Only the first bad line was named: fixing a file of thousands took one run per line."""
+    archs = tmp_path / "cells.txt"
+    archs.write_text("\n".join([CELLS[0], "bogus", CELLS[1], *["oops"] * 12]) + "\n")
+    assert main(["score", "--estimator", "params", "--archs", str(archs), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "line 2: malformed nb201 cell 'bogus'" in err and len(err.splitlines()) == 1
+    assert err.endswith("(13 bad lines in all; the others: 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, ...)")
+
+
 def test_score_takes_one_architecture_with_arch(tmp_path, capsys):
     """`--arch CELL`, as train, describe and export take it, was read as an abbreviation of
     --archs: "CELL: file not found"; beside --archs FILE, the later of the two was used."""

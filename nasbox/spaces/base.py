@@ -85,8 +85,9 @@ class SearchSpace(ABC):
             yield self.from_decisions(decisions[::-1])
 
     def parse_many(self, lines: Sequence[str], source: str = "input") -> list[Hashable]:
-        """Parse one architecture per non-blank line; the error names the line."""
-        archs = []
+        """Parse one architecture per non-blank line; the error names the first bad line and
+        the number of every other, so that one run finds them all."""
+        archs, bad = [], []
         for number, line in enumerate(lines, start=1):
             text = line.strip()
             if not text or text.startswith("#"):
@@ -94,5 +95,10 @@ class SearchSpace(ABC):
             try:
                 archs.append(self.parse(text))
             except NasboxError as err:
-                raise NasboxError(f"{source}, line {number}: {err}") from None
+                bad.append((number, err))
+        if bad:
+            others = [str(number) for number, _ in bad[1:11]] + ["..."] * (len(bad) > 11)
+            more = f" ({len(bad)} bad lines in all; the others: {', '.join(others)})"
+            number, err = bad[0]
+            raise NasboxError(f"{source}, line {number}: {err}{more if others else ''}")
         return archs
