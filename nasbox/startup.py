@@ -45,8 +45,11 @@ def wants_worker_processes(argv: Sequence[str]) -> bool:
 
 def run() -> int:
     """The `nasbox` console script."""
-    if wants_worker_processes(sys.argv[1:]):
-        start_worker_server()
-    from nasbox.cli import main
-
+    try:
+        if wants_worker_processes(sys.argv[1:]):
+            start_worker_server()
+        from nasbox.cli import main
+    except KeyboardInterrupt:  # Ctrl-C while torch loads (a second or two): nothing ran yet
+        print("nasbox: interrupted", file=sys.stderr)
+        return 130
     return main()

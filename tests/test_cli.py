@@ -248,6 +248,20 @@ def test_score_takes_one_architecture_with_arch(tmp_path, capsys):
     assert "not allowed with argument" in err and len(err.splitlines()) == 1
 
 
+def test_ctrl_c_while_the_command_starts_is_one_line():
+    """Ctrl-C in the second or two the command spends importing torch ended in a 30-line
+    traceback from inside torch's imports."""
+    code = (
+        "import os, signal, sys; from nasbox.startup import run\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'nasbox.cli': os.kill(os.getpid(), signal.SIGINT)\n"
+        "sys.meta_path.insert(0, CtrlC()); sys.argv = ['nasbox', 'list']; sys.exit(run())"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (run.returncode, run.stderr) == (130, "nasbox: interrupted\n")
+
+
 def test_sigterm_stops_a_search_and_keeps_its_trials(tmp_path):
     import subprocess
     import sys
