@@ -93,6 +93,7 @@ WRONG = [
     ([*RNN_TRUTH, "--corpus", "binary.txt"], "binary.txt"),
     ([*RNN_TRUTH, "--corpus", "cells.txt"], "too few for one batch"),
     ([*PETRI_FIT, "--space", "rnn"], "missing column(s) valid_ppl"),
+    (["score", "--archs", ""], "--archs is empty; give a text file"),  # was ". is a folder"
     ([*TRAIN, "--seed", "-1"], "--seed must be a whole number from 0 to 4294967295"),
     ([*TRAIN, "--seed", str(2**32)], "--seed must be"),
     ([*TRAIN, "--epochs", "0"], "--epochs must be at least 1"),

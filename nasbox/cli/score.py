@@ -86,6 +86,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.arch is not None:
         archs = [read_arch(space, args.arch)]
     else:
+        if not args.archs.strip():  # an unset shell variable: read as ".", "is a folder"
+            raise NasboxError("--archs is empty; give a text file with one architecture per line")
         lines = read_text_lines(Path(args.archs), "one architecture per line")
         archs = space.parse_many(lines, source=args.archs)
         if not archs:
