@@ -253,6 +253,8 @@ def test_ctrl_c_while_the_command_starts_is_one_line():
     traceback from inside torch's imports."""
     code = (
         "import os, signal, sys; from nasbox.startup import run\n"
+        # as a terminal has it: a shell's background job (nohup, `&`) starts with SIGINT ignored
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "class CtrlC:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
         "        if name == 'nasbox.cli': os.kill(os.getpid(), signal.SIGINT)\n"
