@@ -4,9 +4,11 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from nasbox.cli import build_parser, main
+from nasbox.spaces import get_space
 from nasbox.startup import wants_worker_processes
 
 CELLS = [
@@ -230,6 +232,22 @@ def test_score_names_every_bad_line_at_once(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "line 2: malformed nb201 cell 'bogus'" in err and len(err.splitlines()) == 1
     assert err.endswith("(13 bad lines in all; the others: 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, ...)")
+
+
+def test_score_says_which_space_reads_another_spaces_architectures(tmp_path, capsys):
+    """A file of DARTS genotypes given to --space nb201 was refused by line number only, not
+    with the --space that reads it; an ENAS-like genotype parses in several cell spaces."""
+    enas = get_space("enas")
+    archs = tmp_path / "genotypes.txt"
+    archs.write_text(enas.format(enas.sample(np.random.default_rng(0))) + "\n")
+    assert main(["score", "--estimator", "params", "--archs", str(archs), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "line 1: malformed nb201 cell" in err and len(err.splitlines()) == 1
+    assert err.endswith("; it reads as --space amoeba, enas or pnas")
+    assert main(["score", "--estimator", "params", "--arch", "nasnet-a", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip().endswith("; it reads as --space nasnet")
+    assert main(["describe", "--space", "darts", "--arch", CELLS[0]]) == 2
+    assert capsys.readouterr().err.strip().endswith("; it reads as --space nb201")
 
 
 def test_score_takes_one_architecture_with_arch(tmp_path, capsys):

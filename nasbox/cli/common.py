@@ -13,7 +13,7 @@ from nasbox.errors import NasboxError, note
 from nasbox.estimators import ESTIMATORS, EstimatorContext
 from nasbox.estimators.objectives import split_specs
 from nasbox.runs import EstimatorSpec, check_output_path
-from nasbox.spaces import SPACES
+from nasbox.spaces import SPACES, read_elsewhere
 from nasbox.strategies import STRATEGIES, uses_prescore
 
 DEFAULT_SPACE = "nb201"
@@ -388,7 +388,8 @@ def stem_options(args: argparse.Namespace, space, input_size: int) -> dict:
 
 def read_arch(space, text: str | None):
     """`--arch`: a string, a name or a .txt/.json file; the space's default when not given.
-    An empty file is named as such: parsed, it was a "malformed cell ''"."""
+    An empty file is named as such: parsed, it was a "malformed cell ''". One of another space
+    is refused with the --space that reads it."""
     if text is None:
         text = space.default_arch
     path = Path(text)
@@ -399,7 +400,10 @@ def read_arch(space, text: str | None):
             raise NasboxError(
                 f"{path}: the file {what}; write the architecture in it, e.g. {space.default_arch}"
             )
-    return space.parse(text)
+    try:
+        return space.parse(text)
+    except NasboxError as err:
+        raise NasboxError(f"{err}{read_elsewhere(space, text)}") from None
 
 
 def add_network_options(parser: argparse.ArgumentParser, size: str) -> None:

@@ -7,6 +7,7 @@ With `--workers N`, N local processes score architectures at once; rows keep the
 import argparse
 import contextlib
 import csv
+import functools
 import sys
 import time
 from collections.abc import Hashable, Iterator
@@ -41,7 +42,7 @@ from nasbox.runs import (
     evaluations_in_order,
     replaced_atomically,
 )
-from nasbox.spaces import get_space
+from nasbox.spaces import get_space, read_elsewhere
 
 
 @contextlib.contextmanager
@@ -89,7 +90,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         if not args.archs.strip():  # an unset shell variable: read as ".", "is a folder"
             raise NasboxError("--archs is empty; give a text file with one architecture per line")
         lines = read_text_lines(Path(args.archs), "one architecture per line")
-        archs = space.parse_many(lines, source=args.archs)
+        hint = functools.partial(read_elsewhere, space)
+        archs = space.parse_many(lines, source=args.archs, hint=hint)
         if not archs:
             raise NasboxError(f"{args.archs}: no architectures in the file")
     context = estimator_context(args, space, names)

@@ -1,5 +1,6 @@
 """Search spaces: what an architecture is. Look one up by name with `get_space`."""
 
+from nasbox.errors import NasboxError
 from nasbox.registry import Registry
 from nasbox.spaces.base import SearchSpace
 from nasbox.spaces.cells import AmoebaSpace, DartsSpace, ENASSpace, NASNetSpace, PNASSpace
@@ -25,6 +26,23 @@ def get_space(name: str) -> SearchSpace:
     return SPACES.create(name)
 
 
+def read_elsewhere(space: SearchSpace, text: str) -> str:
+    """'; it reads as --space darts or rnn' where `text`, refused by `space`, parses in other
+    registered spaces (ENAS-like genotypes parse in several cell spaces), else ''."""
+    names = []
+    for name in SPACES.names():
+        if name != space.name:
+            try:
+                get_space(name).parse(text)
+            except NasboxError:
+                continue
+            names.append(name)
+    if not names:
+        return ""
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return f"; it reads as --space {listed}"
+
+
 __all__ = [
     "NASNET_A",
     "SPACES",
@@ -40,4 +58,5 @@ __all__ = [
     "RNNSpace",
     "SearchSpace",
     "get_space",
+    "read_elsewhere",
 ]

@@ -1,7 +1,7 @@
 """What a search space is: architectures that can be sampled, mutated, printed and built."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 from torch import nn
@@ -84,9 +84,15 @@ class SearchSpace(ABC):
                 decisions.append(choice)
             yield self.from_decisions(decisions[::-1])
 
-    def parse_many(self, lines: Sequence[str], source: str = "input") -> list[Hashable]:
-        """Parse one architecture per non-blank line; the error names the first bad line and
-        the number of every other, so that one run finds them all."""
+    def parse_many(
+        self,
+        lines: Sequence[str],
+        source: str = "input",
+        hint: Callable[[str], str] = lambda text: "",
+    ) -> list[Hashable]:
+        """Parse one architecture per non-blank line; the error names the first bad line (with
+        what `hint` adds for its text) and the number of every other, so that one run finds
+        them all."""
         archs, bad = [], []
         for number, line in enumerate(lines, start=1):
             text = line.strip()
@@ -95,7 +101,7 @@ class SearchSpace(ABC):
             try:
                 archs.append(self.parse(text))
             except NasboxError as err:
-                bad.append((number, err))
+                bad.append((number, f"{err}{hint(text) if not bad else ''}"))
         if bad:
             others = [str(number) for number, _ in bad[1:11]] + ["..."] * (len(bad) > 11)
             more = f" ({len(bad)} bad lines in all; the others: {', '.join(others)})"
