@@ -250,6 +250,25 @@ def test_score_says_which_space_reads_another_spaces_architectures(tmp_path, cap
     assert capsys.readouterr().err.strip().endswith("; it reads as --space nb201")
 
 
+def test_a_benchmark_no_estimator_reads_is_noted(tmp_path, capsys):
+    """--benchmark without a table:COLUMN estimator was loaded and silently unused."""
+    table = tmp_path / "table.csv"
+    table.write_text(f"arch,valid_acc\n{CELLS[0]},90\n")
+    args = ["--benchmark", str(table), "--quiet"]
+    assert main(["score", "--arch", CELLS[0], "--estimator", "params", *args]) == 0
+    assert capsys.readouterr().err == (
+        f"nasbox: note: --benchmark {table} is not read: only table:COLUMN in --estimator "
+        "looks it up\n"
+    )
+    assert main(["score", "--arch", CELLS[0], "--estimator", "params,table:valid_acc", *args]) == 0
+    assert capsys.readouterr().err == ""
+    out = ["--out", str(tmp_path / "run"), "--samples", "2"]
+    assert main(["search", "--estimator", "params", *out, *args]) == 0
+    assert "is not read: only table:COLUMN in --estimator, --objectives or --constraint" in (
+        capsys.readouterr().err
+    )
+
+
 def test_score_takes_one_architecture_with_arch(tmp_path, capsys):
     """`--arch CELL`, as train, describe and export take it, was read as an abbreviation of
     --archs: "CELL: file not found"; beside --archs FILE, the later of the two was used."""

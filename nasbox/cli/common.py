@@ -186,6 +186,15 @@ def add_benchmark_option(
     )
 
 
+def note_unread_benchmark(args: argparse.Namespace, estimators: Sequence[str], where: str) -> None:
+    """A --benchmark that none of `estimators` looks up (no table:COLUMN) was loaded and then
+    silently unused; a note says so and which option (`where`) reads it. An --import may
+    register an estimator that reads it itself."""
+    reads = any(spec.split(":")[0].strip() == "table" for spec in estimators)
+    if args.benchmark and not reads and not getattr(args, "imports", None):
+        note(f"--benchmark {args.benchmark} is not read: only table:COLUMN in {where} looks it up")
+
+
 def require_images(space, what: str) -> None:
     """Refuse a space whose networks are not image classifiers for `what` (image-only work)."""
     if space.modality != "image":

@@ -29,6 +29,7 @@ from nasbox.cli.common import (
     estimator_help,
     estimator_spec,
     note,
+    note_unread_benchmark,
     read_arch,
     read_text_lines,
     split_names,
@@ -94,6 +95,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         archs = space.parse_many(lines, source=args.archs, hint=hint)
         if not archs:
             raise NasboxError(f"{args.archs}: no architectures in the file")
+    note_unread_benchmark(args, names, "--estimator")
     context = estimator_context(args, space, names)
     estimators = [get_estimator(name, context) for name in names]
     workers = min(args.workers, len(archs))

@@ -34,6 +34,7 @@ from nasbox.cli.common import (
     default_out,
     estimator_context,
     estimator_spec,
+    note_unread_benchmark,
     option_given,
 )
 from nasbox.errors import NasboxError, counted, note
@@ -513,11 +514,9 @@ def _build_search(args: argparse.Namespace):
         )
     constraints = [parse_constraint(text) for text in args.constraints]
     evaluated = [o.estimator for o in objectives] or [args.estimator]
-    context = estimator_context(
-        args,
-        space,
-        evaluated + [c.estimator for c in constraints] + ([args.prescore] if prescored else []),
-    )
+    read = evaluated + [c.estimator for c in constraints] + ([args.prescore] if prescored else [])
+    note_unread_benchmark(args, read, "--estimator, --objectives or --constraint")
+    context = estimator_context(args, space, read)
     estimator = get_evaluator(args.objectives or args.estimator, context)
     admissible = ConstraintCheck(constraints, context) if constraints else None
     args.batch_size_used = context.batch_size
