@@ -18,7 +18,7 @@ from collections.abc import Hashable, Sequence
 import numpy as np
 
 from nasbox.checks import MAX_SEED, check_count
-from nasbox.errors import NasboxError, shown
+from nasbox.errors import NasboxError, counted, shown
 from nasbox.pareto import pareto_front
 from nasbox.spaces import SearchSpace
 
@@ -176,4 +176,4 @@ def _number(value: object, name: str) -> float:
 
 
 def _width_words(width: int) -> str:
-    return "a single number" if not width else f"a tuple of {width} value{'s' * (width > 1)}"
+    return "a single number" if not width else f"a tuple of {counted(width, 'value')}"

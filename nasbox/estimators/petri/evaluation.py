@@ -9,7 +9,7 @@ import numpy as np
 from scipy import stats
 
 from nasbox.checks import delimiter_hint
-from nasbox.errors import NasboxError, note
+from nasbox.errors import NasboxError, counted, note
 from nasbox.estimators.petri.motifs import MotifSpace
 
 # Columns read as lower-is-better (perplexity, loss, bits per character) unless told otherwise.
@@ -248,7 +248,7 @@ def unranked_groups(groups: dict[str, np.ndarray], test: Labels) -> dict[str, st
     for group, mask in groups.items():
         count = int(mask.sum())
         if count < 2:
-            why[group] = f"{count} held-out motif{'' if count == 1 else 's'}"
+            why[group] = counted(count, "held-out motif")
         elif all_same(test.values[mask]):
             why[group] = f"{count} held-out motifs, all with the same value"
     return why
